@@ -1,0 +1,168 @@
+"""The applet's constants, mirrored from docs/apdu.md with the same names and values.
+
+Enums for code that wants types; module-level names exactly as in apdu.md
+(and in the applet's Constants.java) so tests/unit/test_constants_agree.py
+can compare the two sides name by name.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum, IntFlag
+from typing import Final
+
+from sealcard.transport.sw import SW
+
+AID_PACKAGE: Final = bytes.fromhex("F05345414C43415244")
+AID_APPLET: Final = bytes.fromhex("F05345414C4341524401")
+APPLET_VERSION: Final = 0x0100
+
+CLA_ISO: Final = 0x00
+CLA_PROPRIETARY: Final = 0x80
+CLA_PROPRIETARY_CHAINED: Final = 0x90
+
+MAX_CERT_LENGTH: Final = 1024
+SERIAL_MIN_LENGTH: Final = 4
+SERIAL_MAX_LENGTH: Final = 16
+RANDOM_SERIAL_LENGTH: Final = 8
+EC_POINT_LENGTH: Final = 65
+RSA_MODULUS_LENGTH: Final = 256
+
+
+class Ins(IntEnum):
+    SELECT = 0xA4
+    GET_RESPONSE = 0xC0
+    GENERATE_KEY_PAIR = 0x46
+    SET_SERIAL = 0x30
+    PUT_ISSUER_KEY = 0x32
+    PUT_CERTIFICATE = 0x34
+    SIGN_DEVICE_KEY = 0x36
+    CLOSE_INITIALIZATION = 0x3E
+    GET_DATA = 0xCA
+
+
+class KeyRef(IntEnum):
+    """P1 of GENERATE KEY PAIR."""
+
+    DEVICE = 0x01
+    ISSUER_AUTH = 0x02
+
+
+class SerialMode(IntEnum):
+    """P1 of SET SERIAL."""
+
+    GIVEN = 0x00
+    RANDOM = 0x01
+
+
+class CertRef(IntEnum):
+    """P1 of PUT CERTIFICATE."""
+
+    DEVICE_KEY = 0x01
+    ISSUER_AUTH_KEY = 0x02
+
+
+class DataObject(IntEnum):
+    """P1P2 of GET DATA."""
+
+    SERIAL = 0x0101
+    STATUS = 0x0102
+    DEVICE_PUBLIC_KEY = 0x0110
+    ISSUER_AUTH_PUBLIC_KEY = 0x0111
+    ISSUER_PUBLIC_KEY = 0x0112
+    DEVICE_KEY_CERT = 0x0120
+    ISSUER_AUTH_KEY_CERT = 0x0121
+    SIGNED_DEVICE_KEY = 0x0122
+
+
+class Tag(IntEnum):
+    """TLV tags of the SELECT answer (and of GET DATA DO_STATUS)."""
+
+    VERSION = 0x80
+    STATE = 0x81
+    CAPABILITIES = 0x82
+    SERIAL = 0x83
+
+
+class RsaTag(IntEnum):
+    """TLV tags of an RSA public key on the wire."""
+
+    MODULUS = 0x81
+    EXPONENT = 0x82
+
+
+class State(IntEnum):
+    BLANK = 0x01
+    INITIALIZED = 0x03
+    PERSONALIZED = 0x07
+    TERMINATED = 0x0F
+
+
+class Capability(IntFlag):
+    TRNG = 0x0001
+    RSA_OAEP_SHA256 = 0x0002
+    ECDSA_PRECOMPUTED = 0x0004
+    EXTENDED_LENGTH = 0x0008
+    SECP256K1 = 0x0010
+
+
+INS_SELECT: Final = Ins.SELECT
+INS_GET_RESPONSE: Final = Ins.GET_RESPONSE
+INS_GENERATE_KEY_PAIR: Final = Ins.GENERATE_KEY_PAIR
+INS_SET_SERIAL: Final = Ins.SET_SERIAL
+INS_PUT_ISSUER_KEY: Final = Ins.PUT_ISSUER_KEY
+INS_PUT_CERTIFICATE: Final = Ins.PUT_CERTIFICATE
+INS_SIGN_DEVICE_KEY: Final = Ins.SIGN_DEVICE_KEY
+INS_CLOSE_INITIALIZATION: Final = Ins.CLOSE_INITIALIZATION
+INS_GET_DATA: Final = Ins.GET_DATA
+
+KEY_DEVICE: Final = KeyRef.DEVICE
+KEY_ISSUER_AUTH: Final = KeyRef.ISSUER_AUTH
+
+SERIAL_GIVEN: Final = SerialMode.GIVEN
+SERIAL_RANDOM: Final = SerialMode.RANDOM
+
+CERT_DEVICE_KEY: Final = CertRef.DEVICE_KEY
+CERT_ISSUER_AUTH_KEY: Final = CertRef.ISSUER_AUTH_KEY
+
+DO_SERIAL: Final = DataObject.SERIAL
+DO_STATUS: Final = DataObject.STATUS
+DO_DEVICE_PUBLIC_KEY: Final = DataObject.DEVICE_PUBLIC_KEY
+DO_ISSUER_AUTH_PUBLIC_KEY: Final = DataObject.ISSUER_AUTH_PUBLIC_KEY
+DO_ISSUER_PUBLIC_KEY: Final = DataObject.ISSUER_PUBLIC_KEY
+DO_DEVICE_KEY_CERT: Final = DataObject.DEVICE_KEY_CERT
+DO_ISSUER_AUTH_KEY_CERT: Final = DataObject.ISSUER_AUTH_KEY_CERT
+DO_SIGNED_DEVICE_KEY: Final = DataObject.SIGNED_DEVICE_KEY
+
+TAG_VERSION: Final = Tag.VERSION
+TAG_STATE: Final = Tag.STATE
+TAG_CAPABILITIES: Final = Tag.CAPABILITIES
+TAG_SERIAL: Final = Tag.SERIAL
+
+STATE_BLANK: Final = State.BLANK
+STATE_INITIALIZED: Final = State.INITIALIZED
+STATE_PERSONALIZED: Final = State.PERSONALIZED
+STATE_TERMINATED: Final = State.TERMINATED
+
+CAP_TRNG: Final = Capability.TRNG
+CAP_RSA_OAEP_SHA256: Final = Capability.RSA_OAEP_SHA256
+CAP_ECDSA_PRECOMPUTED: Final = Capability.ECDSA_PRECOMPUTED
+CAP_EXTENDED_LENGTH: Final = Capability.EXTENDED_LENGTH
+CAP_SECP256K1: Final = Capability.SECP256K1
+
+SW_OK: Final = SW.OK
+SW_BYTES_REMAINING: Final = SW.BYTES_REMAINING
+SW_WRONG_LENGTH: Final = SW.WRONG_LENGTH
+SW_LAST_COMMAND_OF_CHAIN_EXPECTED: Final = SW.LAST_COMMAND_OF_CHAIN_EXPECTED
+SW_CHAINING_NOT_SUPPORTED: Final = SW.CHAINING_NOT_SUPPORTED
+SW_SECURITY_STATUS_NOT_SATISFIED: Final = SW.SECURITY_STATUS_NOT_SATISFIED
+SW_CONDITIONS_NOT_SATISFIED: Final = SW.CONDITIONS_NOT_SATISFIED
+SW_WRONG_DATA: Final = SW.WRONG_DATA
+SW_NOT_ENOUGH_MEMORY: Final = SW.NOT_ENOUGH_MEMORY
+SW_INCORRECT_P1P2: Final = SW.INCORRECT_P1P2
+SW_REFERENCED_DATA_NOT_FOUND: Final = SW.REFERENCED_DATA_NOT_FOUND
+SW_INS_NOT_SUPPORTED: Final = SW.INS_NOT_SUPPORTED
+SW_CLA_NOT_SUPPORTED: Final = SW.CLA_NOT_SUPPORTED
+SW_UNKNOWN: Final = SW.UNKNOWN
+
+SW_FILE_NOT_FOUND: Final = 0x6A82
+"""What a card answers SELECT of an applet it does not have (ISO 7816-4)."""
