@@ -621,14 +621,14 @@ class Records:
         *,
         pack_serial: str | None = None,
         order_ids: Sequence[int] | None = None,
-    ) -> int:
+    ) -> list[int]:
         """Commit point A (inside the caller's transaction): pair up to `limit` requested orders
         (oldest first) with unused verified cards (oldest pack first), bind a fresh derivation
-        element to each, and move them to `card_assigned`. Returns how many were paired."""
+        element to each, and move them to `card_assigned`. Returns the ids of the paired orders."""
         order_filter, order_params = "", []
         if order_ids is not None:
             if not order_ids:
-                return 0
+                return []
             order_filter = f" AND id IN {_in_list(len(order_ids))}"
             order_params = list(order_ids)
         orders = tx.all(
@@ -637,7 +637,7 @@ class Records:
             [OrderState.REQUESTED.value, *order_params, limit],
         )
         if not orders:
-            return 0
+            return []
         pack_filter, pack_params = "", []
         if pack_serial is not None:
             pack_filter = " AND p.pack_serial = ?"
@@ -651,7 +651,7 @@ class Records:
         )
         n = min(len(orders), len(cards))
         if n == 0:
-            return 0
+            return []
         orders, cards = orders[:n], cards[:n]
         order_ids_now = [int(o[0]) for o in orders]
         elements = self._allocate(tx, [(int(o[1]), int(o[0])) for o in orders])
@@ -675,7 +675,7 @@ class Records:
                 for s, e, oid in zip(serials, elements, order_ids_now, strict=True)
             ],
         )
-        return n
+        return order_ids_now
 
     def assigned_work(
         self,

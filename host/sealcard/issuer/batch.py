@@ -1,0 +1,312 @@
+"""Batch sealing: from requested orders and a stock of cards to sealed blobs and PIN letters.
+
+The state machine is built so that a SIGKILL at any instant, followed by a re-run, loses
+nothing and duplicates nothing. There are exactly two commit points per chunk of orders:
+
+**A. reserve** (one transaction): take the oldest `requested` orders and as many unused,
+verified cards (oldest pack first); allocate one derivation element per order from the
+monotonic counter and bind it to the order's user and the order; mark the cards `assigned`;
+move the orders to `card_assigned` (with card serial and derivation index). After A commits,
+order, card and derivation element belong together for good. Before A commits, nothing of
+it exists (the counter step rolls back with the rest), and nothing has been sent anywhere.
+
+Between A and B, with nothing written: generate one device authentication key pair per card
+in the issuer-system HSM (a session object, leaves the HSM only wrapped), and send the chunk to
+the issuer HSM service (`seal_batch`), which derives the user key, makes PIN and PUK, seals
+the blob and the PIN letter.
+
+**B. store** (one transaction): store the wrapped device authentication keys, the sealed
+blobs, the user public keys and the PIN letters, and move the orders to `sealed`, only if
+every one of them is still `card_assigned` (else nothing is stored).
+
+A crash before B leaves the chunk in `card_assigned`. A re-run first resumes every
+`card_assigned` order with the card and derivation element bound at A, so no element is ever
+allocated twice for an order and no card is paired twice. What the lost attempt produced was
+never stored or sent: its device authentication key existed only as an HSM session object,
+its blob and letter only in memory; the re-run seals again (same user key, since it derives
+from the same element; fresh PIN, PUK and device authentication key), and B commits once.
+The unique constraints (card per order, derivation index per order, blob per order and per
+card) are the database's second line of defence.
+
+The issuer HSM call of chunk k runs in a worker thread while the main thread reserves chunk
+k+1, generates its device authentication keys and stores chunk k-1 (a pipeline one chunk deep).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from sealcard.crypto import sealed_blob
+from sealcard.errors import VerificationError
+from sealcard.hsm.issuer_client import SealRequest, SealResult
+from sealcard.issuer.errors import RecordNotFoundError, SealingError
+from sealcard.issuer.records import Records, SealedItem, SealWork
+
+#: Orders per HSM round trip and per commit.
+DEFAULT_CHUNK_SIZE = 256
+#: Length of a compressed secp256k1 public key.
+USER_PUBLIC_KEY_LEN = 33
+
+#: Called after each commit point B with (orders sealed so far in this run, orders planned).
+ProgressCallback = Callable[[int, int], None]
+
+
+class DeviceAuthKeyMaker(Protocol):
+    """Device authentication keys from the issuer-system HSM (`hsm.system_hsm.DeviceAuthKeys`)."""
+
+    def generate(self) -> tuple[bytes, bytes]:
+        """A fresh key pair: (public point, 65 bytes; private key wrapped by the HSM)."""
+        ...
+
+
+class SealService(Protocol):
+    """The issuer HSM (`sealcard.hsm.issuer_client.IssuerHsmClient`)."""
+
+    def seal_batch(self, requests: Sequence[SealRequest]) -> list[SealResult]:
+        """Seal one chunk of cards."""
+        ...
+
+
+@dataclass
+class SealTimings:
+    """Where the time of a run went (seconds, wall clock, summed over chunks)."""
+
+    reserve: float = 0.0  # commit point A
+    fetch: float = 0.0  # reading the reserved work
+    device_auth_keys: float = 0.0  # key generation and wrapping in the issuer-system HSM
+    hsm_wait: float = 0.0  # main thread waiting for the issuer HSM (not hidden by the pipeline)
+    hsm_calls: float = 0.0  # total time inside seal_batch (in the worker thread)
+    store: float = 0.0  # commit point B
+
+
+@dataclass
+class SealReport:
+    """What one run of `seal_orders` did."""
+
+    sealed: int = 0
+    resumed: int = 0  # of `sealed`: orders a previous, interrupted run had reserved
+    chunks: int = 0
+    planned: int = 0
+    seconds: float = 0.0
+    stopped: str = "done"  # "done" | "no_cards" | "limit"
+    timings: SealTimings = field(default_factory=SealTimings)
+
+    @property
+    def per_second(self) -> float:
+        """Sealed orders per second."""
+        return self.sealed / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class _Chunk:
+    work: list[SealWork]
+    keys: list[tuple[bytes, bytes]]
+    result: Future[list[SealResult]]
+    resumed: bool
+
+
+def _request(w: SealWork, auth_public: bytes) -> SealRequest:
+    return SealRequest(
+        order_id=str(w.order_id),
+        card_serial=w.card_serial,
+        device_public_key_der=w.device_public_key_der,
+        device_auth_public_key=auth_public,
+        derivation_path=w.derivation_path,
+        user_name=w.user_name,
+        user_address=w.user_address,
+        pin_source=w.pin_source,
+        mailer_id=w.mailer_id,
+    )
+
+
+def _check_results(
+    chunk: _Chunk,
+    results: Sequence[SealResult],
+    issuer_public_key: ec.EllipticCurvePublicKey | None,
+) -> list[SealedItem]:
+    if len(results) != len(chunk.work):
+        raise SealingError(f"the issuer HSM answered {len(results)} results for {len(chunk.work)}")
+    items: list[SealedItem] = []
+    for w, (auth_pub, wrapped), r in zip(chunk.work, chunk.keys, results, strict=True):
+        if r.order_id != str(w.order_id):
+            raise SealingError(f"the issuer HSM answered order {r.order_id} for {w.order_id}")
+        if len(r.user_public_key) != USER_PUBLIC_KEY_LEN:
+            raise SealingError(f"order {w.order_id}: user public key is not 33 bytes")
+        try:
+            parsed = sealed_blob.parse(r.sealed_blob)
+            if issuer_public_key is not None:
+                sealed_blob.verify_signature(parsed, issuer_public_key)
+        except (sealed_blob.SealedBlobError, VerificationError) as exc:
+            raise SealingError(f"order {w.order_id}: bad sealed blob from the HSM: {exc}") from exc
+        if parsed.serial != w.card_serial:
+            raise SealingError(
+                f"order {w.order_id}: the blob is not for card {w.card_serial.hex()}"
+            )
+        if w.pin_source == "hsm" and r.pin_letter is None:
+            raise SealingError(f"order {w.order_id}: the issuer HSM made no PIN letter")
+        items.append(
+            SealedItem(
+                order_id=w.order_id,
+                card_serial=w.card_serial,
+                derivation_index=w.derivation_index,
+                device_auth_public_key=auth_pub,
+                device_auth_wrapped_key=wrapped,
+                sealed_blob=r.sealed_blob,
+                user_public_key=r.user_public_key,
+                pin_letter=r.pin_letter,
+                mailer_id=w.mailer_id,
+            )
+        )
+    return items
+
+
+def seal_orders(
+    records: Records,
+    auth_keys: DeviceAuthKeyMaker,
+    hsm: SealService,
+    *,
+    pack_serial: str | None = None,
+    order_ids: Sequence[int] | None = None,
+    limit: int | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    progress: ProgressCallback | None = None,
+    issuer_public_key: ec.EllipticCurvePublicKey | None = None,
+) -> SealReport:
+    """Seal requested orders (oldest first) with cards from the stock (oldest pack first).
+
+    First resumes orders an interrupted run left in `card_assigned`, then reserves new ones.
+    `pack_serial` restricts the cards to one pack, `order_ids` the orders to these, `limit` the
+    number sealed in this run. With `issuer_public_key`, every blob's issuer signature is
+    checked before it is stored (about 0.1 ms per card). Returns when every eligible order is
+    sealed or the cards run out (`report.stopped == "no_cards"`). Safe to kill at any moment
+    and run again (module doc).
+    """
+    if chunk_size < 1:
+        raise ValueError("chunk_size must be at least 1")
+    if limit is not None and limit < 0:
+        raise ValueError("limit must not be negative")
+    if pack_serial is not None and not records.pack_exists(pack_serial):
+        raise RecordNotFoundError(f"no pack {pack_serial}")
+    ids = None if order_ids is None else sorted(set(order_ids))
+    assigned, requested, available = records.count_pending(pack_serial=pack_serial, order_ids=ids)
+    planned = assigned + min(requested, available)
+    if limit is not None:
+        planned = min(planned, limit)
+    report = SealReport(planned=planned)
+    timings = report.timings
+    started = time.perf_counter()
+    budget = planned if limit is None else limit
+
+    def chunks() -> Iterator[tuple[list[SealWork], bool]]:
+        nonlocal budget
+        after = 0
+        while budget > 0:  # 1. resume what an interrupted run reserved
+            t0 = time.perf_counter()
+            with records.db.transaction() as tx:
+                work = records.assigned_work(
+                    tx,
+                    min(chunk_size, budget),
+                    after_order_id=after,
+                    pack_serial=pack_serial,
+                    order_ids=ids,
+                )
+            timings.fetch += time.perf_counter() - t0
+            if not work:
+                break
+            after = work[-1].order_id
+            budget -= len(work)
+            yield work, True
+        while budget > 0 or limit is None:  # 2. reserve new pairs (commit point A)
+            t0 = time.perf_counter()
+            with records.db.transaction() as tx:
+                reserved = records.reserve(
+                    tx,
+                    min(chunk_size, budget) if limit is not None else chunk_size,
+                    pack_serial=pack_serial,
+                    order_ids=ids,
+                )
+            t1 = time.perf_counter()
+            timings.reserve += t1 - t0
+            if not reserved:
+                _, still_requested, _ = records.count_pending(order_ids=ids)
+                report.stopped = "no_cards" if still_requested else "done"
+                return
+            with records.db.transaction() as tx:
+                work = records.assigned_work(tx, len(reserved), order_ids=reserved)
+            timings.fetch += time.perf_counter() - t1
+            budget -= len(work)
+            yield work, False
+        report.stopped = "limit"
+
+    def call_hsm(requests: list[SealRequest]) -> list[SealResult]:
+        t0 = time.perf_counter()
+        try:
+            return hsm.seal_batch(requests)
+        finally:
+            timings.hsm_calls += time.perf_counter() - t0
+
+    def store(chunk: _Chunk) -> None:
+        t0 = time.perf_counter()
+        results = chunk.result.result()
+        t1 = time.perf_counter()
+        timings.hsm_wait += t1 - t0
+        items = _check_results(chunk, results, issuer_public_key)
+        with records.db.transaction() as tx:  # commit point B
+            records.store_sealed(tx, items)
+        timings.store += time.perf_counter() - t1
+        report.sealed += len(items)
+        report.chunks += 1
+        if chunk.resumed:
+            report.resumed += len(items)
+        if progress is not None:
+            progress(report.sealed, planned)
+
+    inflight: deque[_Chunk] = deque()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="issuer-hsm") as pool:
+        try:
+            for work, resumed in chunks():
+                t0 = time.perf_counter()
+                keys = [auth_keys.generate() for _ in work]
+                timings.device_auth_keys += time.perf_counter() - t0
+                requests = [_request(w, k[0]) for w, k in zip(work, keys, strict=True)]
+                inflight.append(_Chunk(work, keys, pool.submit(call_hsm, requests), resumed))
+                while len(inflight) > 1:
+                    store(inflight.popleft())
+            while inflight:
+                store(inflight.popleft())
+        finally:
+            for chunk in inflight:  # an error stopped the run: drop what is still in flight
+                chunk.result.cancel()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def seal_pack(
+    records: Records,
+    pack_serial: str,
+    auth_keys: DeviceAuthKeyMaker,
+    hsm: SealService,
+    *,
+    limit: int | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    progress: ProgressCallback | None = None,
+    issuer_public_key: ec.EllipticCurvePublicKey | None = None,
+) -> SealReport:
+    """Seal requested orders (oldest first) with the cards of one pack; see `seal_orders`."""
+    return seal_orders(
+        records,
+        auth_keys,
+        hsm,
+        pack_serial=pack_serial,
+        limit=limit,
+        chunk_size=chunk_size,
+        progress=progress,
+        issuer_public_key=issuer_public_key,
+    )
