@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Set up a fresh Debian machine (as root) and run every sealcard test: lint, types, unit tests, then the tests that
+# need simulated cards behind pcscd, SoftHSM2 tokens and PostgreSQL. Starts those services and stops them after.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+bash tools/setup.sh
+
+export SEALCARD_SIM_DIR=${SEALCARD_SIM_DIR:-/run/sealcard-sim-test}
+PG_DIR=$(mktemp -d /tmp/sealcard-pg.XXXXXX)
+
+cleanup() {
+  set +e
+  sealcard sim down >/dev/null 2>&1
+  [ -x tools/pg_test_server.sh ] && bash tools/pg_test_server.sh stop "$PG_DIR" >/dev/null 2>&1
+  rm -rf "$PG_DIR"
+}
+trap cleanup EXIT
+
+echo "== ruff"; ruff check host tests bench tools
+echo "== mypy"; mypy
+
+echo "== services"
+sealcard sim up --cards 4
+if [ -x tools/pg_test_server.sh ]; then
+  SEALCARD_TEST_PG_URL=$(bash tools/pg_test_server.sh start "$PG_DIR")
+  export SEALCARD_TEST_PG_URL
+fi
+
+echo "== pytest"
+python3 -m pytest -q -p no:cacheprovider "$@"
