@@ -119,22 +119,22 @@ class FakeSealcard:
         return out
 
     def _dispatch(self, cla: int, ins: int, p1: int, p2: int, data: bytes, pending: bytes) -> bytes:
-        if cla == c.CLA_ISO and ins == c.INS_SELECT:
+        if cla == c.CLA_ISO7816 and ins == c.INS_SELECT:
             if data != c.AID_APPLET:
                 self.selected = False
                 raise CardError(SW_FILE_NOT_FOUND)
             self.selected = True
             return self._status()
-        if cla == c.CLA_ISO and ins == c.INS_GET_RESPONSE:
+        if cla == c.CLA_ISO7816 and ins == c.INS_GET_RESPONSE:
             if not pending:
                 raise CardError(c.SW_CONDITIONS_NOT_SATISFIED)
             self.pending = b""
             return pending
         if not self.selected:
             raise CardError(c.SW_INS_NOT_SUPPORTED)
-        if cla not in (c.CLA_PROPRIETARY, c.CLA_PROPRIETARY_CHAINED):
+        if cla not in (c.CLA_PROPRIETARY, c.CLA_PROPRIETARY_CHAINING):
             raise CardError(c.SW_CLA_NOT_SUPPORTED)
-        chained = cla == c.CLA_PROPRIETARY_CHAINED
+        chained = cla == c.CLA_PROPRIETARY_CHAINING
         if self.chain is not None and self.chain != (ins, p1, p2):
             self.chain = None
             self.chain_buffer = bytearray()

@@ -13,7 +13,10 @@ class SW(IntEnum):
     WRONG_LENGTH = 0x6700
     LAST_COMMAND_OF_CHAIN_EXPECTED = 0x6883
     CHAINING_NOT_SUPPORTED = 0x6884
+    PIN_TRIES_REMAINING = 0x63C0
     SECURITY_STATUS_NOT_SATISFIED = 0x6982
+    AUTH_METHOD_BLOCKED = 0x6983
+    DATA_INVALID = 0x6984
     CONDITIONS_NOT_SATISFIED = 0x6985
     WRONG_DATA = 0x6A80
     NOT_ENOUGH_MEMORY = 0x6A84
@@ -26,6 +29,7 @@ class SW(IntEnum):
 
 SW1_BYTES_REMAINING = 0x61
 SW1_WRONG_LE = 0x6C
+PIN_TRIES_MASK = 0xFFF0
 
 
 def sw_name(sw: int) -> str:
@@ -37,6 +41,8 @@ def sw_name(sw: int) -> str:
     sw1, sw2 = sw >> 8, sw & 0xFF
     if sw1 == SW1_BYTES_REMAINING:
         return f"SW_BYTES_REMAINING({sw2})"
+    if sw & PIN_TRIES_MASK == SW.PIN_TRIES_REMAINING:
+        return f"SW_PIN_TRIES_REMAINING({sw & 0x0F})"
     if sw1 == SW1_WRONG_LE:
         return f"SW_WRONG_LE({sw2})"
     return "SW_UNNAMED"
