@@ -1,10 +1,249 @@
-"""`sealcard issuer`: commands of this party."""
+"""`sealcard issuer`: the issuer system (records, batch sealing) and its HSMs."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, TypeVar
+
 import click
+
+from sealcard.issuer.config import IssuerHome, default_home, init_home, load_home
+from sealcard.issuer.db import Database, redact_url
+from sealcard.issuer.migrations import apply_migrations, current_version
+from sealcard.issuer.records import DEFAULT_DERIVATION_BASE, PIN_SOURCES, Records
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _home_option(func: F) -> F:
+    return click.option(
+        "--home",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="Issuer home folder (default: $SEALCARD_ISSUER_HOME, else ./issuer-home).",
+    )(func)
+
+
+def _json_option(func: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")(func)
+
+
+def _emit(as_json: bool, payload: dict[str, Any], text: str) -> None:
+    if as_json:
+        click.echo(json.dumps({"ok": True, **payload}, sort_keys=True))
+    else:
+        click.echo(text)
+
+
+def _open_records(home_dir: Path | None) -> tuple[IssuerHome, Records]:
+    home = load_home(home_dir)
+    return home, Records.open(home.database_url, home.default_actor())
 
 
 @click.group(name="issuer")
 def issuer() -> None:
-    """Issuer system and issuer HSMs: users, orders, sealing."""
+    """Issuer system and issuer HSMs: users, orders, card stock, sealing.
+
+    \b
+    A first run:
+      sealcard issuer init                    # ./issuer-home with a SQLite database
+      sealcard issuer hsm init                # SoftHSM2 tokens and keys
+      sealcard issuer hsm serve &             # the issuer HSM service
+      sealcard issuer user add --name "Ada Lovelace" --address "12 St James's Sq, London"
+      sealcard issuer order --user 1
+      sealcard issuer pack import-fake --cards 10     # dev only: cards that exist nowhere
+      sealcard issuer seal
+      sealcard issuer status
+
+    Every command takes --home (default $SEALCARD_ISSUER_HOME, else ./issuer-home) and --json.
+    """
+
+
+# -- init ---------------------------------------------------------------------------------------
+
+
+@issuer.command(name="init")
+@_home_option
+@click.option(
+    "--db",
+    "db_url",
+    default=None,
+    metavar="URL",
+    help="Database URL: sqlite:///PATH (default sqlite:///issuer.db inside the home) or "
+    "postgresql://USER@HOST/DB (needs the 'postgres' extra). A password belongs in "
+    "~/.pgpass or PGPASSWORD, not here.",
+)
+@click.option(
+    "--derivation-base",
+    default=DEFAULT_DERIVATION_BASE,
+    show_default=True,
+    help="BIP32 path under which each derivation element is one normal index.",
+)
+@_json_option
+def init_cmd(home: Path | None, db_url: str | None, derivation_base: str, as_json: bool) -> None:
+    """Create the issuer home and bring the database schema up to date.
+
+    Safe to run again: an existing config.toml is kept, and only missing migrations are
+    applied (each in its own transaction, recorded in the schema_version table).
+    """
+    issuer_home, created = init_home(home, db_url, derivation_base)
+    with Database(issuer_home.database_url) as db:
+        applied = apply_migrations(db)
+        version = current_version(db)
+        records = Records(db, issuer_home.default_actor())
+        base = records.initialize(issuer_home.derivation_base)
+    payload = {
+        "home": str(issuer_home.root),
+        "config_created": created,
+        "database": redact_url(issuer_home.database_url),
+        "migrations_applied": applied,
+        "schema_version": version,
+        "derivation_base": base,
+    }
+    text = (
+        f"issuer home {issuer_home.root} ({'created' if created else 'kept'})\n"
+        f"database    {payload['database']}\n"
+        f"schema      version {version}"
+        + (f" (applied {', '.join(map(str, applied))})" if applied else " (up to date)")
+        + f"\nderivation  {base}/<index>"
+    )
+    _emit(as_json, payload, text)
+
+
+# -- users and orders ---------------------------------------------------------------------------
+
+
+@issuer.group(name="user")
+def user_group() -> None:
+    """Customers (name and postal address)."""
+
+
+@user_group.command(name="add")
+@_home_option
+@click.option("--name", required=True, help="The customer's name, as printed on the card.")
+@click.option("--address", required=True, help="Postal address for the card and the PIN letter.")
+@_json_option
+def user_add(home: Path | None, name: str, address: str, as_json: bool) -> None:
+    """Add a customer; prints the user id that `issuer order --user` takes."""
+    _, records = _open_records(home)
+    with records.db:
+        user = records.add_user(name, address)
+    _emit(as_json, {"user": asdict(user)}, f"user {user.id} added")
+
+
+@issuer.command(name="order")
+@_home_option
+@click.option("--user", "user_id", type=int, required=True, help="User id (from `user add`).")
+@click.option("--count", type=click.IntRange(1, 100_000), default=1, show_default=True)
+@click.option(
+    "--pin-source",
+    type=click.Choice(PIN_SOURCES),
+    default="hsm",
+    show_default=True,
+    help="hsm: the issuer HSM makes PIN and PUK, seals them in the blob and writes the PIN "
+    "letter (FIG. 5); none: no PIN in the blob (the bureau or the user sets it).",
+)
+@click.option("--mailer", "mailer_id", default=None, help="Mailer id for the PIN letter.")
+@_json_option
+def order_cmd(
+    home: Path | None,
+    user_id: int,
+    count: int,
+    pin_source: str,
+    mailer_id: str | None,
+    as_json: bool,
+) -> None:
+    """Order cards for a user (state `requested`; `issuer seal` takes them from there)."""
+    _, records = _open_records(home)
+    with records.db:
+        orders = records.request_orders(user_id, count, pin_source=pin_source, mailer_id=mailer_id)
+    ids = [o.id for o in orders]
+    _emit(
+        as_json,
+        {"orders": ids, "user": user_id, "state": "requested"},
+        f"{len(ids)} order(s) for user {user_id}: {', '.join(map(str, ids))}",
+    )
+
+
+# -- card stock -----------------------------------------------------------------------------------
+
+
+@issuer.group(name="pack")
+def pack_group() -> None:
+    """The stock of initialized cards, in packs used first in, first out."""
+
+
+@pack_group.command(name="import-fake")
+@_home_option
+@click.option(
+    "--cards", type=click.IntRange(1, 1_000_000), required=True, help="Cards in the pack."
+)
+@click.option("--pack", "pack_serial", default=None, help="Pack serial (default: FAKE-<random>).")
+@click.option(
+    "--rsa-pool",
+    type=click.IntRange(1),
+    default=None,
+    help="Cycle through this many RSA keys instead of one per card (RSA keygen is slow; "
+    "for benchmarks only: real cards never share a device key).",
+)
+@_json_option
+def pack_import_fake(
+    home: Path | None, cards: int, pack_serial: str | None, rsa_pool: int | None, as_json: bool
+) -> None:
+    """DEVELOPMENT AND TESTS ONLY: add a pack of fabricated cards.
+
+    The cards exist nowhere: their keys are made here and thrown away, so blobs sealed for
+    them can never be opened. The pack is recorded with source "fake" in the audit log. Real
+    packs come from the card provider (pack file import: a later issue).
+    """
+    from sealcard.issuer.fake import import_fake_pack
+
+    _, records = _open_records(home)
+    with records.db:
+        pack = import_fake_pack(records, cards, pack_serial, rsa_pool=rsa_pool)
+    _emit(
+        as_json,
+        {"pack": pack.pack_serial, "cards": len(pack.cards), "source": "fake"},
+        f"fake pack {pack.pack_serial}: {len(pack.cards)} cards added (not real cards)",
+    )
+
+
+@pack_group.command(name="list")
+@_home_option
+@_json_option
+def pack_list(home: Path | None, as_json: bool) -> None:
+    """Packs, oldest (used first) to newest, with their unused verified cards."""
+    _, records = _open_records(home)
+    with records.db:
+        packs = records.packs()
+    lines = [f"{p.pack_serial:24} {p.available:>8} / {p.cards:<8} {p.imported_at}" for p in packs]
+    header = f"{'pack':24} {'unused':>8} / {'cards':<8} imported"
+    _emit(as_json, {"packs": [asdict(p) for p in packs]}, "\n".join([header, *lines]))
+
+
+# -- status ---------------------------------------------------------------------------------------
+
+
+@issuer.command(name="status")
+@_home_option
+@_json_option
+def status_cmd(home: Path | None, as_json: bool) -> None:
+    """Orders by state, card stock by pack, derivation counter, schema version."""
+    issuer_home, records = _open_records(home)
+    with records.db:
+        status = records.status()
+    payload = {"home": str(issuer_home.root), **asdict(status)}
+    lines = [
+        f"home        {issuer_home.root}",
+        f"database    {status.database} (schema {status.schema_version})",
+        f"derivation  {status.derivation_base}/<index>, next index {status.next_derivation_index}",
+        f"users       {status.users}",
+        "orders      " + (", ".join(f"{k} {v}" for k, v in status.orders.items() if v) or "none"),
+        "stock       "
+        + (", ".join(f"{p.pack_serial} {p.available}/{p.cards}" for p in status.packs) or "none"),
+        f"audit log   {status.audit_entries} entries",
+    ]
+    _emit(as_json, payload, "\n".join(lines))

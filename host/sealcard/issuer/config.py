@@ -148,7 +148,7 @@ def init_home(
     validate_base_path(derivation_base)
     if database_url is not None:
         DatabaseUrl.parse(database_url)  # refuse a bad URL before writing anything
-    root.mkdir(parents=True, exist_ok=True)
+    root.mkdir(mode=_PRIVATE_DIR_MODE, parents=True, exist_ok=True)
     for sub in ("hsm", "secrets", "run"):
         (root / sub).mkdir(mode=_PRIVATE_DIR_MODE, exist_ok=True)
     os.chmod(root / "secrets", _PRIVATE_DIR_MODE)
