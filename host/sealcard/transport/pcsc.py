@@ -114,17 +114,29 @@ def list_readers() -> list[str]:
         return _list(context)
 
 
+def _presence(context: _Context, names: list[str]) -> dict[str, bool]:
+    if not names:
+        return {}
+    hresult, states = scard.SCardGetStatusChange(
+        context.handle, _STATUS_TIMEOUT_MS, [(n, scard.SCARD_STATE_UNAWARE) for n in names]
+    )
+    _check(hresult, "reading the readers' state")
+    return {str(s[0]): bool(int(s[1]) & scard.SCARD_STATE_PRESENT) for s in states}
+
+
 def reader_has_card(name: str) -> bool:
     """Whether a card sits in the reader `name` (ReaderNotFoundError if no such reader)."""
     with _Context() as context:
         if name not in _list(context):
             raise ReaderNotFoundError(f"no reader named {name!r}")
-        hresult, states = scard.SCardGetStatusChange(
-            context.handle, _STATUS_TIMEOUT_MS, [(name, scard.SCARD_STATE_UNAWARE)]
-        )
-        _check(hresult, "reading the reader's state", name)
-        event_state = int(states[0][1])
-        return bool(event_state & scard.SCARD_STATE_PRESENT)
+        return _presence(context, [name])[name]
+
+
+def readers_with_card() -> list[str]:
+    """Names of the readers that hold a card now."""
+    with _Context() as context:
+        presence = _presence(context, _list(context))
+    return [name for name, present in presence.items() if present]
 
 
 class PcscConnection:
