@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
-from sealcard.issuer.config import IssuerHome, default_home, init_home, load_home
+from sealcard.issuer.config import IssuerHome, init_home, load_home
 from sealcard.issuer.db import Database, redact_url
 from sealcard.issuer.migrations import apply_migrations, current_version
 from sealcard.issuer.records import DEFAULT_DERIVATION_BASE, PIN_SOURCES, Records
