@@ -61,8 +61,8 @@ ProgressCallback = Callable[[int, int], None]
 class DeviceAuthKeyMaker(Protocol):
     """Device authentication keys from the issuer-system HSM (`hsm.system_hsm.DeviceAuthKeys`)."""
 
-    def generate(self) -> tuple[bytes, bytes]:
-        """A fresh key pair: (public point, 65 bytes; private key wrapped by the HSM)."""
+    def generate_many(self, count: int) -> list[tuple[bytes, bytes]]:
+        """`count` fresh key pairs: (public point, 65 bytes; private key wrapped by the HSM)."""
         ...
 
 
@@ -273,7 +273,9 @@ def seal_orders(
         try:
             for work, resumed in chunks():
                 t0 = time.perf_counter()
-                keys = [auth_keys.generate() for _ in work]
+                keys = auth_keys.generate_many(len(work))
+                if len(keys) != len(work):
+                    raise SealingError("the issuer-system HSM made the wrong number of keys")
                 timings.device_auth_keys += time.perf_counter() - t0
                 requests = [_request(w, k[0]) for w, k in zip(work, keys, strict=True)]
                 inflight.append(_Chunk(work, keys, pool.submit(call_hsm, requests), resumed))

@@ -43,6 +43,9 @@ class SoftwareDeviceAuthKeys:
         )
         return point, keywrap.aes_key_wrap_with_padding(self._kek, der)
 
+    def generate_many(self, count: int) -> list[tuple[bytes, bytes]]:
+        return [self.generate() for _ in range(count)]
+
     def unwrap(self, wrapped: bytes) -> ec.EllipticCurvePrivateKey:
         """The private key back (tests check it matches the stored public point)."""
         key = serialization.load_der_private_key(

@@ -1,0 +1,54 @@
+"""A sealing run in its own process, for the kill-and-resume tests (not a test module).
+
+    python seal_worker.py URL SEED_HEX ISSUER_KEY_PEM CHUNK DELAY_S
+
+Seals every requested order with the software HSM stand-ins, sleeping DELAY_S in each HSM
+call so the parent can SIGKILL it part way. Prints "sealed N" after each commit point B and
+"done N" at the end.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from sealcard.hsm.issuer_client import SealRequest, SealResult
+from sealcard.issuer.batch import seal_orders
+from sealcard.issuer.records import Records
+from sealcard.issuer.software import SoftwareDeviceAuthKeys, SoftwareIssuerHsm
+
+
+class SlowHsm:
+    def __init__(self, inner: SoftwareIssuerHsm, delay: float) -> None:
+        self.inner = inner
+        self.delay = delay
+
+    def seal_batch(self, requests: Sequence[SealRequest]) -> list[SealResult]:
+        time.sleep(self.delay)
+        return self.inner.seal_batch(requests)
+
+
+def main(argv: list[str]) -> int:
+    url, seed_hex, key_pem, chunk, delay = argv
+    key = serialization.load_pem_private_key(Path(key_pem).read_bytes(), None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    hsm = SlowHsm(SoftwareIssuerHsm(bytes.fromhex(seed_hex), key), float(delay))
+    records = Records.open(url, "seal-worker")
+    report = seal_orders(
+        records,
+        SoftwareDeviceAuthKeys(),
+        hsm,
+        chunk_size=int(chunk),
+        progress=lambda done, _total: print(f"sealed {done}", flush=True),
+    )
+    print(f"done {report.sealed}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,229 @@
+"""Batch sealing on SQLite with the software stand-ins for both HSM roles: what is stored,
+FIFO, limits, and resuming after a failure between the two commit points."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from sealcard.crypto import bip32, sealed_blob
+from sealcard.hsm.issuer_client import SealRequest, SealResult
+from sealcard.issuer.batch import seal_orders, seal_pack
+from sealcard.issuer.db import Database
+from sealcard.issuer.errors import RecordNotFoundError, SealingError
+from sealcard.issuer.fake import FakePack, fabricate_pack
+from sealcard.issuer.lifecycle import OrderState
+from sealcard.issuer.migrations import apply_migrations
+from sealcard.issuer.records import Records
+from sealcard.issuer.software import SoftwareDeviceAuthKeys, SoftwareIssuerHsm
+
+BASE = "m/44'/0'/0'/0"
+SEED = bytes(range(32))
+CHUNK = 4
+
+
+class BreakingHsm:
+    """Seals the first `good` batches, then fails every call (an HSM outage, a crash)."""
+
+    def __init__(self, inner: SoftwareIssuerHsm, good: int) -> None:
+        self.inner = inner
+        self.good = good
+        self.calls = 0
+
+    def seal_batch(self, requests: Sequence[SealRequest]) -> list[SealResult]:
+        self.calls += 1
+        if self.calls > self.good:
+            raise ConnectionError("issuer HSM went away")
+        return self.inner.seal_batch(requests)
+
+
+class LyingHsm:
+    """Answers with the results in the wrong order."""
+
+    def __init__(self, inner: SoftwareIssuerHsm) -> None:
+        self.inner = inner
+
+    def seal_batch(self, requests: Sequence[SealRequest]) -> list[SealResult]:
+        return list(reversed(self.inner.seal_batch(requests)))
+
+
+@pytest.fixture
+def records(tmp_path: Path) -> Iterator[Records]:
+    db = Database(f"sqlite:///{tmp_path / 'issuer.db'}")
+    apply_migrations(db)
+    r = Records(db, "tester")
+    r.initialize(BASE)
+    yield r
+    r.close()
+
+
+@pytest.fixture(scope="module")
+def pack() -> FakePack:
+    return fabricate_pack(12, "P-A", rsa_pool=3)
+
+
+def _setup(records: Records, pack: FakePack, orders: int) -> list[int]:
+    records.import_pack(pack.pack_serial, pack.cards)
+    user = records.add_user("Ada", "1 Main St")
+    return [o.id for o in records.request_orders(user.id, orders)]
+
+
+def _check_all_sealed(
+    records: Records, pack: FakePack, hsm: SoftwareIssuerHsm, ids: list[int]
+) -> None:
+    root = bip32.ExtendedPrivateKey.from_seed(SEED)
+    serials, indexes = set(), set()
+    for order_id in ids:
+        order = records.get_order(order_id)
+        assert order.state is OrderState.SEALED
+        out = records.sealed_output(order_id)
+        assert out.card_serial == order.card_serial
+        payload = sealed_blob.open_blob(
+            out.sealed_blob,
+            out.card_serial,
+            pack.device_keys[out.card_serial],
+            hsm.issuer_public_key(),
+        )
+        expected = root.derive(out.derivation_path)
+        assert payload.user_private_key == expected.private_key
+        assert out.user_public_key == expected.public_key
+        assert payload.device_auth_public_key == out.device_auth_public_key
+        assert payload.pin is not None and out.pin_letter is not None
+        serials.add(out.card_serial)
+        indexes.add(order.derivation_index)
+    assert len(serials) == len(ids)
+    assert len(indexes) == len(ids)
+
+
+def test_seal_pack_stores_blobs_that_open_to_the_derived_key(
+    records: Records, pack: FakePack
+) -> None:
+    ids = _setup(records, pack, 10)
+    hsm = SoftwareIssuerHsm(SEED)
+    auth = SoftwareDeviceAuthKeys()
+    seen: list[tuple[int, int]] = []
+    report = seal_pack(
+        records,
+        "P-A",
+        auth,
+        hsm,
+        chunk_size=CHUNK,
+        progress=lambda done, total: seen.append((done, total)),
+        issuer_public_key=hsm.issuer_public_key(),
+    )
+    assert report.sealed == 10 and report.resumed == 0 and report.stopped == "done"
+    assert report.chunks == 3 and hsm.batches == 3
+    assert seen == [(4, 10), (8, 10), (10, 10)]
+    _check_all_sealed(records, pack, hsm, ids)
+    out = records.sealed_output(ids[0])
+    key = auth.unwrap(out.device_auth_wrapped_key)
+    point = key.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    assert point == out.device_auth_public_key
+    assert out.device_auth_wrapped_key != key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    assert records.status().next_derivation_index == 10
+    actions = [e.action for e in records.audit_entries()]
+    assert actions.count("order.sealed") == 10
+    assert actions.count("order.card_assigned") == 10
+
+
+def test_no_cards_left_stops_with_a_reason(records: Records, pack: FakePack) -> None:
+    ids = _setup(records, pack, 15)
+    report = seal_orders(
+        records, SoftwareDeviceAuthKeys(), SoftwareIssuerHsm(SEED), chunk_size=CHUNK
+    )
+    assert report.sealed == 12 and report.stopped == "no_cards"
+    states = [records.get_order(i).state for i in ids]
+    assert states == [OrderState.SEALED] * 12 + [OrderState.REQUESTED] * 3
+
+
+def test_limit_and_order_selection(records: Records, pack: FakePack) -> None:
+    ids = _setup(records, pack, 6)
+    report = seal_orders(records, SoftwareDeviceAuthKeys(), SoftwareIssuerHsm(SEED), limit=2)
+    assert report.sealed == 2 and report.stopped == "limit"
+    report = seal_orders(
+        records, SoftwareDeviceAuthKeys(), SoftwareIssuerHsm(SEED), order_ids=[ids[5]]
+    )
+    assert report.sealed == 1
+    states = [records.get_order(i).state.value for i in ids]
+    assert states == ["sealed", "sealed", "requested", "requested", "requested", "sealed"]
+
+
+def test_unknown_pack_is_refused(records: Records) -> None:
+    with pytest.raises(RecordNotFoundError):
+        seal_pack(records, "NOPE", SoftwareDeviceAuthKeys(), SoftwareIssuerHsm(SEED))
+
+
+def test_pin_source_none_has_no_pin_and_no_letter(records: Records, pack: FakePack) -> None:
+    records.import_pack(pack.pack_serial, pack.cards)
+    user = records.add_user("Bo", "2 Main St")
+    (order,) = records.request_orders(user.id, pin_source="none")
+    hsm = SoftwareIssuerHsm(SEED)
+    seal_orders(records, SoftwareDeviceAuthKeys(), hsm)
+    out = records.sealed_output(order.id)
+    assert out.pin_letter is None
+    payload = sealed_blob.open_blob(
+        out.sealed_blob, out.card_serial, pack.device_keys[out.card_serial], hsm.issuer_public_key()
+    )
+    assert payload.pin is None and payload.puk is None
+
+
+def test_hsm_failure_then_resume_loses_and_duplicates_nothing(
+    records: Records, pack: FakePack
+) -> None:
+    ids = _setup(records, pack, 10)
+    hsm = SoftwareIssuerHsm(SEED)
+    broken = BreakingHsm(hsm, good=1)
+    with pytest.raises(ConnectionError):
+        seal_orders(records, SoftwareDeviceAuthKeys(), broken, chunk_size=CHUNK)
+    states = [records.get_order(i).state for i in ids]
+    assert states[:CHUNK] == [OrderState.SEALED] * CHUNK
+    assert OrderState.CARD_ASSIGNED in states  # reserved at commit point A, not sealed
+    reserved = {
+        i: records.get_order(i)
+        for i in ids
+        if records.get_order(i).state is OrderState.CARD_ASSIGNED
+    }
+    next_index = records.status().next_derivation_index
+
+    report = seal_orders(records, SoftwareDeviceAuthKeys(), hsm, chunk_size=CHUNK)
+    assert report.resumed == len(reserved)
+    assert report.sealed == 10 - CHUNK
+    for order_id, before in reserved.items():  # resumed with the same card and element
+        after = records.get_order(order_id)
+        assert (after.card_serial, after.derivation_index) == (
+            before.card_serial,
+            before.derivation_index,
+        )
+    _check_all_sealed(records, pack, hsm, ids)
+    assert records.status().next_derivation_index == next_index + (10 - CHUNK - len(reserved))
+    assert len(records.derivation_elements()) == 10
+
+
+def test_mismatched_hsm_answer_stores_nothing(records: Records, pack: FakePack) -> None:
+    ids = _setup(records, pack, 3)
+    with pytest.raises(SealingError):
+        seal_orders(records, SoftwareDeviceAuthKeys(), LyingHsm(SoftwareIssuerHsm(SEED)))
+    assert {records.get_order(i).state for i in ids} == {OrderState.CARD_ASSIGNED}
+    with pytest.raises(RecordNotFoundError):
+        records.sealed_output(ids[0])
+
+
+def test_blob_signed_by_another_issuer_key_is_refused(records: Records, pack: FakePack) -> None:
+    ids = _setup(records, pack, 2)
+    other = SoftwareIssuerHsm(os.urandom(32))
+    with pytest.raises(SealingError, match="signature"):
+        seal_orders(
+            records,
+            SoftwareDeviceAuthKeys(),
+            SoftwareIssuerHsm(SEED),
+            issuer_public_key=other.issuer_public_key(),
+        )
+    assert {records.get_order(i).state for i in ids} == {OrderState.CARD_ASSIGNED}
