@@ -1,0 +1,29 @@
+"""Errors of the HSM layer."""
+
+from __future__ import annotations
+
+from sealcard.errors import SealcardError
+
+
+class HsmError(SealcardError):
+    """A PKCS#11 token or the issuer HSM service failed or refused."""
+
+
+class TokenNotFoundError(HsmError):
+    """No token with the configured label behind the configured module."""
+
+
+class KeyNotFoundError(HsmError):
+    """No key with this label in the token (run `sealcard issuer hsm init`)."""
+
+
+class RequestRefused(HsmError):  # noqa: N818 - the agreed name (ISSUER_API.md)
+    """The issuer HSM service refused a request (bad signature, replay, stale, malformed)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+
+
+class ServiceUnavailableError(HsmError):
+    """The issuer HSM service does not answer on its socket."""

@@ -1,0 +1,143 @@
+"""The issuer-system HSM: per-card device authentication keys and the request-signing key.
+
+Per-card keys never become token objects (an issuer issues millions of cards): each key pair
+is generated in the token as session objects, the private key (sensitive, extractable only
+by wrapping) leaves wrapped under the non-extractable AES-256 token key ``device-auth-kek``
+(CKM_AES_KEY_WRAP_PAD, RFC 5649), both session objects are destroyed, and the issuer keeps the
+wrapped blob in its database. To authenticate to a card the blob is unwrapped into the token
+(session object, not extractable), used once and destroyed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pkcs11
+from cryptography.hazmat.primitives.asymmetric import ec
+from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
+from pkcs11.util.ec import encode_named_curve_parameters
+
+from sealcard.hsm.errors import HsmError
+from sealcard.hsm.token import PooledSession, Token, point_from_ec_point_attribute, raw_to_der
+
+DEVICE_AUTH_KEK_LABEL = "device-auth-kek"
+REQUEST_KEY_LABEL = "issuer-system-request-key"
+_P256_PARAMS = encode_named_curve_parameters("secp256r1")
+_WRAP = Mechanism.AES_KEY_WRAP_PAD
+
+
+class DeviceAuthKeys:
+    """Device authentication key pairs (EC P-256), one per card, wrapped under a token KEK."""
+
+    def __init__(self, token: Token, kek_label: str = DEVICE_AUTH_KEK_LABEL) -> None:
+        self.token = token
+        self.kek_label = kek_label
+
+    def ensure_kek(self) -> bool:
+        """Create the KEK if the token lacks it; True if created."""
+        if self.token.has_object(self.kek_label):
+            return False
+        self.token.generate_aes_key(self.kek_label, wrap=True, decrypt=False)
+        return True
+
+    def _generate_in(self, s: PooledSession) -> tuple[bytes, bytes]:
+        kek = s.key(ObjectClass.SECRET_KEY, self.kek_label)
+        public, private = s.session.generate_keypair(
+            KeyType.EC,
+            store=False,
+            public_template={Attribute.EC_PARAMS: _P256_PARAMS, Attribute.TOKEN: False},
+            private_template={
+                Attribute.TOKEN: False,
+                Attribute.SENSITIVE: True,
+                Attribute.EXTRACTABLE: True,
+                Attribute.SIGN: True,
+                Attribute.DERIVE: False,
+            },
+        )
+        try:
+            point = point_from_ec_point_attribute(public[Attribute.EC_POINT])
+            wrapped = bytes(kek.wrap_key(private, mechanism=_WRAP))
+        finally:
+            private.destroy()
+            public.destroy()
+        return point, wrapped
+
+    def generate(self) -> tuple[bytes, bytes]:
+        """A fresh key pair: (public point, 65 bytes; private key wrapped under the KEK)."""
+        with self.token.session() as s:
+            return self._generate_in(s)
+
+    def generate_many(self, count: int, threads: int | None = None) -> list[tuple[bytes, bytes]]:
+        """``count`` key pairs, spread over the session pool in threads (OS locking is on)."""
+        workers = max(1, min(threads or self.token.pool_size, self.token.pool_size, count or 1))
+        if workers == 1 or count < 2 * workers:
+            return [self.generate() for _ in range(count)]
+        shares = [count // workers + (1 if i < count % workers else 0) for i in range(workers)]
+
+        def run(n: int) -> list[tuple[bytes, bytes]]:
+            with self.token.session() as s:
+                return [self._generate_in(s) for _ in range(n)]
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            parts = list(pool.map(run, shares))
+        return [pair for part in parts for pair in part]
+
+    def sign(self, wrapped: bytes, data: bytes) -> bytes:
+        """Unwrap in the token, sign ECDSA-SHA256 over ``data`` (DER), destroy the key."""
+        digest = hashlib.sha256(data).digest()
+        with self.token.session() as s:
+            kek = s.key(ObjectClass.SECRET_KEY, self.kek_label)
+            try:
+                key: Any = kek.unwrap_key(
+                    ObjectClass.PRIVATE_KEY,
+                    KeyType.EC,
+                    wrapped,
+                    mechanism=_WRAP,
+                    store=False,
+                    capabilities=0,
+                    template={
+                        Attribute.SIGN: True,
+                        Attribute.SENSITIVE: True,
+                        Attribute.EXTRACTABLE: False,
+                        # python-pkcs11 adds these for every key type; SoftHSM refuses them
+                        # on private keys (CKR_ATTRIBUTE_TYPE_INVALID): leave them out.
+                        Attribute.ENCRYPT: pkcs11.DEFAULT,
+                        Attribute.VERIFY: pkcs11.DEFAULT,
+                        Attribute.WRAP: pkcs11.DEFAULT,
+                        Attribute.DECRYPT: pkcs11.DEFAULT,
+                        Attribute.UNWRAP: pkcs11.DEFAULT,
+                    },
+                )
+            except pkcs11.PKCS11Error as exc:
+                raise HsmError(f"cannot unwrap the device authentication key: {exc!r}") from None
+            try:
+                return raw_to_der(key.sign(digest, mechanism=Mechanism.ECDSA))
+            finally:
+                key.destroy()
+
+
+class RequestSigner:
+    """The issuer system's request-signing key (EC P-256, token object, non-extractable)."""
+
+    def __init__(self, token: Token, label: str = REQUEST_KEY_LABEL) -> None:
+        self.token = token
+        self.label = label
+        self._public: ec.EllipticCurvePublicKey | None = None
+
+    def ensure_key(self) -> bool:
+        """Generate the key pair if the token lacks it; True if created."""
+        if self.token.has_object(self.label):
+            return False
+        self.token.generate_ec_keypair(self.label, "P-256", token=True, extractable=False)
+        return True
+
+    def sign(self, data: bytes) -> bytes:
+        """ECDSA P-256 over SHA-256(data), in the token; DER."""
+        return self.token.sign_ecdsa_sha256(self.label, data)
+
+    def public_key(self) -> ec.EllipticCurvePublicKey:
+        if self._public is None:
+            self._public = self.token.ec_public_key(self.label)
+        return self._public

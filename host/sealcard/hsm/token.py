@@ -1,0 +1,277 @@
+"""One PKCS#11 token through python-pkcs11: login once, a pool of sessions, the key operations.
+
+The library is initialized with ``CKF_OS_LOCKING_OK`` (see ``_cryptoki``), so threads may use
+separate sessions at once. Login state is per application in PKCS#11: the first session logs
+in with the PIN, the others are opened without it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pkcs11
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
+from pkcs11 import _pkcs11 as _native
+from pkcs11.util.ec import encode_named_curve_parameters
+
+from sealcard.hsm import _cryptoki
+from sealcard.hsm.config import HsmConfig
+from sealcard.hsm.errors import HsmError, KeyNotFoundError, TokenNotFoundError
+
+CURVES = {"P-256": ("secp256r1", ec.SECP256R1()), "secp256k1": ("secp256k1", ec.SECP256K1())}
+P256_POINT_LENGTH = 65
+P256_COORDINATE_LENGTH = 32
+DEFAULT_POOL_SIZE = 4
+_OCTET_STRING_TAG = 0x04
+_lock = threading.Lock()
+_libraries: dict[str, Any] = {}
+_softhsm_conf: str | None = None
+
+
+class _OsLockingLib(_native.lib):
+    """python-pkcs11's library object, initialized with CKF_OS_LOCKING_OK.
+
+    ``lib.initialize`` is a Cython ``cpdef`` method, so this override is the one its
+    constructor calls.
+    """
+
+    def initialize(self) -> None:
+        _cryptoki.initialize_with_os_locking(self.so)
+
+
+def load_library(module_path: str, softhsm_conf: Path | None = None) -> Any:
+    """Load (once per process) and initialize a PKCS#11 module with OS locking."""
+    global _softhsm_conf
+    with _lock:
+        if softhsm_conf is not None:
+            wanted = str(softhsm_conf)
+            if _softhsm_conf is not None and _softhsm_conf != wanted:
+                raise HsmError(
+                    "this process already uses another SoftHSM configuration; "
+                    "one configuration per process"
+                )
+            os.environ["SOFTHSM2_CONF"] = wanted
+            _softhsm_conf = wanted
+        library = _libraries.get(module_path)
+        if library is None:
+            try:
+                library = _OsLockingLib(module_path)
+            except pkcs11.PKCS11Error as exc:
+                raise HsmError(f"cannot load PKCS#11 module {module_path}: {exc!r}") from None
+            _libraries[module_path] = library
+        return library
+
+
+def point_from_ec_point_attribute(value: bytes) -> bytes:
+    """CKA_EC_POINT is a DER OCTET STRING around the X9.62 point: unwrap it."""
+    if len(value) == P256_POINT_LENGTH + 2 and value[0] == _OCTET_STRING_TAG:
+        return bytes(value[2:])
+    if len(value) == P256_POINT_LENGTH:
+        return bytes(value)
+    raise HsmError("unexpected CKA_EC_POINT encoding")
+
+
+def raw_to_der(signature: bytes) -> bytes:
+    """PKCS#11 ECDSA output r||s (32+32) -> DER SEQUENCE of r, s."""
+    half = len(signature) // 2
+    r = int.from_bytes(signature[:half], "big")
+    s = int.from_bytes(signature[half:], "big")
+    return encode_dss_signature(r, s)
+
+
+@dataclass
+class PooledSession:
+    """A session and the key objects already looked up in it."""
+
+    session: Any
+    keys: dict[tuple[int, str], Any] = field(default_factory=dict)
+
+    def key(self, object_class: ObjectClass, label: str) -> Any:
+        cache_key = (int(object_class), label)
+        found = self.keys.get(cache_key)
+        if found is None:
+            try:
+                found = self.session.get_key(object_class=object_class, label=label)
+            except pkcs11.NoSuchKey:
+                raise KeyNotFoundError(f"no key labelled {label!r} in the token") from None
+            except pkcs11.MultipleObjectsReturned:
+                raise HsmError(f"several keys labelled {label!r} in the token") from None
+            self.keys[cache_key] = found
+        return found
+
+    def forget(self) -> None:
+        self.keys.clear()
+
+
+class Token:
+    """A logged-in token with a session pool."""
+
+    def __init__(self, cfg: HsmConfig, token: Any, sessions: list[Any]) -> None:
+        self.config = cfg
+        self._token = token
+        self._all = [PooledSession(s) for s in sessions]
+        self._pool: queue.Queue[PooledSession] = queue.Queue()
+        for pooled in self._all:
+            self._pool.put(pooled)
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"Token(label={self.config.token_label!r}, sessions={len(self._all)})"
+
+    @classmethod
+    def open(cls, cfg: HsmConfig, pool_size: int = DEFAULT_POOL_SIZE) -> Token:
+        """Find the token by label, log in with its PIN, open ``pool_size`` sessions."""
+        library = load_library(cfg.module_path, cfg.softhsm_conf)
+        try:
+            token = library.get_token(token_label=cfg.token_label)
+        except pkcs11.NoSuchToken:
+            raise TokenNotFoundError(
+                f"no token labelled {cfg.token_label!r} behind {cfg.module_path}"
+            ) from None
+        pin = cfg.read_pin()
+        try:
+            try:
+                first = token.open(rw=True, user_pin=pin)
+            except pkcs11.UserAlreadyLoggedIn:
+                first = token.open(rw=True)
+        except pkcs11.PinIncorrect:
+            raise HsmError(f"wrong PIN for token {cfg.token_label!r}") from None
+        except pkcs11.PKCS11Error as exc:
+            raise HsmError(f"cannot open token {cfg.token_label!r}: {type(exc).__name__}") from None
+        sessions = [first] + [token.open(rw=True) for _ in range(max(0, pool_size - 1))]
+        return cls(cfg, token, sessions)
+
+    @contextmanager
+    def session(self) -> Iterator[PooledSession]:
+        """Borrow a session from the pool (blocks while all are in use)."""
+        if self._closed:
+            raise HsmError("token is closed")
+        pooled = self._pool.get()
+        try:
+            yield pooled
+        finally:
+            self._pool.put(pooled)
+
+    @property
+    def pool_size(self) -> int:
+        return len(self._all)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for pooled in self._all:
+            with suppress(pkcs11.PKCS11Error):
+                pooled.session.close()
+
+    # ------------------------------------------------------------------ random
+
+    def generate_random(self, length: int) -> bytes:
+        """``length`` bytes from the token's RNG (C_GenerateRandom)."""
+        with self.session() as s:
+            return bytes(s.session.generate_random(length * 8))
+
+    # ------------------------------------------------------------------ objects
+
+    def has_object(self, label: str) -> bool:
+        with self.session() as s:
+            return any(True for _ in s.session.get_objects({Attribute.LABEL: label}))
+
+    def destroy_objects(self, label: str) -> int:
+        """Destroy every object with this label (tests and re-initialization)."""
+        count = 0
+        with self.session() as s:
+            for obj in list(s.session.get_objects({Attribute.LABEL: label})):
+                obj.destroy()
+                count += 1
+        for pooled in self._all:
+            pooled.forget()
+        return count
+
+    def read_attribute(self, object_class: ObjectClass, label: str, attribute: Attribute) -> Any:
+        """Read one attribute; PKCS#11 errors (e.g. sensitive values) raise HsmError."""
+        with self.session() as s:
+            key = s.key(object_class, label)
+            try:
+                return key[attribute]
+            except pkcs11.AttributeSensitive:
+                raise HsmError(f"attribute {attribute.name} of {label!r} is sensitive") from None
+            except pkcs11.PKCS11Error as exc:
+                raise HsmError(f"cannot read {attribute.name} of {label!r}: {exc!r}") from None
+
+    # ------------------------------------------------------------------ EC keys
+
+    def generate_ec_keypair(
+        self, label: str, curve: str = "P-256", token: bool = True, extractable: bool = False
+    ) -> bytes:
+        """An EC key pair in the token (private part sensitive); returns the public point."""
+        if curve not in CURVES:
+            raise HsmError(f"unsupported curve {curve!r}")
+        params = encode_named_curve_parameters(CURVES[curve][0])
+        with self.session() as s:
+            public, _private = s.session.generate_keypair(
+                KeyType.EC,
+                store=token,
+                label=label,
+                public_template={Attribute.EC_PARAMS: params, Attribute.VERIFY: True},
+                private_template={
+                    Attribute.SENSITIVE: True,
+                    Attribute.EXTRACTABLE: extractable,
+                    Attribute.SIGN: True,
+                    Attribute.DERIVE: False,
+                    Attribute.PRIVATE: True,
+                },
+            )
+            return point_from_ec_point_attribute(public[Attribute.EC_POINT])
+
+    def ec_public_point(self, label: str) -> bytes:
+        with self.session() as s:
+            public = s.key(ObjectClass.PUBLIC_KEY, label)
+            return point_from_ec_point_attribute(public[Attribute.EC_POINT])
+
+    def ec_public_key(self, label: str, curve: str = "P-256") -> ec.EllipticCurvePublicKey:
+        return ec.EllipticCurvePublicKey.from_encoded_point(
+            CURVES[curve][1], self.ec_public_point(label)
+        )
+
+    def sign_ecdsa_sha256(self, key_label: str, data: bytes) -> bytes:
+        """ECDSA over SHA-256(data) with a token key; DER signature."""
+        digest = hashlib.sha256(data).digest()
+        with self.session() as s:
+            key = s.key(ObjectClass.PRIVATE_KEY, key_label)
+            return raw_to_der(key.sign(digest, mechanism=Mechanism.ECDSA))
+
+    # ------------------------------------------------------------------ AES keys
+
+    def generate_aes_key(
+        self, label: str, *, wrap: bool = True, decrypt: bool = False, token: bool = True
+    ) -> None:
+        """An AES-256 key, sensitive and non-extractable, for wrapping (and decrypting)."""
+        with self.session() as s:
+            s.session.generate_key(
+                KeyType.AES,
+                256,
+                label=label,
+                store=token,
+                template={
+                    Attribute.SENSITIVE: True,
+                    Attribute.EXTRACTABLE: False,
+                    Attribute.WRAP: wrap,
+                    Attribute.UNWRAP: wrap,
+                    Attribute.ENCRYPT: False,
+                    Attribute.DECRYPT: decrypt,
+                    Attribute.SIGN: False,
+                    Attribute.VERIFY: False,
+                    Attribute.PRIVATE: True,
+                },
+            )
