@@ -8,12 +8,12 @@ Prints, per card reader:
   5-byte command, an 8-byte answer), median of --rtt;
 - APDUs and bytes per initialization, chained and extended.
 
-Each run needs a blank card: --reset-command is run before every
-initialization with {index} (0-based position of the reader in the sorted
-list of readers with a card) and {reader} filled in, e.g.
-  python bench/step_a.py --reset-command "sealcard sim reset-blank {index}"
+Each run needs a blank card: by default the simulator resets the card
+(sealcard.sim.reset_card); --reset-command runs a command of yours instead,
+with {index} (position among the readers with a card) and {reader} filled in.
 
-Example: python bench/step_a.py --cards 1 --runs 20 --rtt 200 --reset-command "..."
+Example (after `sealcard sim up --cards 2`):
+  python bench/step_a.py --cards 2 --runs 20 --rtt 200 --both-modes
 """
 
 from __future__ import annotations
@@ -30,12 +30,17 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from sealcard import sim
 from sealcard.card.session import SealcardSession
 from sealcard.parties.provider import ProviderCA, initialize_card
 from sealcard.transport.pcsc import PcscConnection, readers_with_card
 
 
-def reset(template: str, index: int, reader: str) -> None:
+def reset(template: str | None, index: int, reader: str) -> None:
+    """Make the card blank: the simulator's reset, or a command of the user's."""
+    if template is None:
+        sim.reset_card(sim.card_index(reader))
+        return
     command = template.format(index=index, reader=reader)
     subprocess.run(shlex.split(command), check=True, capture_output=True)
 
@@ -84,7 +89,10 @@ def main() -> None:
     parser.add_argument("--cards", type=int, default=1, help="how many readers to measure")
     parser.add_argument("--runs", type=int, default=20, help="initializations per card")
     parser.add_argument("--rtt", type=int, default=200, help="small APDUs for the round trip")
-    parser.add_argument("--reset-command", required=True, help="makes card {index} blank")
+    parser.add_argument(
+        "--reset-command",
+        help="makes card {index}/{reader} blank (default: the simulator's reset-blank)",
+    )
     parser.add_argument("--extended", action="store_true", help="extended-length APDUs")
     parser.add_argument(
         "--both-modes", action="store_true", help="alternate chained and extended runs"

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from simcards import reset_blank
 
 from sealcard.card import constants as c
 from sealcard.card.session import SealcardSession
@@ -59,7 +60,7 @@ def ca(tmp_path_factory: pytest.TempPathFactory) -> ProviderCA:
 @pytest.fixture
 def blank(sim_cards: list[Any]) -> Iterator[SealcardSession]:
     card = sim_cards[0]
-    card.reset_blank()
+    reset_blank(card)
     with session_on(card) as session:
         assert session.state == c.State.BLANK
         yield session
@@ -68,7 +69,7 @@ def blank(sim_cards: list[Any]) -> Iterator[SealcardSession]:
 @pytest.fixture
 def initialized(sim_cards: list[Any], ca: ProviderCA) -> Iterator[SealcardSession]:
     card = sim_cards[0]
-    card.reset_blank()
+    reset_blank(card)
     with session_on(card) as session:
         issuer = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), issuer_point())
         initialize_card(session, ca, issuer, SERIAL)

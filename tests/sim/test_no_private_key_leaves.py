@@ -35,6 +35,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from simcards import reset_blank
 
 from sealcard.card import constants as c
 from sealcard.card.session import SealcardSession
@@ -164,7 +165,7 @@ def issuer_key() -> ec.EllipticCurvePublicKey:
 
 def test_blank_card_leaks_nothing(sim_cards: list[Any], ca: ProviderCA) -> None:
     card = sim_cards[0]
-    card.reset_blank()
+    reset_blank(card)
     with session_on(card) as session:
         device = session.generate_device_key()
         session.generate_issuer_auth_key()
@@ -180,7 +181,7 @@ def test_blank_card_leaks_nothing(sim_cards: list[Any], ca: ProviderCA) -> None:
 
 def test_initialized_card_leaks_nothing(sim_cards: list[Any], ca: ProviderCA) -> None:
     card = sim_cards[0]
-    card.reset_blank()
+    reset_blank(card)
     with session_on(card) as session:
         initialize_card(session, ca, issuer_key(), SERIAL)
         sent, problems = sweep(session)

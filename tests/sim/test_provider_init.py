@@ -1,7 +1,7 @@
 """Step A end to end on simulated cards over PC/SC (needs `sealcard sim up`).
 
 The `sim_cards` fixture (tests/sim/conftest.py) gives simulated cards; each
-has `.reader` (its PC/SC reader name), `.reset_blank()` and `.tear()`.
+has `.reader` (its PC/SC reader name) and `.index` (see tests/sim/simcards.py).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 from cryptography.hazmat.primitives.serialization import Encoding
+from simcards import reset_blank, tear
 
 from sealcard.card import constants as c
 from sealcard.card.session import SealcardSession
@@ -54,7 +55,7 @@ def initialized(
 ) -> list[InitResult]:
     results = []
     for i, card in enumerate(sim_cards[:3]):
-        card.reset_blank()
+        reset_blank(card)
         with session_on(card, extended=bool(i % 2)) as session:
             serial = None if i == 0 else bytes([0x5C, 0xA1, 0, i])
             results.append(initialize_card(session, ca, issuer_key, serial))
@@ -130,7 +131,7 @@ def test_certificate_chained_or_extended(
     sim_cards: list[Any], ca: ProviderCA, extended: bool
 ) -> None:
     card = sim_cards[-1]
-    card.reset_blank()
+    reset_blank(card)
     with session_on(card, extended=extended) as session:
         key = session.generate_device_key()
         cert = ca.issue(CardKeyRole.DEVICE, key, b"\x01\x02\x03\x04")
@@ -146,7 +147,7 @@ def test_tear_in_a_chained_put_certificate_keeps_the_old_one(
     sim_cards: list[Any], ca: ProviderCA
 ) -> None:
     card = sim_cards[-1]
-    card.reset_blank()
+    reset_blank(card)
     with session_on(card) as session:
         key = session.generate_device_key()
         old = ca.issue(CardKeyRole.DEVICE, key, b"\x01\x02\x03\x04")
@@ -162,6 +163,6 @@ def test_tear_in_a_chained_put_certificate_keeps_the_old_one(
         )
         _, sw = session.protocol.transceive(chunk)
         assert sw == c.SW_OK
-    card.tear()
+    tear(card)
     with session_on(card) as session:
         assert session.device_key_certificate() == old
