@@ -247,3 +247,123 @@ def status_cmd(home: Path | None, as_json: bool) -> None:
         f"audit log   {status.audit_entries} entries",
     ]
     _emit(as_json, payload, "\n".join(lines))
+
+
+# -- sealing --------------------------------------------------------------------------------------
+
+
+@issuer.command(name="seal")
+@_home_option
+@click.option("--pack", "pack_serial", default=None, help="Use only this pack's cards.")
+@click.option("--limit", type=click.IntRange(1), default=None, help="Seal at most N orders.")
+@click.option(
+    "--chunk-size",
+    type=click.IntRange(1, 4096),
+    default=None,
+    help="Orders per issuer HSM round trip and per database commit [default: 256].",
+)
+@click.option(
+    "--verify/--no-verify",
+    default=True,
+    show_default=True,
+    help="Check the issuer signature of every blob before storing it.",
+)
+@_json_option
+def seal_cmd(
+    home: Path | None,
+    pack_serial: str | None,
+    limit: int | None,
+    chunk_size: int | None,
+    verify: bool,
+    as_json: bool,
+) -> None:
+    """Seal requested orders: card, derivation element, device authentication key, blob, PIN letter.
+
+    Orders are taken oldest first, cards from the oldest pack first (or from --pack). Needs the
+    issuer HSM service (`sealcard issuer hsm serve`). Safe to interrupt at any moment (even
+    kill -9): run it again and it resumes the orders it had reserved, with the same cards and
+    derivation elements, and seals nothing twice.
+    """
+    from sealcard.hsm.config import load_settings
+    from sealcard.hsm.issuer_client import IssuerHsmClient
+    from sealcard.hsm.system_hsm import DeviceAuthKeys, RequestSigner
+    from sealcard.hsm.token import Token
+    from sealcard.issuer.batch import DEFAULT_CHUNK_SIZE, seal_orders
+
+    issuer_home, records = _open_records(home)
+    settings = load_settings(issuer_home.root, issuer_home.raw_config())
+    bar: Any = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if as_json:
+            return
+        if bar is None:
+            bar = click.progressbar(length=max(total, 1), label="sealing", show_pos=True)
+            bar.__enter__()
+        bar.update(done - bar.pos)
+
+    with records.db:
+        token = Token.open(settings.system)
+        try:
+            client = IssuerHsmClient(settings.socket_path, RequestSigner(token))
+            issuer_key = client.issuer_public_key() if verify else None
+            try:
+                report = seal_orders(
+                    records,
+                    DeviceAuthKeys(token),
+                    client,
+                    pack_serial=pack_serial,
+                    limit=limit,
+                    chunk_size=chunk_size or DEFAULT_CHUNK_SIZE,
+                    progress=progress,
+                    issuer_public_key=issuer_key,
+                )
+            finally:
+                if bar is not None:
+                    bar.__exit__(None, None, None)
+        finally:
+            token.close()
+    reasons = {
+        "done": "every eligible order is sealed",
+        "no_cards": "stopped: no unused verified cards left"
+        + (f" in {pack_serial}" if pack_serial else ""),
+        "limit": "stopped at --limit",
+    }
+    payload = {
+        "sealed": report.sealed,
+        "resumed": report.resumed,
+        "seconds": round(report.seconds, 3),
+        "cards_per_second": round(report.per_second, 1),
+        "stopped": report.stopped,
+    }
+    text = (
+        f"sealed {report.sealed} order(s) ({report.resumed} resumed) in {report.seconds:.2f} s"
+        f" ({report.per_second:.0f}/s); {reasons[report.stopped]}"
+    )
+    _emit(as_json, payload, text)
+
+
+# -- HSMs -----------------------------------------------------------------------------------------
+
+
+@issuer.group(name="hsm")
+def hsm_group() -> None:
+    """The issuer HSM and the issuer-system HSM (SoftHSM2 by default, any PKCS#11 module)."""
+
+
+@hsm_group.command(name="serve")
+@_home_option
+def hsm_serve(home: Path | None) -> None:
+    """Run the issuer HSM service in the foreground (Ctrl-C or SIGTERM stops it).
+
+    It is the only process that holds the BIP32 seed or a user private key in clear. It
+    listens on HOME/run/issuer-hsm.sock (mode 0600) and answers only requests signed with the
+    issuer system's request key. Run it under a service manager in production.
+    """
+    import os
+    import sys
+
+    issuer_home = load_home(home)
+    argv = [sys.executable, "-m", "sealcard.hsm.issuer_service", "--home", str(issuer_home.root)]
+    os.execv(sys.executable, argv)  # noqa: S606 - our own interpreter and module, no shell
