@@ -44,11 +44,14 @@ final class Crypto {
         }
 
         try {
+            // Some platforms (jCardSim 3.0.6.0) return null here instead of throwing.
             oaepSha256 = Cipher.getInstance(Cipher.CIPHER_RSA, Cipher.PAD_PKCS1_OAEP_SHA256,
                     false);
-            capabilities |= Constants.CAP_RSA_OAEP_SHA256;
         } catch (CryptoException e) {
             oaepSha256 = null;
+        }
+        if (oaepSha256 != null) {
+            capabilities |= Constants.CAP_RSA_OAEP_SHA256;
         }
 
         ecdsaSha256 = Signature.getInstance(Signature.ALG_ECDSA_SHA_256, false);

@@ -15,6 +15,9 @@ final class ResponseSender {
     /** Most bytes {@code 61xx} can announce; more is announced as {@code 00}. */
     private static final short MAX_ANNOUNCED = (short) 256;
 
+    /** Largest Le {@code setOutgoing} reports for an extended APDU. */
+    private static final short MAX_LE = (short) 0x7FFF;
+
     private final Transients transients;
 
     ResponseSender(Transients transients) {
@@ -29,6 +32,11 @@ final class ResponseSender {
      */
     void send(APDU apdu, byte[] source, short offset, short length) {
         short le = apdu.setOutgoing();
+        if (le < 0) {
+            // An extended Le of 8000..FFFF read as a signed short (jCardSim 3.0.6.0 does not
+            // cap it at 32767 as a card does): the host takes everything.
+            le = MAX_LE;
+        }
         short now = length;
         if (now > le) {
             now = le;
