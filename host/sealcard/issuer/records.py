@@ -38,6 +38,7 @@ PIN_SOURCES = ("hsm", "none")
 
 _PATH_RE = re.compile(r"^m(/[0-9]+['h]?)*$")
 _COUNTER = "derivation_index"
+_PIN_LETTER_DETAIL = {flag: json.dumps({"pin_letter": flag}) for flag in (False, True)}
 _SETTING_BASE = "derivation_base"
 
 
@@ -296,7 +297,7 @@ class Records:
         self,
         tx: Tx,
         action: str,
-        rows: Sequence[tuple[int | None, bytes | None, dict[str, Any] | None]],
+        rows: Sequence[tuple[int | None, bytes | None, dict[str, Any] | str | None]],
     ) -> None:
         at = now()
         tx.executemany(
@@ -309,7 +310,7 @@ class Records:
                     action,
                     o,
                     None if c is None else c.hex(),
-                    None if d is None else json.dumps(d, sort_keys=True),
+                    d if d is None or isinstance(d, str) else json.dumps(d, sort_keys=True),
                 )
                 for o, c, d in rows
             ],
@@ -513,21 +514,41 @@ class Records:
         return self.get_order(order_id)
 
     def _move(
-        self, tx: Tx, order_ids: Sequence[int], current: OrderState, wanted: OrderState
+        self,
+        tx: Tx,
+        order_ids: Sequence[int],
+        current: OrderState,
+        wanted: OrderState,
+        columns: dict[str, Sequence[Any]] | None = None,
     ) -> None:
-        """The one UPDATE that changes order states; checks the life cycle and that no other
-        process moved any of these orders first."""
+        """The one place that changes order states: checks the life cycle, and that no other
+        process moved any of these orders first. `columns` sets more columns per order in the
+        same statement (values in the order of `order_ids`)."""
         for order_id in order_ids:
             check_transition(order_id, current, wanted)
-        if not order_ids:
+        n = len(order_ids)
+        if not n:
             return
-        tx.execute(
-            f"UPDATE orders SET state = ?, updated_at = ? WHERE state = ? AND id IN {_in_list(len(order_ids))}",  # noqa: S608, E501
-            [wanted.value, now(), current.value, *order_ids],
-        )
-        if tx.rowcount != len(order_ids):
+        at = now()
+        if columns:
+            names = list(columns)
+            sets = "".join(f", {name} = ?" for name in names)
+            tx.executemany(
+                f"UPDATE orders SET state = ?, updated_at = ?{sets} WHERE id = ? AND state = ?",  # noqa: S608
+                [
+                    (wanted.value, at, *(columns[c][i] for c in names), oid, current.value)
+                    for i, oid in enumerate(order_ids)
+                ],
+            )
+        else:
+            tx.execute(
+                "UPDATE orders SET state = ?, updated_at = ?"  # noqa: S608
+                f" WHERE state = ? AND id IN {_in_list(n)}",
+                [wanted.value, at, current.value, *order_ids],
+            )
+        if tx.rowcount != n:
             raise ConcurrentUpdateError(
-                f"{len(order_ids) - tx.rowcount} of {len(order_ids)} orders were no longer"
+                f"{n - tx.rowcount} of {n} orders were no longer"
                 f" {current.value!r}: another process moved them"
             )
 
@@ -662,16 +683,18 @@ class Records:
         )
         if tx.rowcount != n:
             raise ConcurrentUpdateError("cards were taken by another process")
-        self._move(tx, order_ids_now, OrderState.REQUESTED, OrderState.CARD_ASSIGNED)
-        tx.executemany(
-            "UPDATE orders SET card_serial = ?, derivation_index = ? WHERE id = ?",
-            [(s, e.index, oid) for s, e, oid in zip(serials, elements, order_ids_now, strict=True)],
+        self._move(
+            tx,
+            order_ids_now,
+            OrderState.REQUESTED,
+            OrderState.CARD_ASSIGNED,
+            {"card_serial": serials, "derivation_index": [e.index for e in elements]},
         )
         self._audit_many(
             tx,
             "order.card_assigned",
             [
-                (oid, bytes.fromhex(s), {"derivation_index": e.index})
+                (oid, bytes.fromhex(s), f'{{"derivation_index": {e.index}}}')
                 for s, e, oid in zip(serials, elements, order_ids_now, strict=True)
             ],
         )
@@ -771,7 +794,10 @@ class Records:
         self._audit_many(
             tx,
             "order.sealed",
-            [(i.order_id, i.card_serial, {"pin_letter": i.pin_letter is not None}) for i in items],
+            [
+                (i.order_id, i.card_serial, _PIN_LETTER_DETAIL[i.pin_letter is not None])
+                for i in items
+            ],
         )
 
     def count_pending(
