@@ -104,6 +104,7 @@ public final class Constants {
     public static final short SW_CONDITIONS_NOT_SATISFIED = (short) 0x6985;
     public static final short SW_WRONG_DATA = (short) 0x6A80;
     public static final short SW_NOT_ENOUGH_MEMORY = (short) 0x6A84;
+    public static final short SW_FILE_NOT_FOUND = (short) 0x6A82;
     public static final short SW_INCORRECT_P1P2 = (short) 0x6A86;
     public static final short SW_REFERENCED_DATA_NOT_FOUND = (short) 0x6A88;
     public static final short SW_INS_NOT_SUPPORTED = (short) 0x6D00;

@@ -115,9 +115,9 @@ public final class SealcardApplet extends Applet implements ExtendedLength {
                 sender.getResponse(apdu);
                 return;
             case Constants.INS_SELECT:
-                // A SELECT reaching process() did not name this applet (the JCRE selects
-                // by AID itself): the name in its data is not ours.
-                ISOException.throwIt(Constants.SW_WRONG_DATA);
+                // A SELECT reaching process() named no applet on the card (the JCRE
+                // selects by AID itself and forwards what it cannot resolve).
+                ISOException.throwIt(Constants.SW_FILE_NOT_FOUND);
                 return;
             default:
                 ISOException.throwIt(Constants.SW_INS_NOT_SUPPORTED);

@@ -31,7 +31,7 @@ import sealcard.applet.smoke.SmokeCard.Response;
 public final class AppletSmoke {
 
     private static final String SECURE_RANDOMDATA_PROPERTY = "com.licel.jcardsim.randomdata.secure";
-    private static final int RSA_KEYGEN_RUNS = 10;
+    private static final int RSA_KEYGEN_RUNS = 20;
     private static final int EC_KEYGEN_RUNS = 20;
     private static final int SHORT_LE_MAX = 0x100;
     /** Extended Le FFFF: jCardSim 3.0.6.0 reads 0000 (65536) as 0, see the FACT line. */
@@ -528,7 +528,7 @@ public final class AppletSmoke {
         byte[] otherAid = {(byte) 0xF0, 0x53, 0x45, 0x41, 0x4C, 0x43, 0x41, 0x52, 0x44, 0x02};
         Response otherSelect = card.transmit(Apdus.shortApdu(Constants.CLA_ISO7816, Constants.INS_SELECT,
                 Constants.SELECT_P1_BY_NAME, 0, otherAid, SHORT_LE_MAX));
-        fact(String.format("SELECT of an unknown AID: SW %04X", otherSelect.sw()));
+        expectSw("SELECT of an unknown AID", otherSelect, Constants.SW_FILE_NOT_FOUND);
     }
 
     private void regeneration() {
