@@ -36,7 +36,8 @@ final class AppletSpec {
             try {
                 urls[i] = extraClasspath.get(i).toUri().toURL();
             } catch (MalformedURLException e) {
-                throw new IllegalArgumentException("bad applet classpath entry " + extraClasspath.get(i), e);
+                throw new IllegalArgumentException(
+                        "bad applet classpath entry " + extraClasspath.get(i), e);
             }
         }
         return new URLClassLoader(urls, base);
@@ -45,10 +46,13 @@ final class AppletSpec {
     /** The applet class as loaded for one card: a fresh copy of its package's statics. */
     Class<? extends Applet> loadForOneCard() throws ClassNotFoundException {
         int dot = className.lastIndexOf('.');
-        ClassLoader loader = dot < 0 ? source : new AppletClassLoader(source, className.substring(0, dot));
+        ClassLoader loader = dot < 0
+                ? source
+                : new AppletClassLoader(source, className.substring(0, dot));
         Class<?> cls = Class.forName(className, true, loader);
         if (!Applet.class.isAssignableFrom(cls)) {
-            throw new ClassNotFoundException(className + " does not extend javacard.framework.Applet");
+            throw new ClassNotFoundException(
+                    className + " does not extend javacard.framework.Applet");
         }
         return cls.asSubclass(Applet.class);
     }

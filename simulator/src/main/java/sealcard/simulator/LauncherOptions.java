@@ -34,10 +34,12 @@ final class LauncherOptions {
             "  --port-base P          port of card 0 (default " + DEFAULT_PORT_BASE + " = 0x8C7B)",
             "  --applet-class C       applet class (default " + DEFAULT_APPLET_CLASS + ")",
             "  --applet-aid HEX       applet instance AID (default " + DEFAULT_APPLET_AID + ")",
-            "  --package-aid HEX      package AID, reported only (default " + DEFAULT_PACKAGE_AID + ")",
+            "  --package-aid HEX      package AID, reported only",
+            "                         (default " + DEFAULT_PACKAGE_AID + ")",
             "  --applet-classpath P   extra jars/directories holding the applet, ':'-separated",
             "  --install-params HEX   application-specific install parameters (default none)",
-            "  --atr HEX              answer to reset (default jCardSim's " + DEFAULT_ATR + ")",
+            "  --atr HEX              answer to reset (default jCardSim's",
+            "                         " + DEFAULT_ATR + ")",
             "  --protocol P           protocol the applet sees, T=0 or T=1 (default T=1)",
             "  --help                 this text");
 

@@ -18,7 +18,8 @@ import javacard.security.RandomData;
  */
 final class RandomnessCheck {
     static final String SECURE_RANDOMDATA_PROPERTY = "com.licel.jcardsim.randomdata.secure";
-    private static final String PROVIDER_CLASS = "com.licel.jcardsim.crypto.SecureRandomNullProvider";
+    private static final String PROVIDER_CLASS =
+            "com.licel.jcardsim.crypto.SecureRandomNullProvider";
     private static final int SAMPLE_LENGTH = 32;
 
     private RandomnessCheck() {

@@ -13,6 +13,17 @@ import javacard.framework.Applet;
  */
 final class SimulatedCard {
     private static final byte[] SW_UNKNOWN = {(byte) 0x6F, (byte) 0x00};
+    /** ISO 7816-4 "file or application not found": a card manager's answer to SELECT of no AID. */
+    private static final byte[] SW_FILE_NOT_FOUND = {(byte) 0x6A, (byte) 0x82};
+    /** jCardSim's own answer when a SELECT matches no applet and none is selected. */
+    private static final short SW_JCARDSIM_SELECT_FAILED = (short) 0x6999;
+    private static final int OFFSET_INS = 1;
+    private static final int OFFSET_P1 = 2;
+    private static final byte INS_SELECT = (byte) 0xA4;
+    private static final byte P1_SELECT_BY_NAME = 0x04;
+    private static final int SW_LENGTH = 2;
+    private static final int BYTE_BITS = 8;
+    private static final int BYTE_MASK = 0xFF;
 
     final int index;
     private final AppletSpec spec;
@@ -95,11 +106,28 @@ final class SimulatedCard {
     synchronized byte[] transmit(byte[] apdu) {
         apdus++;
         try {
-            return simulator.transmitCommand(apdu);
+            return asRealCard(apdu, simulator.transmitCommand(apdu));
         } catch (RuntimeException | Error e) {
             Log.error("card " + index + ": jCardSim failed on an APDU", e);
             return SW_UNKNOWN.clone();
         }
+    }
+
+    /**
+     * Where jCardSim answers unlike a card with a GlobalPlatform card manager: a SELECT by name
+     * of an AID no applet has, with no applet selected, gets 6A82 (jCardSim: 6999).
+     */
+    private static byte[] asRealCard(byte[] command, byte[] response) {
+        boolean selectByName = command.length > OFFSET_P1 && command[OFFSET_INS] == INS_SELECT
+                && command[OFFSET_P1] == P1_SELECT_BY_NAME;
+        if (selectByName && response.length == SW_LENGTH) {
+            short sw = (short) (((response[0] & BYTE_MASK) << BYTE_BITS)
+                    | (response[1] & BYTE_MASK));
+            if (sw == SW_JCARDSIM_SELECT_FAILED) {
+                return SW_FILE_NOT_FOUND.clone();
+            }
+        }
+        return response;
     }
 
     synchronized String statusJson(int port, boolean connected) {
