@@ -1,0 +1,102 @@
+"""Seed backup and restore: m of n SLIP-39 shares rebuild an HSM that derives the same keys."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from hsm_helpers import start_service, stop_service
+
+from sealcard.crypto.secret_sharing import SecretSharingError, combine_shares
+from sealcard.hsm.config import IssuerHsmSettings, load_settings
+from sealcard.hsm.issuer_client import IssuerHsmClient, SealRequest
+from sealcard.hsm.issuer_service import export_seed_shares
+from sealcard.hsm.system_hsm import DeviceAuthKeys, RequestSigner
+from sealcard.hsm.token import Token
+
+pytestmark = pytest.mark.hsm
+
+THRESHOLD, SHARES = 3, 5
+PATHS = ["m/44'/0'/0'/0/0", "m/44'/0'/0'/0/12345", "m/0'/1/2'/3", "m/7"]
+
+
+def _restore(home: Path, shares: list[str], request_key: Path) -> subprocess.CompletedProcess[str]:
+    """A fresh HSM home, restored in its own process (one SoftHSM configuration per process)."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sealcard.hsm.setup",
+            "--home",
+            str(home),
+            "--restore",
+            "--request-key",
+            str(request_key),
+        ],
+        input="\n".join(shares) + "\n",
+        text=True,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _user_keys(
+    client: IssuerHsmClient, auth_keys: DeviceAuthKeys, device_der: bytes
+) -> list[bytes]:
+    point = auth_keys.generate()[0]
+    requests = [
+        SealRequest(f"r{i}", bytes(8), device_der, point, path, "n", "a", "none")
+        for i, path in enumerate(PATHS)
+    ]
+    return [r.user_public_key for r in client.seal_batch(requests)]
+
+
+def test_restore_from_threshold_shares_derives_identical_keys(
+    tmp_path: Path,
+    hsm_home: IssuerHsmSettings,
+    issuer_token: Token,
+    client: IssuerHsmClient,
+    signer: RequestSigner,
+    auth_keys: DeviceAuthKeys,
+) -> None:
+    shares = export_seed_shares(issuer_token, THRESHOLD, SHARES)
+    assert len(shares) == SHARES
+    restored_home = tmp_path / "restored"
+    done = _restore(restored_home, [shares[1], shares[3], shares[4]], hsm_home.request_public_key)
+    assert done.returncode == 0, done.stderr
+    for share in shares:  # no share, nor the seed, is written into the new home
+        for path in restored_home.rglob("*"):
+            if path.is_file() and path.suffix in (".toml", ".pem", ".conf"):
+                assert share.split()[5] not in path.read_text(errors="replace")
+    settings = load_settings(restored_home)
+    proc = start_service(restored_home, settings.socket_path)
+    try:
+        device_der = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+        der = device_der.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        with IssuerHsmClient(settings.socket_path, signer) as restored:
+            assert restored.xpub("m/44'/0'/0'/0") == client.xpub("m/44'/0'/0'/0")
+            assert _user_keys(restored, auth_keys, der) == _user_keys(client, auth_keys, der)
+            # a new token: a new issuer key, the same user keys
+            assert restored.issuer_public_key() != client.issuer_public_key()
+    finally:
+        stop_service(proc)
+
+
+def test_fewer_than_threshold_shares_fail(
+    tmp_path: Path, hsm_home: IssuerHsmSettings, issuer_token: Token
+) -> None:
+    shares = export_seed_shares(issuer_token, THRESHOLD, SHARES)
+    with pytest.raises(SecretSharingError):
+        combine_shares(shares[: THRESHOLD - 1])
+    restored_home = tmp_path / "not-restored"
+    done = _restore(restored_home, shares[: THRESHOLD - 1], hsm_home.request_public_key)
+    assert done.returncode != 0
+    assert "combine" in done.stderr
+    assert not (restored_home / "config.toml").exists()
