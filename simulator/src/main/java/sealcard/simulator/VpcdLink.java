@@ -34,6 +34,9 @@ final class VpcdLink implements Runnable {
     private static final int BYTE_MASK = 0xFF;
     private static final int CONNECT_TIMEOUT_MS = 1000;
     private static final long RETRY_MS = 100;
+    /** -Dsealcard.sim.quickack=false turns the fix off, to measure the trap (docs/simulator.md). */
+    private static final boolean QUICK_ACK =
+            !"false".equals(System.getProperty("sealcard.sim.quickack"));
 
     private final SimulatedCard card;
     private final String host;
@@ -171,6 +174,9 @@ final class VpcdLink implements Runnable {
     }
 
     private static void quickAck(Socket s) {
+        if (!QUICK_ACK) {
+            return;
+        }
         try {
             s.setOption(ExtendedSocketOptions.TCP_QUICKACK, Boolean.TRUE);
         } catch (IOException | UnsupportedOperationException e) {
