@@ -39,7 +39,7 @@ def _prepare(url: str, pack: FakePack) -> None:
         records.import_pack(pack.pack_serial, pack.cards)
         users = [records.add_user(f"User {i}", f"{i} Test Road") for i in range(7)]
         for i in range(ORDERS):
-            records.request_orders(users[i % len(users)].id)
+            records.request_orders(users[i % len(users)].id, mailer_id="m1")
 
 
 def _run(url: str, key_pem: Path, kill: tuple[int, float] | None) -> tuple[bool, list[str]]:

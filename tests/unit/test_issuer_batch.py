@@ -69,7 +69,7 @@ def pack() -> FakePack:
 def _setup(records: Records, pack: FakePack, orders: int) -> list[int]:
     records.import_pack(pack.pack_serial, pack.cards)
     user = records.add_user("Ada", "1 Main St")
-    return [o.id for o in records.request_orders(user.id, orders)]
+    return [o.id for o in records.request_orders(user.id, orders, mailer_id="m1")]
 
 
 def _check_all_sealed(

@@ -107,16 +107,18 @@ def test_users_and_orders(records: Records) -> None:
     with pytest.raises(RecordNotFoundError):
         records.get_user(user.id + 100)
     with pytest.raises(RecordNotFoundError):
-        records.request_orders(user.id + 100)
+        records.request_orders(user.id + 100, mailer_id="m1")
     with pytest.raises(IssuerError):
         records.request_orders(user.id, 1, pin_source="bureau-fax")
+    with pytest.raises(IssuerError, match="mailer"):
+        records.request_orders(user.id, 1, pin_source="hsm")  # the PIN letter needs a mailer
     with pytest.raises(IssuerError):
         records.add_user(" ", "somewhere")
 
 
 def test_advance_order_enforces_the_life_cycle(records: Records) -> None:
     user = records.add_user("Bob", "1 Main St")
-    (order,) = records.request_orders(user.id)
+    (order,) = records.request_orders(user.id, mailer_id="m1")
     with pytest.raises(InvalidTransitionError):
         records.advance_order(order.id, OrderState.SENT_TO_BUREAU)
     with pytest.raises(IssuerError, match="only by sealing"):
@@ -137,7 +139,7 @@ def test_packs_are_used_first_in_first_out(records: Records) -> None:
     user = records.add_user("Carol", "2 Main St")
     records.import_pack("OLD", [card(10), card(11)])
     records.import_pack("NEW", [card(20), card(21)])
-    orders = records.request_orders(user.id, 3)
+    orders = records.request_orders(user.id, 3, mailer_id="m1")
     with records.db.transaction() as tx:
         reserved = records.reserve(tx, 10)
     assert reserved == [o.id for o in orders]
@@ -151,7 +153,7 @@ def test_reserve_limited_to_one_pack(records: Records) -> None:
     user = records.add_user("Dan", "3 Main St")
     records.import_pack("OLD", [card(10)])
     records.import_pack("NEW", [card(20)])
-    (order,) = records.request_orders(user.id)
+    (order,) = records.request_orders(user.id, mailer_id="m1")
     with records.db.transaction() as tx:
         assert records.reserve(tx, 10, pack_serial="NEW") == [order.id]
     assert records.get_order(order.id).card_serial == card(20).serial
@@ -161,7 +163,7 @@ def test_unverified_cards_are_never_used(records: Records) -> None:
     user = records.add_user("Eve", "4 Main St")
     bad = CardInit(b"\x01" * 8, b"d", b"a", verified=False)
     records.import_pack("P", [bad])
-    records.request_orders(user.id)
+    records.request_orders(user.id, mailer_id="m1")
     with records.db.transaction() as tx:
         assert records.reserve(tx, 10) == []
 
@@ -226,13 +228,13 @@ def test_derivation_elements_cannot_be_rebound_or_deleted(records: Records) -> N
 def test_failed_order_does_not_free_its_element_or_card(records: Records) -> None:
     user = records.add_user("Gus", "8 Main St")
     records.import_pack("P", [card(1), card(2)])
-    (first,) = records.request_orders(user.id)
+    (first,) = records.request_orders(user.id, mailer_id="m1")
     with records.db.transaction() as tx:
         records.reserve(tx, 1)
     with records.db.transaction() as tx:  # pretend it was sealed and sent
         tx.execute("UPDATE orders SET state = 'sent_to_bureau' WHERE id = ?", (first.id,))
     records.advance_order(first.id, OrderState.FAILED, note="card broke in the printer")
-    (second,) = records.request_orders(user.id)
+    (second,) = records.request_orders(user.id, mailer_id="m1")
     with records.db.transaction() as tx:
         records.reserve(tx, 1)
     a, b = records.get_order(first.id), records.get_order(second.id)
@@ -246,7 +248,7 @@ def test_failed_order_does_not_free_its_element_or_card(records: Records) -> Non
 
 def test_audit_log_records_actions_and_refuses_changes(records: Records) -> None:
     user = records.add_user("Hal", "9 Main St")
-    (order,) = records.request_orders(user.id)
+    (order,) = records.request_orders(user.id, mailer_id="m1")
     entries = records.audit_entries()
     assert [e.action for e in entries][-2:] == ["user.add", "order.request"]
     assert entries[-1].order_id == order.id
@@ -261,7 +263,7 @@ def test_audit_log_records_actions_and_refuses_changes(records: Records) -> None
 
 def test_audit_log_holds_no_names_or_addresses(records: Records) -> None:
     user = records.add_user("Ivy Secretname", "10 Hidden Lane")
-    records.request_orders(user.id)
+    records.request_orders(user.id, mailer_id="m1")
     text = repr(records.audit_entries())
     assert "Secretname" not in text
     assert "Hidden Lane" not in text
@@ -269,7 +271,7 @@ def test_audit_log_holds_no_names_or_addresses(records: Records) -> None:
 
 def test_status_counts(records: Records) -> None:
     user = records.add_user("Jo", "11 Main St")
-    records.request_orders(user.id, 2)
+    records.request_orders(user.id, 2, mailer_id="m1")
     records.import_pack("P", [card(1)])
     status = records.status()
     assert status.users == 1

@@ -146,7 +146,13 @@ def user_add(home: Path | None, name: str, address: str, as_json: bool) -> None:
     help="hsm: the issuer HSM makes PIN and PUK, seals them in the blob and writes the PIN "
     "letter (FIG. 5); none: no PIN in the blob (the bureau or the user sets it).",
 )
-@click.option("--mailer", "mailer_id", default=None, help="Mailer id for the PIN letter.")
+@click.option(
+    "--mailer",
+    "mailer_id",
+    default=None,
+    help="Mailer that sends the PIN letter (registered with `issuer hsm mailer add`); "
+    "required with --pin-source hsm.",
+)
 @_json_option
 def order_cmd(
     home: Path | None,
@@ -367,3 +373,137 @@ def hsm_serve(home: Path | None) -> None:
     issuer_home = load_home(home)
     argv = [sys.executable, "-m", "sealcard.hsm.issuer_service", "--home", str(issuer_home.root)]
     os.execv(sys.executable, argv)  # noqa: S606 - our own interpreter and module, no shell
+
+
+@hsm_group.command(name="init")
+@_home_option
+@click.option(
+    "--single-token",
+    is_flag=True,
+    help="One token for both roles (issuer HSM and issuer-system HSM); default: two tokens.",
+)
+@click.option(
+    "--module",
+    "module_path",
+    default=None,
+    help="PKCS#11 module for SoftHSM2 (default: $SEALCARD_PKCS11_MODULE, else found).",
+)
+@_json_option
+def hsm_init(home: Path | None, single_token: bool, module_path: str | None, as_json: bool) -> None:
+    """Create the SoftHSM2 tokens and keys of this issuer home and record them in config.toml.
+
+    \b
+    Issuer HSM token: issuer key pair (EC P-256, non-extractable), BIP32 seed (from the
+      token's RNG), issuer certificate for PIN letters.
+    Issuer-system token: the request-signing key and the key that wraps every card's
+      device authentication key.
+    Token PINs are random and written to HOME/secrets/*.user-pin (0600), never printed.
+    Back up the seed with the HSM's share ceremony (docs/hsm.md).
+    """
+    from sealcard.hsm.setup import setup_hsms
+
+    issuer_home = load_home(home)
+    settings = setup_hsms(
+        issuer_home.root, separate_tokens=not single_token, module_path=module_path
+    )
+    payload = {
+        "issuer_token": settings.issuer.token_label,
+        "system_token": settings.system.token_label,
+        "module": settings.issuer.module_path,
+        "socket": str(settings.socket_path),
+        "request_public_key": str(settings.request_public_key),
+        "issuer_certificate": str(settings.issuer_certificate),
+    }
+    text = (
+        f"issuer HSM token        {settings.issuer.token_label}\n"
+        f"issuer-system HSM token {settings.system.token_label}\n"
+        f"module                  {settings.issuer.module_path}\n"
+        f"next: sealcard issuer hsm serve --home {issuer_home.root}"
+    )
+    _emit(as_json, payload, text)
+
+
+def _client(home: Path | None) -> tuple[Any, Any]:
+    """(token, client) for the running issuer HSM service; close the token when done."""
+    from sealcard.hsm.config import load_settings
+    from sealcard.hsm.issuer_client import IssuerHsmClient
+    from sealcard.hsm.system_hsm import RequestSigner
+    from sealcard.hsm.token import Token
+
+    issuer_home = load_home(home)
+    settings = load_settings(issuer_home.root, issuer_home.raw_config())
+    token = Token.open(settings.system)
+    return token, IssuerHsmClient(settings.socket_path, RequestSigner(token))
+
+
+@hsm_group.group(name="mailer")
+def mailer_group() -> None:
+    """Mailers' public keys, held by the issuer HSM for the PIN letters (P2)."""
+
+
+@mailer_group.command(name="add")
+@_home_option
+@click.option("--id", "mailer_id", required=True, help="Mailer id that orders name (--mailer).")
+@click.option(
+    "--key",
+    "key_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    required=True,
+    help="The mailer's RSA public key (PEM or DER SubjectPublicKeyInfo, 2048 bits or more).",
+)
+@_json_option
+def mailer_add(home: Path | None, mailer_id: str, key_file: Path, as_json: bool) -> None:
+    """Register (or replace) a mailer's public key in the issuer HSM (service must run)."""
+    from cryptography.hazmat.primitives import serialization
+
+    data = key_file.read_bytes()
+    if b"-----BEGIN" in data:
+        key = serialization.load_pem_public_key(data)
+        data = key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    token, client = _client(home)
+    try:
+        mailers = client.register_mailer(mailer_id, data)
+    finally:
+        client.close()
+        token.close()
+    _emit(
+        as_json,
+        {"mailers": mailers},
+        f"mailer {mailer_id} registered; mailers: {', '.join(mailers)}",
+    )
+
+
+@mailer_group.command(name="list")
+@_home_option
+@_json_option
+def mailer_list(home: Path | None, as_json: bool) -> None:
+    """Mailers the issuer HSM knows."""
+    token, client = _client(home)
+    try:
+        mailers = client.mailers()
+    finally:
+        client.close()
+        token.close()
+    _emit(as_json, {"mailers": mailers}, "\n".join(mailers) or "no mailers")
+
+
+@hsm_group.command(name="xpub")
+@_home_option
+@click.option(
+    "--path",
+    default=None,
+    help="BIP32 path (default: the derivation base of this home, whose children are users).",
+)
+@_json_option
+def hsm_xpub(home: Path | None, path: str | None, as_json: bool) -> None:
+    """The extended public key at a path: watch-only tools derive every user's key from it."""
+    issuer_home = load_home(home)
+    token, client = _client(home)
+    try:
+        xpub = client.xpub(path or issuer_home.derivation_base)
+    finally:
+        client.close()
+        token.close()
+    _emit(as_json, {"path": path or issuer_home.derivation_base, "xpub": xpub}, xpub)

@@ -445,6 +445,8 @@ class Records:
             raise IssuerError("count must be at least 1")
         if pin_source not in PIN_SOURCES:
             raise IssuerError(f"pin_source must be one of {', '.join(PIN_SOURCES)}")
+        if pin_source == "hsm" and not mailer_id:
+            raise IssuerError("PIN and PUK from the issuer HSM need a mailer for the PIN letter")
         self.get_user(user_id)
         at = now()
         ids: list[int] = []
