@@ -20,8 +20,9 @@ the whole session: a test that needs a known state calls `reset_blank` first, no
 The fixture uses a simulator that already runs in the run directory ($SEALCARD_SIM_DIR, default
 /run/sealcard-sim) if it has at least MIN_CARDS cards; otherwise it starts one with MIN_CARDS
 cards (stopping any other pcscd; needs root) and stops it at the end of the session. When
-build/sealcard-sim.jar is missing it runs `ant sim-jar` first. Set SEALCARD_SIM_APPLET_CLASS and
-SEALCARD_SIM_APPLET_CLASSPATH to test the simulator with another applet.
+build/sealcard-sim.jar is missing or older than a Java source, it runs `ant sim-jar` first.
+Set SEALCARD_SIM_APPLET_CLASS and SEALCARD_SIM_APPLET_CLASSPATH to test the simulator with
+another applet.
 """
 
 from __future__ import annotations
@@ -81,8 +82,20 @@ class SimCards(list[SimCardHandle]):
         self.card(reader).tear(absent_ms)
 
 
+def _stale(jar: Path) -> bool:
+    """Missing, or older than a Java source of the applet or the simulator (default jar only)."""
+    if not jar.is_file():
+        return True
+    root = sim.config.repo_root()
+    if jar != root / "build" / sim.config.JAR_NAME:
+        return False
+    built = jar.stat().st_mtime
+    sources = [*root.glob("applet/src/main/java/**/*.java"), *root.glob("simulator/src/**/*.java")]
+    return any(src.stat().st_mtime > built for src in sources)
+
+
 def _ensure_jar(jar: Path) -> None:
-    if jar.is_file():
+    if not _stale(jar):
         return
     build_xml = sim.config.repo_root() / "build.xml"
     ant = shutil.which("ant")
@@ -91,7 +104,7 @@ def _ensure_jar(jar: Path) -> None:
     result = subprocess.run(
         [ant, "-q", "-f", str(build_xml), "sim-jar"], capture_output=True, text=True, check=False
     )
-    if result.returncode != 0 or not jar.is_file():
+    if result.returncode != 0 or _stale(jar):
         pytest.fail(f"`ant sim-jar` failed:\n{result.stdout}\n{result.stderr}")
 
 
