@@ -43,7 +43,8 @@ from sealcard.transport.errors import ApduError
 from sealcard.transport.protocol import SmartCardProtocol
 
 LE_SHORT: Final = SHORT_MAX_LE
-LE_LONG: Final = EXTENDED_MAX_LE
+LE_LONG: Final = EXTENDED_MAX_LE - 1
+"""Extended Le FFFF: jCardSim reads an extended Le of 0000 as 0 (docs/apdu.md)."""
 
 
 class SealcardSession:
