@@ -23,6 +23,9 @@ cards (stopping any other pcscd; needs root) and stops it at the end of the sess
 build/sealcard-sim.jar is missing or older than a Java source, it runs `ant sim-jar` first.
 Set SEALCARD_SIM_APPLET_CLASS and SEALCARD_SIM_APPLET_CLASSPATH to test the simulator with
 another applet.
+
+Several pytest sessions on one machine share one pcscd: start the simulator once
+(`sealcard sim up --cards 4`) and every session reuses it and leaves it running.
 """
 
 from __future__ import annotations
@@ -132,7 +135,11 @@ def sim_cards() -> Iterator[SimCards]:
         return
     config = _config(run_dir)
     _ensure_jar(config.jar)
-    result = sim.start(config)
+    try:
+        result = sim.start(config)
+    except sim.SimulatorAlreadyRunningError:  # another session started it meanwhile: share it
+        yield SimCards(run_dir, sim.status(run_dir).readers)
+        return
     try:
         yield SimCards(run_dir, result.status.readers)
     finally:

@@ -12,13 +12,15 @@ Layout of a run directory (default /run/sealcard-sim, or $SEALCARD_SIM_DIR):
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import re
 import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, Final
@@ -55,6 +57,7 @@ PCSCD_LOG: Final = "pcscd.log"
 JVM_LOG: Final = "simulator.log"
 CONTROL_SOCKET: Final = "control.sock"
 STATE_FILE: Final = "state.json"
+_LOCK_FILE: Final = "start.lock"
 
 DEFAULT_TEAR_ABSENT_MS: Final = 1000
 """How long a torn card stays out: over two of pcscd's ~400 ms polls, so pcscd sees it leave."""
@@ -166,8 +169,24 @@ def start(
     """
     config = config or SimulatorConfig()
     config = replace(config, run_dir=config.run_dir.resolve(), jar=config.jar.resolve())
-    say = progress or _noop
     config.validate()
+    config.run_dir.mkdir(parents=True, exist_ok=True)
+    with _start_lock(config.run_dir):
+        return _start_locked(config, progress or _noop)
+
+
+@contextlib.contextmanager
+def _start_lock(run_dir: Path) -> Iterator[None]:
+    """Serialize concurrent starts in one run directory (the second then finds it running)."""
+    with (run_dir / _LOCK_FILE).open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _start_locked(config: SimulatorConfig, say: Progress) -> StartResult:
     tools = _find_tools(config)
     run_dir = config.run_dir
     if status(run_dir).running:
@@ -176,7 +195,6 @@ def start(
         )
     began = time.monotonic()
     _clean_leftovers(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     run_dir.chmod(_RUN_DIR_MODE)
     stopped = _stop_other_pcscd(say)
     if not config.netns:
