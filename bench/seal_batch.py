@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from sealcard.crypto import sealed_blob
 from sealcard.crypto.bip32 import parse_path
-from sealcard.issuer.batch import seal_orders
+from sealcard.issuer.batch import DEFAULT_KEYGEN_THREADS, seal_orders
 from sealcard.issuer.config import init_home
 from sealcard.issuer.db import Database
 from sealcard.issuer.fake import import_fake_pack
@@ -173,10 +173,10 @@ def main() -> int:
     parser.add_argument("--rsa-pool", type=int, default=50)
     parser.add_argument("--db", default=None, help="database URL (default: SQLite in the home)")
     parser.add_argument(
-        "--keygen-sessions",
+        "--keygen-threads",
         type=int,
-        default=3,
-        help="PKCS#11 sessions (threads) for device authentication keys",
+        default=DEFAULT_KEYGEN_THREADS,
+        help="PKCS#11 sessions (threads) making device authentication keys",
     )
     parser.add_argument(
         "--verify",
@@ -212,7 +212,7 @@ def main() -> int:
         t_pack = time.perf_counter() - t0
 
         service = start_service(root, settings.socket_path)
-        token = Token.open(settings.system, pool_size=args.keygen_sessions)
+        token = Token.open(settings.system, pool_size=args.keygen_threads + 1)
         try:
             client = IssuerHsmClient(settings.socket_path, RequestSigner(token))
             mailer_key = rsa.generate_private_key(65537, 2048)
@@ -223,6 +223,7 @@ def main() -> int:
                 client,
                 chunk_size=args.chunk,
                 issuer_public_key=client.issuer_public_key() if args.verify else None,
+                keygen_threads=args.keygen_threads,
             )
         finally:
             token.close()
@@ -248,6 +249,7 @@ def main() -> int:
         "cards_per_second": round(report.per_second, 1),
         "chunk": args.chunk,
         "verify": args.verify,
+        "keygen_threads": args.keygen_threads,
         "setup_seconds": round(t_setup, 2),
         "pack_and_orders_seconds": round(t_pack, 2),
         "run_split_seconds": {k: round(v, 3) for k, v in vars(t).items()},

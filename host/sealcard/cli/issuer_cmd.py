@@ -269,6 +269,12 @@ def status_cmd(home: Path | None, as_json: bool) -> None:
     help="Orders per issuer HSM round trip and per database commit [default: 256].",
 )
 @click.option(
+    "--keygen-threads",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="PKCS#11 sessions making device authentication keys at once [default: 2].",
+)
+@click.option(
     "--verify/--no-verify",
     default=True,
     show_default=True,
@@ -280,6 +286,7 @@ def seal_cmd(
     pack_serial: str | None,
     limit: int | None,
     chunk_size: int | None,
+    keygen_threads: int | None,
     verify: bool,
     as_json: bool,
 ) -> None:
@@ -294,7 +301,7 @@ def seal_cmd(
     from sealcard.hsm.issuer_client import IssuerHsmClient
     from sealcard.hsm.system_hsm import DeviceAuthKeys, RequestSigner
     from sealcard.hsm.token import Token
-    from sealcard.issuer.batch import DEFAULT_CHUNK_SIZE, seal_orders
+    from sealcard.issuer.batch import DEFAULT_CHUNK_SIZE, DEFAULT_KEYGEN_THREADS, seal_orders
 
     issuer_home, records = _open_records(home)
     settings = load_settings(issuer_home.root, issuer_home.raw_config())
@@ -309,8 +316,9 @@ def seal_cmd(
             bar.__enter__()
         bar.update(done - bar.pos)
 
+    threads = keygen_threads or DEFAULT_KEYGEN_THREADS
     with records.db:
-        token = Token.open(settings.system)
+        token = Token.open(settings.system, pool_size=threads + 1)  # +1: request signing
         try:
             client = IssuerHsmClient(settings.socket_path, RequestSigner(token))
             issuer_key = client.issuer_public_key() if verify else None
@@ -324,6 +332,7 @@ def seal_cmd(
                     chunk_size=chunk_size or DEFAULT_CHUNK_SIZE,
                     progress=progress,
                     issuer_public_key=issuer_key,
+                    keygen_threads=threads,
                 )
             finally:
                 if bar is not None:

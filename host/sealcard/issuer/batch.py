@@ -51,6 +51,9 @@ from sealcard.issuer.records import Records, SealedItem, SealWork
 
 #: Orders per HSM round trip and per commit.
 DEFAULT_CHUNK_SIZE = 256
+#: Threads for device authentication key generation: this machine has 2 cores, and the issuer
+#: HSM service needs CPU too; measured best at 2 (bench/seal_batch.py).
+DEFAULT_KEYGEN_THREADS = 2
 #: Length of a compressed secp256k1 public key.
 USER_PUBLIC_KEY_LEN = 33
 
@@ -61,8 +64,9 @@ ProgressCallback = Callable[[int, int], None]
 class DeviceAuthKeyMaker(Protocol):
     """Device authentication keys from the issuer-system HSM (`hsm.system_hsm.DeviceAuthKeys`)."""
 
-    def generate_many(self, count: int) -> list[tuple[bytes, bytes]]:
-        """`count` fresh key pairs: (public point, 65 bytes; private key wrapped by the HSM)."""
+    def generate_many(self, count: int, threads: int | None = None) -> list[tuple[bytes, bytes]]:
+        """`count` fresh key pairs: (public point, 65 bytes; private key wrapped by the HSM),
+        made on up to `threads` PKCS#11 sessions at once."""
         ...
 
 
@@ -178,15 +182,17 @@ def seal_orders(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     progress: ProgressCallback | None = None,
     issuer_public_key: ec.EllipticCurvePublicKey | None = None,
+    keygen_threads: int | None = DEFAULT_KEYGEN_THREADS,
 ) -> SealReport:
     """Seal requested orders (oldest first) with cards from the stock (oldest pack first).
 
     First resumes orders an interrupted run left in `card_assigned`, then reserves new ones.
     `pack_serial` restricts the cards to one pack, `order_ids` the orders to these, `limit` the
     number sealed in this run. With `issuer_public_key`, every blob's issuer signature is
-    checked before it is stored (about 0.1 ms per card). Returns when every eligible order is
-    sealed or the cards run out (`report.stopped == "no_cards"`). Safe to kill at any moment
-    and run again (module doc).
+    checked before it is stored (about 0.1 ms per card). `keygen_threads` PKCS#11 sessions
+    make device authentication keys at once (more threads than cores slows down). Returns
+    when every eligible order is sealed or the cards run out (`report.stopped == "no_cards"`).
+    Safe to kill at any moment and run again (module doc).
     """
     if chunk_size < 1:
         raise ValueError("chunk_size must be at least 1")
@@ -273,7 +279,7 @@ def seal_orders(
         try:
             for work, resumed in chunks():
                 t0 = time.perf_counter()
-                keys = auth_keys.generate_many(len(work))
+                keys = auth_keys.generate_many(len(work), threads=keygen_threads)
                 if len(keys) != len(work):
                     raise SealingError("the issuer-system HSM made the wrong number of keys")
                 timings.device_auth_keys += time.perf_counter() - t0
@@ -300,6 +306,7 @@ def seal_pack(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     progress: ProgressCallback | None = None,
     issuer_public_key: ec.EllipticCurvePublicKey | None = None,
+    keygen_threads: int | None = DEFAULT_KEYGEN_THREADS,
 ) -> SealReport:
     """Seal requested orders (oldest first) with the cards of one pack; see `seal_orders`."""
     return seal_orders(
@@ -311,4 +318,5 @@ def seal_pack(
         chunk_size=chunk_size,
         progress=progress,
         issuer_public_key=issuer_public_key,
+        keygen_threads=keygen_threads,
     )
