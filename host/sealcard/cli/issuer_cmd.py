@@ -516,3 +516,91 @@ def hsm_xpub(home: Path | None, path: str | None, as_json: bool) -> None:
         client.close()
         token.close()
     _emit(as_json, {"path": path or issuer_home.derivation_base, "xpub": xpub}, xpub)
+
+
+_PID_FILE = "issuer-hsm.pid"
+_START_TIMEOUT_S = 60.0
+
+
+@hsm_group.command(name="start")
+@_home_option
+@_json_option
+def hsm_start(home: Path | None, as_json: bool) -> None:
+    """Start the issuer HSM service in the background (pid in HOME/run/issuer-hsm.pid).
+
+    For development and tests; in production run `issuer hsm serve` under a service manager.
+    Its errors go to HOME/run/issuer-hsm.log.
+    """
+    import subprocess
+    import sys
+    import time
+
+    from sealcard.errors import ConfigurationError
+
+    issuer_home = load_home(home)
+    pid_file = issuer_home.run_dir / _PID_FILE
+    if pid_file.exists() and _alive(int(pid_file.read_text().strip() or 0)):
+        raise ConfigurationError(f"the issuer HSM service already runs (pid file {pid_file})")
+    issuer_home.socket_path.unlink(missing_ok=True)
+    log = (issuer_home.run_dir / "issuer-hsm.log").open("ab")
+    argv = [sys.executable, "-m", "sealcard.hsm.issuer_service", "--home", str(issuer_home.root)]
+    proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
+        argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+    )
+    pid_file.write_text(f"{proc.pid}\n", encoding="utf-8")
+    deadline = time.monotonic() + _START_TIMEOUT_S
+    while not issuer_home.socket_path.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pid_file.unlink(missing_ok=True)
+            log_path = issuer_home.run_dir / "issuer-hsm.log"
+            raise ConfigurationError(f"the issuer HSM service did not start; see {log_path}")
+        time.sleep(0.05)
+    _emit(
+        as_json,
+        {"pid": proc.pid, "socket": str(issuer_home.socket_path)},
+        f"issuer HSM service running, pid {proc.pid}, socket {issuer_home.socket_path}",
+    )
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@hsm_group.command(name="stop")
+@_home_option
+@_json_option
+def hsm_stop(home: Path | None, as_json: bool) -> None:
+    """Stop the service that `issuer hsm start` started (SIGTERM to the pid in its pid file)."""
+    import os
+    import signal
+    import time
+
+    issuer_home = load_home(home)
+    pid_file = issuer_home.run_dir / _PID_FILE
+    pid = int(pid_file.read_text().strip() or 0) if pid_file.exists() else 0
+    stopped = False
+    if _alive(pid):
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(200):
+            if not _alive(pid):
+                break
+            time.sleep(0.05)
+        stopped = not _alive(pid)
+    pid_file.unlink(missing_ok=True)
+    _emit(
+        as_json,
+        {"pid": pid or None, "stopped": stopped},
+        f"issuer HSM service (pid {pid}) stopped"
+        if stopped
+        else "no issuer HSM service was running",
+    )
