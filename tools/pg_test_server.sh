@@ -39,9 +39,12 @@ case "$ACTION" in
     if [ ! -f "$DATA/PG_VERSION" ]; then
       "${RUN_AS[@]}" "$PG_BIN/initdb" -D "$DATA" -U "$DBUSER" --auth=trust --encoding=UTF8 --no-locale >&2
     fi
-    "${RUN_AS[@]}" "$PG_BIN/pg_ctl" -D "$DATA" -l "$DIR/server.log" -w \
-      -o "-c listen_addresses='' -c unix_socket_directories='$SOCK' -p $PORT -c fsync=off -c synchronous_commit=off" \
-      start >&2
+    if ! "${RUN_AS[@]}" "$PG_BIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
+      # fsync off: a test server; the tests kill clients, never this server
+      "${RUN_AS[@]}" "$PG_BIN/pg_ctl" -D "$DATA" -l "$DIR/server.log" -w \
+        -o "-c listen_addresses='' -c unix_socket_directories='$SOCK' -p $PORT -c fsync=off -c synchronous_commit=off" \
+        start >&2
+    fi
     if ! "${RUN_AS[@]}" "$PG_BIN/psql" -h "$SOCK" -p "$PORT" -U "$DBUSER" -d postgres -tAc \
         "SELECT 1 FROM pg_database WHERE datname = '$DBNAME'" | grep -q 1; then
       "${RUN_AS[@]}" "$PG_BIN/createdb" -h "$SOCK" -p "$PORT" -U "$DBUSER" "$DBNAME" >&2
