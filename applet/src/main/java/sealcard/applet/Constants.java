@@ -33,6 +33,15 @@ public final class Constants {
     public static final byte INS_CLOSE_INITIALIZATION = (byte) 0x3E;
     public static final byte INS_GENERATE_KEY_PAIR = (byte) 0x46;
     public static final byte INS_GET_DATA = (byte) 0xCA;
+    public static final byte INS_PUT_PIN_PUK = (byte) 0x38;
+    public static final byte INS_PERSONALIZE = (byte) 0x50;
+    public static final byte INS_VERIFY = (byte) 0x20;
+    public static final byte INS_CHANGE_REFERENCE_DATA = (byte) 0x24;
+    public static final byte INS_RESET_RETRY_COUNTER = (byte) 0x2C;
+    public static final byte INS_SIGN_HASH = (byte) 0x2A;
+    public static final byte INS_GET_CHALLENGE = (byte) 0x84;
+    public static final byte INS_INTERNAL_AUTHENTICATE = (byte) 0x88;
+    public static final byte INS_ISSUER_COMMAND = (byte) 0x60;
 
     // ---- SELECT ------------------------------------------------------------------------
     public static final byte SELECT_P1_BY_NAME = (byte) 0x04;
@@ -49,6 +58,22 @@ public final class Constants {
     public static final byte CERT_DEVICE_KEY = (byte) 0x01;
     public static final byte CERT_ISSUER_AUTH_KEY = (byte) 0x02;
 
+    // ---- PIN references and P1/P2 of the PIN, signing and issuer commands -------------
+    public static final byte PIN_REF_USER = (byte) 0x81;
+    public static final byte CHANGE_P1_OLD_AND_NEW = (byte) 0x00;
+    public static final byte CHANGE_P1_INITIAL = (byte) 0x01;
+    public static final short PSO_P1P2_SIGN = (short) 0x9E9A;
+    public static final byte ISSUER_CMD_RESET_PIN = (byte) 0x01;
+    public static final byte ISSUER_CMD_TERMINATE = (byte) 0x02;
+
+    // ---- PIN and PUK -------------------------------------------------------------------
+    public static final byte PIN_TRY_LIMIT = (byte) 0x03;
+    public static final byte PUK_TRY_LIMIT = (byte) 0x05;
+    public static final byte PIN_MIN_LENGTH = (byte) 0x04;
+    public static final byte PIN_MAX_LENGTH = (byte) 0x0C;
+    public static final byte PUK_MIN_LENGTH = (byte) 0x08;
+    public static final byte PUK_MAX_LENGTH = (byte) 0x0C;
+
     // ---- Sizes -------------------------------------------------------------------------
     public static final short SERIAL_MIN_LENGTH = (short) 0x0004;
     public static final short SERIAL_MAX_LENGTH = (short) 0x0010;
@@ -56,6 +81,7 @@ public final class Constants {
     public static final short EC_POINT_LENGTH = (short) 0x0041;
     public static final short RSA_MODULUS_LENGTH = (short) 0x0100;
     public static final short MAX_CERT_LENGTH = (short) 0x0400;
+    public static final short CHALLENGE_LENGTH = (short) 0x0010;
 
     // ---- TLV tags ----------------------------------------------------------------------
     public static final byte TAG_VERSION = (byte) 0x80;
@@ -65,11 +91,26 @@ public final class Constants {
     public static final byte TAG_RSA_MODULUS = (byte) 0x81;
     public static final byte TAG_RSA_EXPONENT = (byte) 0x82;
     public static final byte EC_POINT_UNCOMPRESSED = (byte) 0x04;
+    public static final byte TAG_PIN = (byte) 0x03;
+    public static final byte TAG_PUK = (byte) 0x04;
 
     // ---- Signed device key message ("SCDK" || version || ...) ---------------------------
     public static final short SIGNED_DEVICE_KEY_MAGIC_HIGH = (short) 0x5343;
     public static final short SIGNED_DEVICE_KEY_MAGIC_LOW = (short) 0x444B;
     public static final byte SIGNED_DEVICE_KEY_FORMAT_VERSION = (byte) 0x01;
+
+    // ---- Sealed blob (docs/sealed-blob.md) ------------------------------------------------
+    public static final byte BLOB_FORMAT_VERSION = (byte) 0x01;
+    public static final byte PT_USER_KEY = (byte) 0x01;
+    public static final byte PT_DEVICE_AUTH_KEY = (byte) 0x02;
+    public static final byte PT_PIN = (byte) 0x03;
+    public static final byte PT_PUK = (byte) 0x04;
+
+    // ---- Signed messages of INTERNAL AUTHENTICATE ("SCIA") and ISSUER COMMAND ("SCIC") --
+    public static final short INTERNAL_AUTH_MAGIC_HIGH = (short) 0x5343;
+    public static final short INTERNAL_AUTH_MAGIC_LOW = (short) 0x4941;
+    public static final short ISSUER_COMMAND_MAGIC_HIGH = (short) 0x5343;
+    public static final short ISSUER_COMMAND_MAGIC_LOW = (short) 0x4943;
 
     // ---- GET DATA objects (P1P2) -------------------------------------------------------
     public static final short DO_SERIAL = (short) 0x0101;
@@ -80,6 +121,8 @@ public final class Constants {
     public static final short DO_DEVICE_KEY_CERT = (short) 0x0120;
     public static final short DO_ISSUER_AUTH_KEY_CERT = (short) 0x0121;
     public static final short DO_SIGNED_DEVICE_KEY = (short) 0x0122;
+    public static final short DO_USER_PUBLIC_KEY = (short) 0x0130;
+    public static final short DO_PIN_STATUS = (short) 0x0131;
 
     // ---- Life-cycle states -------------------------------------------------------------
     public static final byte STATE_BLANK = (byte) 0x01;
@@ -100,6 +143,9 @@ public final class Constants {
     public static final short SW_WRONG_LENGTH = (short) 0x6700;
     public static final short SW_LAST_COMMAND_OF_CHAIN_EXPECTED = (short) 0x6883;
     public static final short SW_CHAINING_NOT_SUPPORTED = (short) 0x6884;
+    public static final short SW_PIN_TRIES_REMAINING = (short) 0x63C0;
+    public static final short SW_AUTH_METHOD_BLOCKED = (short) 0x6983;
+    public static final short SW_DATA_INVALID = (short) 0x6984;
     public static final short SW_SECURITY_STATUS_NOT_SATISFIED = (short) 0x6982;
     public static final short SW_CONDITIONS_NOT_SATISFIED = (short) 0x6985;
     public static final short SW_WRONG_DATA = (short) 0x6A80;

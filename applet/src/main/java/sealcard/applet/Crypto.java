@@ -1,6 +1,13 @@
 package sealcard.applet;
 
 import javacard.security.CryptoException;
+import javacard.framework.Util;
+import javacard.security.ECPrivateKey;
+import javacard.security.ECPublicKey;
+import javacard.security.KeyAgreement;
+import javacard.security.KeyBuilder;
+import javacard.security.KeyPair;
+import javacard.security.MessageDigest;
 import javacard.security.RandomData;
 import javacard.security.Signature;
 import javacardx.crypto.Cipher;
@@ -20,12 +27,24 @@ final class Crypto {
      */
     private static final byte RANDOM_ALG_TRNG = (byte) 3;
 
+    /**
+     * {@code KeyAgreement.ALG_EC_SVDP_DH_PLAIN_XY} (value 6) of the JavaCard 3.0.5 API,
+     * spelled out for the same reason: with the generator G as the peer it gives d*G, the
+     * user public key.
+     */
+    private static final byte KEY_AGREEMENT_DH_PLAIN_XY = (byte) 6;
+
     /** Size of the all-zero hash signed by the precomputed-hash probe. */
     private static final short PROBE_HASH_LENGTH = (short) 32;
 
     private RandomData random;
     private Signature ecdsaSha256;
     private Cipher oaepSha256;
+    private final Cipher rsaNoPad;
+    private final MessageDigest sha256;
+    private KeyAgreement publicKeyDerivation;
+    private final KeyAgreement pointCheck;
+    private final KeyPair pointCheckPair;
     private short capabilities;
 
     /**
@@ -62,6 +81,25 @@ final class Crypto {
         if (persistent.userPrivateKey != null) {
             capabilities |= Constants.CAP_SECP256K1;
         }
+
+        rsaNoPad = Cipher.getInstance(Cipher.ALG_RSA_NOPAD, false);
+        sha256 = MessageDigest.getInstance(MessageDigest.ALG_SHA_256, false);
+        try {
+            publicKeyDerivation = KeyAgreement.getInstance(KEY_AGREEMENT_DH_PLAIN_XY, false);
+        } catch (CryptoException e) {
+            publicKeyDerivation = null;
+        }
+        pointCheck = KeyAgreement.getInstance(KeyAgreement.ALG_EC_SVDP_DH_PLAIN, false);
+        ECPrivateKey checkPrivate = (ECPrivateKey) KeyBuilder.buildKey(
+                KeyBuilder.TYPE_EC_FP_PRIVATE, KeyBuilder.LENGTH_EC_FP_256, false);
+        Curves.setP256(checkPrivate);
+        ECPublicKey checkPublic = (ECPublicKey)
+                KeyBuilder.buildKey(KeyBuilder.TYPE_EC_FP_PUBLIC, KeyBuilder.LENGTH_EC_FP_256,
+                        false);
+        Curves.setP256(checkPublic);
+        pointCheckPair = new KeyPair(checkPublic, checkPrivate);
+        pointCheckPair.genKeyPair();
+        pointCheck.init(checkPrivate);
     }
 
     private boolean probePrecomputedHash(Persistent persistent, byte[] scratch) {
@@ -94,6 +132,63 @@ final class Crypto {
     /** Native RSA-OAEP (SHA-256, MGF1-SHA-256), or {@code null} without {@code CAP_RSA_OAEP_SHA256}. */
     Cipher oaepSha256() {
         return oaepSha256;
+    }
+
+    /** Raw RSA (no padding), for the applet's own OAEP decoding. */
+    Cipher rsaNoPad() {
+        return rsaNoPad;
+    }
+
+    /** SHA-256 (OAEP's hash and MGF1). */
+    MessageDigest sha256() {
+        return sha256;
+    }
+
+    /**
+     * Writes d*G (uncompressed, {@code EC_POINT_LENGTH} bytes) for the secp256k1 private
+     * key at {@code out[offset]}, using {@code ALG_EC_SVDP_DH_PLAIN_XY} with the generator
+     * as the peer point.
+     *
+     * @return false when the platform cannot (no such algorithm, or another output form)
+     */
+    boolean derivePublicKey(ECPrivateKey privateKey, byte[] out, short offset) {
+        if (publicKeyDerivation == null) {
+            return false;
+        }
+        try {
+            publicKeyDerivation.init(privateKey);
+            short generatorOffset = (short) (offset + Constants.EC_POINT_LENGTH);
+            Curves.writeSecp256k1Generator(out, generatorOffset);
+            short length = publicKeyDerivation.generateSecret(out, generatorOffset,
+                    Constants.EC_POINT_LENGTH, out, offset);
+            return length == Constants.EC_POINT_LENGTH
+                    && out[offset] == Constants.EC_POINT_UNCOMPRESSED;
+        } catch (CryptoException e) {
+            return false;
+        }
+    }
+
+    /**
+     * Whether the 65 bytes at {@code offset} are an uncompressed point of P-256, judged by
+     * the platform's ECDH (which must refuse points off the curve) with a throw-away key
+     * generated at install. Writes up to 32 bytes of scratch at {@code work}, then wipes
+     * them. Always does the same work, whatever the bytes.
+     */
+    boolean isP256Point(byte[] point, short offset, byte[] work, short workOffset) {
+        boolean valid;
+        try {
+            pointCheck.generateSecret(point, offset, Constants.EC_POINT_LENGTH, work,
+                    workOffset);
+            valid = true;
+        } catch (CryptoException e) {
+            valid = false;
+        } catch (RuntimeException e) {
+            // jCardSim lets the library's IllegalArgumentException through.
+            valid = false;
+        }
+        Util.arrayFillNonAtomic(work, workOffset, Curves.FIELD_LENGTH,
+                (byte) 0);
+        return valid && point[offset] == Constants.EC_POINT_UNCOMPRESSED;
     }
 
     /** The capability bitmask ({@code Constants.CAP_*}). */

@@ -1,5 +1,6 @@
 package sealcard.applet;
 
+import javacard.framework.Util;
 import javacard.security.ECKey;
 
 /**
@@ -17,6 +18,8 @@ final class Curves {
 
     /** Length of the uncompressed generator. */
     static final short POINT_LENGTH = (short) 65;
+
+    private static final short BYTE_MASK = (short) 0xFF;
 
     /** Cofactor of both curves. */
     private static final short COFACTOR = (short) 1;
@@ -40,6 +43,49 @@ final class Curves {
      */
     static void setSecp256k1(ECKey key) {
         set(key, SECP256K1_P, SECP256K1_A, SECP256K1_B, SECP256K1_G, SECP256K1_N);
+    }
+
+    /** Writes the secp256k1 generator G (uncompressed, {@code POINT_LENGTH} bytes). */
+    static void writeSecp256k1Generator(byte[] out, short offset) {
+        Util.arrayCopyNonAtomic(SECP256K1_G, (short) 0, out, offset, POINT_LENGTH);
+    }
+
+    /**
+     * Whether the 32 big-endian bytes at {@code offset} are a valid secp256k1 private
+     * scalar, 1 <= k < n. Looks at every byte whatever it finds (no early exit).
+     */
+    static boolean isSecp256k1Scalar(byte[] k, short offset) {
+        short nonZero = 0;
+        short less = 0;
+        short decided = 0;
+        for (short i = 0; i < FIELD_LENGTH; i++) {
+            short a = (short) (k[(short) (offset + i)] & BYTE_MASK);
+            short b = (short) (SECP256K1_N[i] & BYTE_MASK);
+            nonZero |= a;
+            short lt = (short) (((short) (a - b) >> 8) & 1);
+            short differs = (short) (((short) (0 - (short) (a ^ b)) >> 8) & 1);
+            short undecided = (short) (1 - decided);
+            less |= (short) (undecided & lt);
+            decided |= differs;
+        }
+        return nonZero != 0 && less == 1;
+    }
+
+    /** Whether the 32-byte big-endian s at {@code offset} is above n/2 (secp256k1). */
+    static boolean isHighS(byte[] s, short offset) {
+        return Util.arrayCompare(s, offset, SECP256K1_HALF_N, (short) 0, FIELD_LENGTH) > 0;
+    }
+
+    /** Replaces the 32-byte big-endian s at {@code offset} by n - s (secp256k1, 0 < s < n). */
+    static void negateModOrder(byte[] s, short offset) {
+        short borrow = 0;
+        for (short i = (short) (FIELD_LENGTH - 1); i >= 0; i--) {
+            short at = (short) (offset + i);
+            short difference = (short) ((SECP256K1_N[i] & BYTE_MASK) - (s[at] & BYTE_MASK)
+                    - borrow);
+            borrow = (short) ((difference >> 8) & 1);
+            s[at] = (byte) difference;
+        }
     }
 
     private static void set(ECKey key, byte[] p, byte[] a, byte[] b, byte[] g, byte[] n) {
@@ -139,5 +185,13 @@ final class Curves {
         (byte) 0xFF, (byte) 0xFF, (byte) 0xFF, (byte) 0xFF, (byte) 0xFF, (byte) 0xFF, (byte) 0xFF, (byte) 0xFE,
         (byte) 0xBA, (byte) 0xAE, (byte) 0xDC, (byte) 0xE6, (byte) 0xAF, (byte) 0x48, (byte) 0xA0, (byte) 0x3B,
         (byte) 0xBF, (byte) 0xD2, (byte) 0x5E, (byte) 0x8C, (byte) 0xD0, (byte) 0x36, (byte) 0x41, (byte) 0x41
+    };
+
+    /** secp256k1: floor(n / 2), the largest low S. */
+    private static final byte[] SECP256K1_HALF_N = {
+        (byte) 0x7F, (byte) 0xFF, (byte) 0xFF, (byte) 0xFF, (byte) 0xFF, (byte) 0xFF, (byte) 0xFF, (byte) 0xFF,
+        (byte) 0xFF, (byte) 0xFF, (byte) 0xFF, (byte) 0xFF, (byte) 0xFF, (byte) 0xFF, (byte) 0xFF, (byte) 0xFF,
+        (byte) 0x5D, (byte) 0x57, (byte) 0x6E, (byte) 0x73, (byte) 0x57, (byte) 0xA4, (byte) 0x50, (byte) 0x1D,
+        (byte) 0xDF, (byte) 0xE9, (byte) 0x2F, (byte) 0x46, (byte) 0x68, (byte) 0x1B, (byte) 0x20, (byte) 0xA0
     };
 }

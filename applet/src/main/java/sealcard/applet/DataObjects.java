@@ -14,6 +14,9 @@ final class DataObjects {
     private static final byte VERSION_LENGTH = (byte) 2;
     private static final byte STATE_LENGTH = (byte) 1;
     private static final byte CAPABILITIES_LENGTH = (byte) 2;
+    private static final byte PIN_SET = (byte) 1;
+    private static final byte PIN_NOT_SET = (byte) 0;
+    private static final short PIN_STATUS_LENGTH = (short) 3;
 
     private final Persistent persistent;
     private final Transients transients;
@@ -72,6 +75,17 @@ final class DataObjects {
                 requirePresent(persistent.signedDeviceKeyLength != 0);
                 sender.send(apdu, persistent.signedDeviceKey, (short) 0,
                         persistent.signedDeviceKeyLength);
+                return;
+            case Constants.DO_USER_PUBLIC_KEY:
+                requirePresent(persistent.userPublicPointLength != 0);
+                sender.send(apdu, persistent.userPublicPoint, (short) 0,
+                        persistent.userPublicPointLength);
+                return;
+            case Constants.DO_PIN_STATUS:
+                scratch[0] = persistent.pinSet ? PIN_SET : PIN_NOT_SET;
+                scratch[1] = persistent.pin.getTriesRemaining();
+                scratch[2] = persistent.puk.getTriesRemaining();
+                sender.sendScratch(apdu, PIN_STATUS_LENGTH);
                 return;
             default:
                 ISOException.throwIt(Constants.SW_INCORRECT_P1P2);

@@ -1,6 +1,7 @@
 package sealcard.applet;
 
 import javacard.framework.JCSystem;
+import javacard.framework.OwnerPIN;
 import javacard.framework.Util;
 import javacard.security.CryptoException;
 import javacard.security.ECPrivateKey;
@@ -60,11 +61,32 @@ final class Persistent {
     short signedDeviceKeyLength;
 
     /**
-     * secp256k1 key objects for the user key (personalization issue); {@code null} when
-     * the platform refused custom curve parameters at install.
+     * The user key (secp256k1); {@code null} when the platform refused custom curve
+     * parameters at install. Usable only while {@link #userKeyPresent}.
      */
     ECPrivateKey userPrivateKey;
-    ECPublicKey userPublicKey;
+    boolean userKeyPresent;
+
+    /** The user public key (uncompressed point) computed at personalization; length 0 = none. */
+    final byte[] userPublicPoint;
+    short userPublicPointLength;
+
+    /** The issuer's public device authentication key (P-256), from the sealed blob. */
+    final ECPublicKey deviceAuthKey;
+
+    /** PIN and PUK; {@link #pinSet} once they hold values (both are set together). */
+    final OwnerPIN pin;
+    final OwnerPIN puk;
+    boolean pinSet;
+
+    /** PIN and PUK staged by PUT PIN PUK (FIG. 2), used by PERSONALIZE if the blob has none. */
+    private final byte[] stagedPin;
+    private final byte[] stagedPuk;
+    private byte stagedPinLength;
+    private byte stagedPukLength;
+
+    /** Where PERSONALIZE receives the sealed blob (chunks of a chain land here). */
+    final byte[] blobBuffer;
 
     Persistent() {
         state = Constants.STATE_BLANK;
@@ -99,15 +121,24 @@ final class Persistent {
             ECPrivateKey privateKey = (ECPrivateKey) KeyBuilder.buildKey(
                     KeyBuilder.TYPE_EC_FP_PRIVATE, KeyBuilder.LENGTH_EC_FP_256, false);
             Curves.setSecp256k1(privateKey);
-            ECPublicKey publicKey = (ECPublicKey) KeyBuilder.buildKey(
-                    KeyBuilder.TYPE_EC_FP_PUBLIC, KeyBuilder.LENGTH_EC_FP_256, false);
-            Curves.setSecp256k1(publicKey);
             userPrivateKey = privateKey;
-            userPublicKey = publicKey;
         } catch (CryptoException e) {
             userPrivateKey = null;
-            userPublicKey = null;
         }
+        userKeyPresent = false;
+        userPublicPoint = new byte[Constants.EC_POINT_LENGTH];
+        userPublicPointLength = 0;
+        deviceAuthKey = newP256PublicKey();
+
+        pin = new OwnerPIN(Constants.PIN_TRY_LIMIT, Constants.PIN_MAX_LENGTH);
+        puk = new OwnerPIN(Constants.PUK_TRY_LIMIT, Constants.PUK_MAX_LENGTH);
+        pinSet = false;
+        stagedPin = new byte[Constants.PIN_MAX_LENGTH];
+        stagedPuk = new byte[Constants.PUK_MAX_LENGTH];
+        stagedPinLength = 0;
+        stagedPukLength = 0;
+
+        blobBuffer = new byte[SealedBlob.MAX_LENGTH];
     }
 
     private static ECPublicKey newP256PublicKey() {
@@ -211,5 +242,105 @@ final class Persistent {
     CertificateSlot certificate(byte certReference) {
         return certReference == Constants.CERT_DEVICE_KEY ? deviceKeyCertificate
                 : issuerAuthKeyCertificate;
+    }
+
+    // ---- PIN and PUK -------------------------------------------------------------------
+
+    /** Stages the bureau's PIN and PUK (PUT PIN PUK), replacing staged ones, atomically. */
+    void stagePinPuk(byte[] source, short pinOffset, byte pinLength, short pukOffset,
+            byte pukLength) {
+        JCSystem.beginTransaction();
+        Util.arrayCopy(source, pinOffset, stagedPin, (short) 0, pinLength);
+        Util.arrayCopy(source, pukOffset, stagedPuk, (short) 0, pukLength);
+        stagedPinLength = pinLength;
+        stagedPukLength = pukLength;
+        JCSystem.commitTransaction();
+    }
+
+    /** Sets PIN and PUK (both counters full); to be called inside a transaction. */
+    private void setPinPukInTransaction(byte[] pinSource, short pinOffset, byte pinLength,
+            byte[] pukSource, short pukOffset, byte pukLength) {
+        pin.update(pinSource, pinOffset, pinLength);
+        puk.update(pukSource, pukOffset, pukLength);
+        pinSet = true;
+    }
+
+    /** CHANGE P1=01: the user's first PIN and PUK, in one transaction. */
+    void setInitialPinPuk(byte[] source, short pinOffset, byte pinLength, short pukOffset,
+            byte pukLength) {
+        JCSystem.beginTransaction();
+        setPinPukInTransaction(source, pinOffset, pinLength, source, pukOffset, pukLength);
+        JCSystem.commitTransaction();
+    }
+
+    /** A new PIN with a full PIN counter (CHANGE, RESET RETRY COUNTER), atomically. */
+    void changePin(byte[] source, short offset, byte length) {
+        JCSystem.beginTransaction();
+        pin.update(source, offset, length);
+        JCSystem.commitTransaction();
+    }
+
+    /** Issuer-assisted reset: a new PIN, both counters full, in one transaction. */
+    void resetPinByIssuer(byte[] source, short offset, byte length) {
+        JCSystem.beginTransaction();
+        pin.update(source, offset, length);
+        puk.resetAndUnblock();
+        pinSet = true;
+        JCSystem.commitTransaction();
+    }
+
+    // ---- Personalization, use and termination --------------------------------------------
+
+    /**
+     * Completes PERSONALIZE in one transaction. The user private key and the device
+     * authentication key objects were set by the caller just before (unusable until
+     * {@link #userKeyPresent} is set here, and only written in state INITIALIZED, when no
+     * user key exists yet). PIN and PUK: from the blob when {@code pinLength > 0}, else the
+     * staged ones, else none. The user public key is stored when {@code withPoint} (the
+     * platform could compute it), else DO_USER_PUBLIC_KEY stays absent.
+     */
+    void completePersonalization(boolean withPoint, byte[] point, short pointOffset,
+            byte[] payload, short pinOffset, byte pinLength, short pukOffset, byte pukLength) {
+        JCSystem.beginTransaction();
+        if (withPoint) {
+            Util.arrayCopy(point, pointOffset, userPublicPoint, (short) 0,
+                    Constants.EC_POINT_LENGTH);
+            userPublicPointLength = Constants.EC_POINT_LENGTH;
+        }
+        if (pinLength > 0) {
+            setPinPukInTransaction(payload, pinOffset, pinLength, payload, pukOffset, pukLength);
+        } else if (stagedPinLength > 0) {
+            setPinPukInTransaction(stagedPin, (short) 0, stagedPinLength, stagedPuk, (short) 0,
+                    stagedPukLength);
+        }
+        stagedPinLength = 0;
+        stagedPukLength = 0;
+        userKeyPresent = true;
+        state = Constants.STATE_PERSONALIZED;
+        JCSystem.commitTransaction();
+        // The staged values are unreachable now (lengths 0); wipe their bytes too.
+        Util.arrayFillNonAtomic(stagedPin, (short) 0, (short) stagedPin.length, (byte) 0);
+        Util.arrayFillNonAtomic(stagedPuk, (short) 0, (short) stagedPuk.length, (byte) 0);
+    }
+
+    /** Makes the user key unusable for good (blocked PUK): flag first, then the key. */
+    void wipeUserKey() {
+        JCSystem.beginTransaction();
+        userKeyPresent = false;
+        JCSystem.commitTransaction();
+        if (userPrivateKey != null) {
+            userPrivateKey.clearKey();
+        }
+    }
+
+    /** ISSUER COMMAND terminate: user key unusable, state terminated, in one transaction. */
+    void terminate() {
+        JCSystem.beginTransaction();
+        userKeyPresent = false;
+        state = Constants.STATE_TERMINATED;
+        JCSystem.commitTransaction();
+        if (userPrivateKey != null) {
+            userPrivateKey.clearKey();
+        }
     }
 }

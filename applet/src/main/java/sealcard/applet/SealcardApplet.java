@@ -6,6 +6,7 @@ import javacard.framework.Applet;
 import javacard.framework.ISO7816;
 import javacard.framework.ISOException;
 import javacard.framework.JCSystem;
+import javacard.framework.Util;
 import javacardx.apdu.ExtendedLength;
 
 /**
@@ -23,6 +24,10 @@ public final class SealcardApplet extends Applet implements ExtendedLength {
     private final ChainedInput chain;
     private final DataObjects dataObjects;
     private final InitializationCommands initialization;
+    private final PersonalizationCommands personalization;
+    private final PinCommands pins;
+    private final UseCommands use;
+    private final IssuerCommands issuer;
 
     private SealcardApplet() {
         persistent = new Persistent();
@@ -33,6 +38,10 @@ public final class SealcardApplet extends Applet implements ExtendedLength {
         dataObjects = new DataObjects(persistent, transients, crypto, sender);
         initialization = new InitializationCommands(persistent, transients, crypto, sender,
                 chain);
+        personalization = new PersonalizationCommands(persistent, transients, crypto, chain);
+        pins = new PinCommands(persistent, transients);
+        use = new UseCommands(persistent, transients, crypto, sender, pins);
+        issuer = new IssuerCommands(persistent, transients, crypto, pins);
     }
 
     /**
@@ -70,13 +79,23 @@ public final class SealcardApplet extends Applet implements ExtendedLength {
         }
     }
 
-    /** Undoes an open transaction and forgets the open chain and any pending answer. */
+    /** {@inheritDoc} A deselected applet forgets the PIN verification. */
+    public void deselect() {
+        pins.forgetVerification();
+    }
+
+    /**
+     * Undoes an open transaction, forgets the open chain and any pending answer, and wipes
+     * the RAM scratch (it may hold a PIN or decrypted data).
+     */
     private void cleanUpAfterFailure() {
         if (JCSystem.getTransactionDepth() != 0) {
             JCSystem.abortTransaction();
         }
         chain.reset();
         sender.discard();
+        Util.arrayFillNonAtomic(transients.scratch, (short) 0, Transients.SCRATCH_LENGTH,
+                (byte) 0);
     }
 
     private void dispatch(APDU apdu) {
@@ -84,6 +103,8 @@ public final class SealcardApplet extends Applet implements ExtendedLength {
         if (selectingApplet()) {
             chain.reset();
             sender.discard();
+            pins.forgetVerification();
+            transients.shorts[Transients.CHALLENGE_STATE] = Transients.CHALLENGE_NONE;
             dataObjects.select(apdu);
             return;
         }
@@ -92,13 +113,14 @@ public final class SealcardApplet extends Applet implements ExtendedLength {
         if (cla != Constants.CLA_ISO7816 && cla != Constants.CLA_PROPRIETARY) {
             ISOException.throwIt(Constants.SW_CLA_NOT_SUPPORTED);
         }
+        passChallenge(cla, ins);
         chain.checkContinues(buffer);
         boolean getResponse = cla == Constants.CLA_ISO7816 && ins == Constants.INS_GET_RESPONSE;
         if (!getResponse) {
             sender.discard();
         }
         boolean chainable = cla == Constants.CLA_PROPRIETARY
-                && ins == Constants.INS_PUT_CERTIFICATE;
+                && (ins == Constants.INS_PUT_CERTIFICATE || ins == Constants.INS_PERSONALIZE);
         if (ChainedInput.hasChainingBit(buffer) && !chainable) {
             ISOException.throwIt(Constants.SW_CHAINING_NOT_SUPPORTED);
         }
@@ -107,6 +129,19 @@ public final class SealcardApplet extends Applet implements ExtendedLength {
         } else {
             dispatchProprietary(apdu, ins);
         }
+    }
+
+    /**
+     * The last GET CHALLENGE answer serves the very next command only, and only if that is
+     * an ISSUER COMMAND: any command moves it on (issued to in use, or to none).
+     */
+    private void passChallenge(byte cla, byte ins) {
+        short[] shorts = transients.shorts;
+        boolean issuerCommand = cla == Constants.CLA_PROPRIETARY
+                && ins == Constants.INS_ISSUER_COMMAND;
+        shorts[Transients.CHALLENGE_STATE] = issuerCommand
+                && shorts[Transients.CHALLENGE_STATE] == Transients.CHALLENGE_ISSUED
+                        ? Transients.CHALLENGE_IN_USE : Transients.CHALLENGE_NONE;
     }
 
     private void dispatchInterindustry(APDU apdu, byte ins) {
@@ -118,6 +153,30 @@ public final class SealcardApplet extends Applet implements ExtendedLength {
                 // A SELECT reaching process() named no applet on the card (the JCRE
                 // selects by AID itself and forwards what it cannot resolve).
                 ISOException.throwIt(Constants.SW_FILE_NOT_FOUND);
+                return;
+            case Constants.INS_VERIFY:
+                requireState(Constants.STATE_PERSONALIZED);
+                pins.verify(apdu);
+                return;
+            case Constants.INS_CHANGE_REFERENCE_DATA:
+                requireState(Constants.STATE_PERSONALIZED);
+                pins.change(apdu);
+                return;
+            case Constants.INS_RESET_RETRY_COUNTER:
+                requireState(Constants.STATE_PERSONALIZED);
+                pins.resetRetryCounter(apdu);
+                return;
+            case Constants.INS_SIGN_HASH:
+                requireState(Constants.STATE_PERSONALIZED);
+                use.signHash(apdu);
+                return;
+            case Constants.INS_GET_CHALLENGE:
+                requireInitializedOrPersonalized();
+                use.getChallenge(apdu);
+                return;
+            case Constants.INS_INTERNAL_AUTHENTICATE:
+                requireInitializedOrPersonalized();
+                use.internalAuthenticate(apdu);
                 return;
             default:
                 ISOException.throwIt(Constants.SW_INS_NOT_SUPPORTED);
@@ -153,8 +212,26 @@ public final class SealcardApplet extends Applet implements ExtendedLength {
                 requireState(Constants.STATE_BLANK);
                 initialization.closeInitialization(apdu);
                 return;
+            case Constants.INS_PUT_PIN_PUK:
+                requireState(Constants.STATE_INITIALIZED);
+                personalization.putPinPuk(apdu);
+                return;
+            case Constants.INS_PERSONALIZE:
+                requireState(Constants.STATE_INITIALIZED);
+                personalization.personalize(apdu);
+                return;
+            case Constants.INS_ISSUER_COMMAND:
+                requireState(Constants.STATE_PERSONALIZED);
+                issuer.issuerCommand(apdu);
+                return;
             default:
                 ISOException.throwIt(Constants.SW_INS_NOT_SUPPORTED);
+        }
+    }
+
+    private void requireInitializedOrPersonalized() {
+        if (persistent.state != Constants.STATE_INITIALIZED) {
+            requireState(Constants.STATE_PERSONALIZED);
         }
     }
 

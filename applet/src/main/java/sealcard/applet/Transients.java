@@ -34,11 +34,29 @@ final class Transients {
     /** Short slot: bytes received so far in the open chain. */
     static final short CHAIN_RECEIVED = (short) 5;
 
+    /**
+     * Short slot: the last GET CHALLENGE answer's life, one of {@link #CHALLENGE_NONE},
+     * {@link #CHALLENGE_ISSUED}, {@link #CHALLENGE_IN_USE}.
+     */
+    static final short CHALLENGE_STATE = (short) 6;
+    /** Short slot: 1 once the PIN was verified in this session (cleared on reset/deselect). */
+    static final short PIN_VERIFIED = (short) 7;
+
+    /** {@link #CHALLENGE_STATE}: no challenge. */
+    static final short CHALLENGE_NONE = (short) 0;
+    /** {@link #CHALLENGE_STATE}: GET CHALLENGE answered it; the next command may use it. */
+    static final short CHALLENGE_ISSUED = (short) 1;
+    /** {@link #CHALLENGE_STATE}: the current command (an ISSUER COMMAND) consumes it. */
+    static final short CHALLENGE_IN_USE = (short) 2;
+
     /** Object slot: the array the pending answer is read from. */
     static final short PENDING_SOURCE = (short) 0;
 
     /** General-purpose RAM buffer (answers, message pieces, signatures). */
     final byte[] scratch;
+
+    /** The last GET CHALLENGE answer ({@code CHALLENGE_LENGTH} bytes). */
+    final byte[] challenge;
 
     /** Small counters and flags, addressed by the {@code *_OFFSET} style slot names above. */
     final short[] shorts;
@@ -48,6 +66,8 @@ final class Transients {
 
     Transients() {
         scratch = JCSystem.makeTransientByteArray(SCRATCH_LENGTH, JCSystem.CLEAR_ON_DESELECT);
+        challenge = JCSystem.makeTransientByteArray(Constants.CHALLENGE_LENGTH,
+                JCSystem.CLEAR_ON_DESELECT);
         shorts = JCSystem.makeTransientShortArray(SHORT_SLOTS, JCSystem.CLEAR_ON_DESELECT);
         objects = JCSystem.makeTransientObjectArray(OBJECT_SLOTS, JCSystem.CLEAR_ON_DESELECT);
     }
