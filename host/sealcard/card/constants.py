@@ -27,6 +27,25 @@ SERIAL_MAX_LENGTH: Final = 16
 RANDOM_SERIAL_LENGTH: Final = 8
 EC_POINT_LENGTH: Final = 65
 RSA_MODULUS_LENGTH: Final = 256
+USER_KEY_LENGTH: Final = 32
+HASH_LENGTH: Final = 32
+"""SIGN HASH signs exactly a 32-byte hash (no further hashing on the card)."""
+CHALLENGE_LENGTH: Final = 16
+INTERNAL_AUTH_CHALLENGE_MIN: Final = 8
+INTERNAL_AUTH_CHALLENGE_MAX: Final = 64
+
+# ---- PIN and PUK (issue 3) ----------------------------------------------------------------
+PIN_REF_USER: Final = 0x81
+"""P2 of VERIFY / CHANGE REFERENCE DATA / RESET RETRY COUNTER."""
+CHANGE_P1_OLD_AND_NEW: Final = 0x00
+CHANGE_P1_INITIAL: Final = 0x01
+PSO_P1P2_SIGN: Final = 0x9E9A
+PIN_TRY_LIMIT: Final = 3
+PUK_TRY_LIMIT: Final = 5
+PIN_MIN_LENGTH: Final = 4
+PIN_MAX_LENGTH: Final = 12
+PUK_MIN_LENGTH: Final = 8
+PUK_MAX_LENGTH: Final = 12
 
 
 class Ins(IntEnum):
@@ -85,6 +104,13 @@ class DataObject(IntEnum):
     SIGNED_DEVICE_KEY = 0x0122
     USER_PUBLIC_KEY = 0x0130
     PIN_STATUS = 0x0131
+
+
+class IssuerCommand(IntEnum):
+    """P1 of ISSUER COMMAND."""
+
+    RESET_PIN = 0x01
+    TERMINATE = 0x02
 
 
 class Tag(IntEnum):
@@ -165,6 +191,9 @@ TAG_RSA_MODULUS: Final = RsaTag.MODULUS
 TAG_RSA_EXPONENT: Final = RsaTag.EXPONENT
 TAG_PIN: Final = 0x03
 TAG_PUK: Final = 0x04
+
+ISSUER_CMD_RESET_PIN: Final = IssuerCommand.RESET_PIN
+ISSUER_CMD_TERMINATE: Final = IssuerCommand.TERMINATE
 
 STATE_BLANK: Final = State.BLANK
 STATE_INITIALIZED: Final = State.INITIALIZED

@@ -174,3 +174,74 @@ def decode_status(data: bytes) -> CardStatus:
         capabilities=Capability(int.from_bytes(caps, "big")),
         serial=fields.get(Tag.SERIAL),
     )
+
+
+# ---- PIN, PUK and the issuer command message (issue 3) ---------------------------------------
+
+Secret = bytes | bytearray | str
+"""A PIN or PUK as the caller holds it: ASCII digits, as bytes or str."""
+
+ISSUER_COMMAND_MAGIC: Final = b"SCIC"
+_PIN_STATUS_LENGTH: Final = 3
+
+
+def digits(value: Secret, name: str, low: int, high: int) -> bytes:
+    """A PIN/PUK as ASCII digit bytes; ValueError naming the rule (never the value)."""
+    if isinstance(value, str):
+        try:
+            raw = value.encode("ascii")
+        except UnicodeEncodeError:
+            raise ValueError(f"{name} must be ASCII digits") from None
+    elif isinstance(value, bytes | bytearray):
+        raw = bytes(value)
+    else:
+        raise TypeError(f"{name} must be bytes or str")
+    if not low <= len(raw) <= high or not raw.isdigit():
+        raise ValueError(f"{name} must be {low} to {high} digits")
+    return raw
+
+
+@dataclass(frozen=True)
+class PinStatus:
+    """GET DATA DO_PIN_STATUS: whether a PIN is set and the tries left on PIN and PUK."""
+
+    pin_set: bool
+    pin_tries_remaining: int
+    puk_tries_remaining: int
+
+    @property
+    def pin_blocked(self) -> bool:
+        return self.pin_set and self.pin_tries_remaining == 0
+
+    @property
+    def puk_blocked(self) -> bool:
+        return self.pin_set and self.puk_tries_remaining == 0
+
+
+def decode_pin_status(data: bytes) -> PinStatus:
+    if len(data) != _PIN_STATUS_LENGTH:
+        raise CardResponseError(f"PIN status is {len(data)} bytes, expected 3")
+    return PinStatus(bool(data[0]), data[1], data[2])
+
+
+def issuer_command_message(
+    serial: bytes, challenge: bytes, ins: int, p1: int, p2: int, body: bytes
+) -> bytes:
+    """What the issuer signs for ISSUER COMMAND (docs/apdu.md):
+
+    "SCIC" || len(serial) || serial || challenge (16) || INS || P1 || P2 || len(body) || body
+    """
+    if len(body) > 0xFF:
+        raise ValueError("an issuer command body is at most 255 bytes")
+    if len(serial) > 0xFF:
+        raise ValueError("serial too long")
+    return b"".join(
+        (
+            ISSUER_COMMAND_MAGIC,
+            bytes((len(serial),)),
+            serial,
+            challenge,
+            bytes((ins, p1, p2, len(body))),
+            body,
+        )
+    )
