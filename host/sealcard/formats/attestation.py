@@ -283,3 +283,54 @@ def _check_signed_device_key(
     except (VerificationError, ValueError) as exc:
         return report.add(name, False, f"{exc} under the certified issuer authentication key")
     return report.add(name, True, "verifies under the certified issuer authentication key")
+
+
+# ---- INTERNAL AUTHENTICATE (issue 3, docs/apdu.md) ---------------------------------------------
+
+INTERNAL_AUTH_MAGIC: Final = b"SCIA"
+INTERNAL_AUTH_CHALLENGE_MIN: Final = 8
+INTERNAL_AUTH_CHALLENGE_MAX: Final = 64
+
+
+def internal_authenticate_message(serial: bytes, challenge: bytes) -> bytes:
+    """What INTERNAL AUTHENTICATE signs: "SCIA" || len(serial) || serial || challenge."""
+    if len(serial) > MAX_SERIAL_BYTES:
+        raise ValueError("serial too long")
+    if not INTERNAL_AUTH_CHALLENGE_MIN <= len(challenge) <= INTERNAL_AUTH_CHALLENGE_MAX:
+        raise ValueError(
+            f"a challenge is {INTERNAL_AUTH_CHALLENGE_MIN} to {INTERNAL_AUTH_CHALLENGE_MAX} bytes"
+        )
+    return INTERNAL_AUTH_MAGIC + bytes((len(serial),)) + serial + challenge
+
+
+def verify_internal_authenticate(
+    signature: bytes,
+    serial: bytes,
+    challenge: bytes,
+    issuer_auth_public_key: ec.EllipticCurvePublicKey,
+) -> None:
+    """Raise VerificationError unless `signature` is the card's answer to `challenge`.
+
+    `issuer_auth_public_key` must be the *certified* key (taken from the
+    root-signed issuer authentication key certificate that `verify_card`
+    accepted), not merely the key the card reports.
+    """
+    message = internal_authenticate_message(serial, challenge)
+    try:
+        issuer_auth_public_key.verify(signature, message, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature as exc:
+        raise VerificationError("the card's INTERNAL AUTHENTICATE answer does not verify") from exc
+
+
+def certified_issuer_auth_key(
+    report: AttestationReport, card: CardPublicData
+) -> ec.EllipticCurvePublicKey | None:
+    """The issuer authentication key of a card whose attestation passed, from its certificate.
+
+    None when the report is not genuine or the certificate holds no EC key.
+    """
+    cert = card.issuer_auth_key_certificate
+    if not report.genuine or cert is None:
+        return None
+    key = cert.public_key()
+    return key if isinstance(key, ec.EllipticCurvePublicKey) else None
