@@ -358,3 +358,54 @@ def test_addresses_match_known_vectors() -> None:
     key = ec.derive_private_key(1, ec.SECP256K1()).public_key()
     assert user.ethereum_address(key) == "0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf"
     assert user.bitcoin_p2wpkh_address(key) == "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4"
+
+
+# ---- CLI over the fake card (PIN from a file descriptor, never in the output) ----------------
+
+
+def test_cli_pin_and_sign_over_fd(
+    monkeypatch: pytest.MonkeyPatch,
+    card: FakeSealcard,
+    issuer: ec.EllipticCurvePrivateKey,
+    device_auth: ec.EllipticCurvePrivateKey,
+    user_key: coincurve.PrivateKey,
+) -> None:
+    import contextlib
+    import json
+    import os
+    from collections.abc import Iterator
+
+    from click.testing import CliRunner
+
+    from sealcard.cli import card_cmd
+
+    SealcardSession(card).personalize(make_blob(card, issuer, device_auth, user_key))
+
+    @contextlib.contextmanager
+    def fake_open(
+        reader: str | None, *, extended: bool = False, exclusive: bool = True
+    ) -> Iterator[tuple[str, SealcardSession]]:
+        yield "fake reader", SealcardSession(card, extended=extended)
+
+    monkeypatch.setattr(card_cmd, "open_session", fake_open)
+
+    def fd_with(secret: bytes) -> int:
+        read, write = os.pipe()
+        os.write(write, secret + b"\n")
+        os.close(write)
+        return read
+
+    runner = CliRunner()
+    wrong = runner.invoke(
+        card_cmd.card, ["pin", "verify", "--pin-fd", str(fd_with(b"000000")), "--json"]
+    )
+    assert wrong.exit_code == 1 and "000000" not in wrong.output
+    assert json.loads(wrong.output)["tries_remaining"] == c.PIN_TRY_LIMIT - 1
+    args = ["sign", "--hash", HASH.hex(), "--pin-fd", str(fd_with(PIN)), "--json"]
+    signed = runner.invoke(card_cmd.card, args)
+    assert signed.exit_code == 0, signed.output
+    answer = json.loads(signed.output)
+    assert answer["low_s"] is True and PIN.decode() not in signed.output
+    assert user_key.public_key.verify(bytes.fromhex(answer["der"]), HASH, hasher=None)
+    keys = json.loads(runner.invoke(card_cmd.card, ["pubkey", "--json"]).output)
+    assert keys["compressed"] == user_key.public_key.format().hex()
