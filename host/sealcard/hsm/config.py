@@ -14,7 +14,7 @@ Both sections may name the same token (one HSM for both roles).
     issuer_certificate = "hsm/issuer-cert.pem"        # self-signed, for the CMS PIN letters
     derivation = "in-process"                         # or "pkcs11-vendor" (see docs/hsm.md)
     max_request_age_s = 120
-    threads = 2
+    threads = 1
 
     [system_hsm]
     module = "/usr/lib/softhsm/libsofthsm2.so"
@@ -43,7 +43,7 @@ DERIVATION_IN_PROCESS = "in-process"
 DERIVATION_PKCS11_VENDOR = "pkcs11-vendor"
 DERIVATIONS = (DERIVATION_IN_PROCESS, DERIVATION_PKCS11_VENDOR)
 DEFAULT_MAX_REQUEST_AGE_S = 120.0
-DEFAULT_THREADS = 2
+DEFAULT_THREADS = 1  # measured: more threads lose to the GIL here (docs/hsm.md)
 
 SOFTHSM_MODULE_CANDIDATES = (
     "/usr/lib/softhsm/libsofthsm2.so",

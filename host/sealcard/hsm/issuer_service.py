@@ -180,7 +180,7 @@ class IssuerHsm:
         token: Token,
         deriver: KeyDeriver,
         certificate_der: bytes,
-        threads: int = 2,
+        threads: int = 1,
     ) -> None:
         self.token = token
         self.deriver = deriver
@@ -242,7 +242,7 @@ class IssuerHsm:
     # ---- signing
 
     def _sign_in(self, s: PooledSession) -> Callable[[bytes], bytes]:
-        key = s.key(ObjectClass.PRIVATE_KEY, ISSUER_KEY_LABEL)
+        key = s.session_copy(ObjectClass.PRIVATE_KEY, ISSUER_KEY_LABEL)
 
         def sign(data: bytes) -> bytes:
             import hashlib
@@ -452,10 +452,10 @@ def open_issuer_hsm(settings: IssuerHsmSettings) -> IssuerHsm:
         raise ConfigurationError(
             f"missing issuer certificate {settings.issuer_certificate}"
         ) from None
-    return IssuerHsm(token, deriver, _pem_or_der(certificate), settings.threads)
+    return IssuerHsm(token, deriver, pem_or_der(certificate), settings.threads)
 
 
-def _pem_or_der(data: bytes) -> bytes:
+def pem_or_der(data: bytes) -> bytes:
     if data.startswith(b"-----BEGIN"):
         body = b"".join(line for line in data.splitlines() if not line.startswith(b"-----"))
         return base64.b64decode(body)

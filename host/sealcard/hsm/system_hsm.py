@@ -43,7 +43,7 @@ class DeviceAuthKeys:
         return True
 
     def _generate_in(self, s: PooledSession) -> tuple[bytes, bytes]:
-        kek = s.key(ObjectClass.SECRET_KEY, self.kek_label)
+        kek = s.session_copy(ObjectClass.SECRET_KEY, self.kek_label)
         public, private = s.session.generate_keypair(
             KeyType.EC,
             store=False,
@@ -88,7 +88,7 @@ class DeviceAuthKeys:
         """Unwrap in the token, sign ECDSA-SHA256 over ``data`` (DER), destroy the key."""
         digest = hashlib.sha256(data).digest()
         with self.token.session() as s:
-            kek = s.key(ObjectClass.SECRET_KEY, self.kek_label)
+            kek = s.session_copy(ObjectClass.SECRET_KEY, self.kek_label)
             try:
                 key: Any = kek.unwrap_key(
                     ObjectClass.PRIVATE_KEY,
