@@ -19,11 +19,22 @@ instead, with two independent arguments:
 
 Sweep: CLA in {00, 80, 90, 84, A0, C0, E0, 10} x INS 00..FF, P1 = P2 = 00,
 as case 2 (Le only), case 4 with 1 data byte, and case 4 with 16 data
-bytes; in state BLANK (keys, serial, issuer key, device certificate and
-signed device key present; the issuer authentication certificate left out
-so that the sweep's CLOSE INITIALIZATION cannot change the state) and in
-state INITIALIZED. MANAGE CHANNEL (00 70) is skipped: the platform answers
-it, not the applet, and opening channels would break the sweep's session.
+bytes; in every life-cycle state: BLANK (keys, serial, issuer key, device
+certificate and signed device key present; the issuer authentication
+certificate left out so that the sweep's CLOSE INITIALIZATION cannot change
+the state), INITIALIZED, PERSONALIZED (a sealed blob with PIN and PUK in;
+the PIN is not verified, so SIGN HASH is refused) and TERMINATED (by an
+issuer-signed command). MANAGE CHANNEL (00 70) is skipped: the platform
+answers it, not the applet, and opening channels would break the sweep's
+session.
+
+Answers that are fresh by design are allowed when they are what the
+contract says: GET CHALLENGE's 16 random bytes, and INTERNAL AUTHENTICATE's
+signature, which must verify under the issuer authentication public key
+over the documented message. Once the card holds a user key (whose value
+this test knows, since it sealed it), every answer is also searched for it
+byte for byte, and for any 32-byte window k with k*G equal to the user's
+public key.
 """
 
 from __future__ import annotations
@@ -32,13 +43,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import coincurve
 import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from simcards import reset_blank
 
 from sealcard.card import constants as c
 from sealcard.card.session import SealcardSession
+from sealcard.crypto import sealed_blob as sb
 from sealcard.errors import VerificationError
 from sealcard.formats.attestation import verify_signed_device_key
 from sealcard.formats.certificates import CardKeyRole
@@ -57,6 +72,10 @@ SERIAL = bytes.fromhex("5EA1CA4D00000042")
 RSA_PRIME_BYTES = 128
 EC_SCALAR_BYTES = 32
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+INTERNAL_AUTH_MAGIC = b"SCIA"
+ISSUER_COMMAND_MAGIC = b"SCIC"
+PIN = b"246810"
+PUK = b"13579111"
 
 
 @contextmanager
@@ -79,6 +98,7 @@ class PublicObjects:
         self.auth: ec.EllipticCurvePublicKey = auth
         self.serial: bytes = session.serial
         self.auth_point = auth.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+        self.user_key: bytes | None = None
 
     def refresh(self) -> None:
         values = []
@@ -88,6 +108,21 @@ class PublicObjects:
             except ApduError:  # not set yet, or an object of a later issue
                 continue
         self.values = values
+
+    def is_fresh_by_design(self, apdu: Apdu, answer: bytes) -> bool:
+        """GET CHALLENGE's random bytes; INTERNAL AUTHENTICATE's signature over the challenge."""
+        if apdu.cla != c.CLA_ISO7816:
+            return False
+        if apdu.ins == c.INS_GET_CHALLENGE:
+            return len(answer) == c.CHALLENGE_LENGTH
+        if apdu.ins == c.INS_INTERNAL_AUTHENTICATE:
+            message = INTERNAL_AUTH_MAGIC + bytes([len(self.serial)]) + self.serial + apdu.data
+            try:
+                self.auth.verify(answer, message, ec.ECDSA(hashes.SHA256()))
+            except (InvalidSignature, ValueError):
+                return False
+            return True
+        return False
 
     def is_public(self, answer: bytes, partial: bool) -> bool:
         if partial:
@@ -116,12 +151,24 @@ class PublicObjects:
                 == self.auth_point
             ):
                 return f"the EC private scalar at offset {i}"
+        if self.user_key is not None:
+            if self.user_key in answer:
+                return "the user private key"
+            user_point = coincurve.PrivateKey(self.user_key).public_key.format(compressed=True)
+            for i in range(len(answer) - EC_SCALAR_BYTES + 1):
+                window = answer[i : i + EC_SCALAR_BYTES]
+                k = int.from_bytes(window, "big")
+                if not 0 < k < sb.SECP256K1_ORDER:
+                    continue
+                if coincurve.PrivateKey(window).public_key.format(compressed=True) == user_point:
+                    return f"the user private key (as k*G) at offset {i}"
         return None
 
 
-def sweep(session: SealcardSession) -> tuple[int, list[str]]:
+def sweep(session: SealcardSession, user_key: bytes | None = None) -> tuple[int, list[str]]:
     """Send the whole sweep; return (APDUs sent, problems found)."""
     objects = PublicObjects(session)
+    objects.user_key = user_key
     longest = max(c.MAX_CERT_LENGTH, *(len(v) for v in objects.values))
     raw = session.connection
     problems: list[str] = []
@@ -145,6 +192,8 @@ def sweep(session: SealcardSession) -> tuple[int, list[str]]:
                 partial = sw >> 8 == SW1_BYTES_REMAINING
                 if sw != c.SW_OK and not partial:
                     problems.append(f"{where}: data with an error status")
+                    continue
+                if not partial and objects.is_fresh_by_design(apdu, answer):
                     continue
                 if not objects.is_public(answer, partial):
                     objects.refresh()
@@ -190,6 +239,79 @@ def test_initialized_card_leaks_nothing(sim_cards: list[Any], ca: ProviderCA) ->
     assert not problems, "\n".join(problems[:20])
 
 
+def personalized_card(
+    session: SealcardSession, ca: ProviderCA
+) -> tuple[bytes, ec.EllipticCurvePrivateKey]:
+    """Step A, then a sealed blob with PIN and PUK; (user key, device authentication key)."""
+    issuer = ec.generate_private_key(ec.SECP256R1())
+    init = initialize_card(session, ca, issuer.public_key(), SERIAL)
+    user_key = coincurve.PrivateKey().secret
+    device_auth = ec.generate_private_key(ec.SECP256R1())
+    auth_point = device_auth.public_key().public_bytes(
+        Encoding.X962, PublicFormat.UncompressedPoint
+    )
+    blob = sb.seal(
+        sb.SealedPayload(user_key, auth_point, PIN, PUK),
+        init.serial,
+        init.device_public_key,
+        lambda message: issuer.sign(message, ec.ECDSA(hashes.SHA256())),
+    )
+    _, sw = session.protocol.transceive(
+        Apdu(c.CLA_PROPRIETARY, c.INS_PERSONALIZE, 0, 0, blob, SHORT_MAX_LE)
+    )
+    assert sw == c.SW_OK, f"PERSONALIZE answered {sw:04X}"
+    return user_key, device_auth
+
+
+def terminate(session: SealcardSession, device_auth: ec.EllipticCurvePrivateKey) -> None:
+    """The issuer's signed TERMINATE, built here from the contract in docs/apdu.md."""
+    challenge, sw = session.protocol.transceive(
+        Apdu(c.CLA_ISO7816, c.INS_GET_CHALLENGE, 0, 0, b"", c.CHALLENGE_LENGTH)
+    )
+    assert sw == c.SW_OK and len(challenge) == c.CHALLENGE_LENGTH
+    body = b""
+    p1, p2 = c.ISSUER_CMD_TERMINATE, 0
+    message = (
+        ISSUER_COMMAND_MAGIC
+        + bytes([len(SERIAL)])
+        + SERIAL
+        + challenge
+        + bytes([c.INS_ISSUER_COMMAND, p1, p2, len(body)])
+        + body
+    )
+    signature = device_auth.sign(message, ec.ECDSA(hashes.SHA256()))
+    data = bytes([len(body)]) + body + signature
+    _, sw = session.protocol.transceive(
+        Apdu(c.CLA_PROPRIETARY, c.INS_ISSUER_COMMAND, p1, p2, data, SHORT_MAX_LE)
+    )
+    assert sw == c.SW_OK, f"ISSUER COMMAND (terminate) answered {sw:04X}"
+
+
+def test_personalized_card_leaks_nothing(sim_cards: list[Any], ca: ProviderCA) -> None:
+    card = sim_cards[0]
+    reset_blank(card)
+    with session_on(card) as session:
+        user_key, _ = personalized_card(session, ca)
+        assert session.refresh_status().state == c.State.PERSONALIZED
+        sent, problems = sweep(session, user_key)
+        assert session.refresh_status().state == c.State.PERSONALIZED
+    assert sent > 0
+    assert not problems, "\n".join(problems[:20])
+
+
+def test_terminated_card_leaks_nothing(sim_cards: list[Any], ca: ProviderCA) -> None:
+    card = sim_cards[0]
+    reset_blank(card)
+    with session_on(card) as session:
+        user_key, device_auth = personalized_card(session, ca)
+        terminate(session, device_auth)
+        assert session.refresh_status().state == c.State.TERMINATED
+        sent, problems = sweep(session, user_key)
+        assert session.refresh_status().state == c.State.TERMINATED
+    assert sent > 0
+    assert not problems, "\n".join(problems[:20])
+
+
 def test_the_leak_detector_finds_planted_keys() -> None:
     """The direct search is not vacuous: it finds a prime and a scalar planted in an answer."""
     rsa_key = rsa.generate_private_key(65537, 2048)
@@ -204,4 +326,9 @@ def test_the_leak_detector_finds_planted_keys() -> None:
     scalar = ec_key.private_numbers().private_value.to_bytes(EC_SCALAR_BYTES, "big")
     assert detector.leaks_key_material(b"\x01\x02" + prime + b"\x03") is not None
     assert detector.leaks_key_material(b"\x09" + scalar) is not None
+    detector.user_key = None
+    assert detector.leaks_key_material(bytes(300)) is None
+    user_key = coincurve.PrivateKey().secret
+    detector.user_key = user_key
+    assert detector.leaks_key_material(b"\x07" + user_key + b"\x08") is not None
     assert detector.leaks_key_material(bytes(300)) is None
