@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -188,7 +188,9 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait()
-    os.environ.pop("SOFTHSM2_CONF", None)
+    issuer.close()
+    system.close()
+    shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":
