@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from sealcard import __version__
-from sealcard.cli import card_cmd, issuer_cmd, provider_cmd, readers_cmd, sim_cmd
+from sealcard.cli import bureau_cmd, card_cmd, issuer_cmd, provider_cmd, readers_cmd, sim_cmd
 from sealcard.errors import SealcardError
 
 
@@ -29,6 +29,7 @@ cli.add_command(sim_cmd.sim)
 cli.add_command(provider_cmd.provider)
 cli.add_command(card_cmd.card)
 cli.add_command(issuer_cmd.issuer)
+cli.add_command(bureau_cmd.bureau)
 
 
 def emit_error(message: str, *, as_json: bool, kind: str) -> None:
