@@ -115,7 +115,7 @@ def system_costs(home: Path) -> dict[str, float]:
     try:
         label = "bench-signing-key"
         if not token.has_object(label):
-            token.generate_ec_keypair(label, token=False)
+            token.generate_ec_keypair(label, token=True)
         message = os.urandom(300)
         auth = DeviceAuthKeys(token)
         deriver = InProcessDeriver(os.urandom(64))

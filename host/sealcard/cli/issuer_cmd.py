@@ -272,7 +272,7 @@ def status_cmd(home: Path | None, as_json: bool) -> None:
     "--keygen-threads",
     type=click.IntRange(1, 64),
     default=None,
-    help="PKCS#11 sessions making device authentication keys at once [default: 2].",
+    help="PKCS#11 sessions making device authentication keys at once [default: 1].",
 )
 @click.option(
     "--verify/--no-verify",

@@ -52,8 +52,9 @@ from sealcard.issuer.records import Records, SealedItem, SealWork
 #: Orders per HSM round trip and per commit.
 DEFAULT_CHUNK_SIZE = 256
 #: Threads for device authentication key generation: this machine has 2 cores, and the issuer
-#: HSM service needs CPU too; measured best at 2 (bench/seal_batch.py).
-DEFAULT_KEYGEN_THREADS = 2
+#: HSM service needs CPU too; measured best at 1 with the hsm layer of e3d8ff8 (893 vs 789
+#: cards/s at 2, bench/seal_batch.py).
+DEFAULT_KEYGEN_THREADS = 1
 #: Length of a compressed secp256k1 public key.
 USER_PUBLIC_KEY_LEN = 33
 
@@ -64,7 +65,7 @@ ProgressCallback = Callable[[int, int], None]
 class DeviceAuthKeyMaker(Protocol):
     """Device authentication keys from the issuer-system HSM (`hsm.system_hsm.DeviceAuthKeys`)."""
 
-    def generate_many(self, count: int, threads: int | None = None) -> list[tuple[bytes, bytes]]:
+    def generate_many(self, count: int, threads: int = 1) -> list[tuple[bytes, bytes]]:
         """`count` fresh key pairs: (public point, 65 bytes; private key wrapped by the HSM),
         made on up to `threads` PKCS#11 sessions at once."""
         ...
@@ -182,7 +183,7 @@ def seal_orders(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     progress: ProgressCallback | None = None,
     issuer_public_key: ec.EllipticCurvePublicKey | None = None,
-    keygen_threads: int | None = DEFAULT_KEYGEN_THREADS,
+    keygen_threads: int = DEFAULT_KEYGEN_THREADS,
 ) -> SealReport:
     """Seal requested orders (oldest first) with cards from the stock (oldest pack first).
 
@@ -306,7 +307,7 @@ def seal_pack(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     progress: ProgressCallback | None = None,
     issuer_public_key: ec.EllipticCurvePublicKey | None = None,
-    keygen_threads: int | None = DEFAULT_KEYGEN_THREADS,
+    keygen_threads: int = DEFAULT_KEYGEN_THREADS,
 ) -> SealReport:
     """Seal requested orders (oldest first) with the cards of one pack; see `seal_orders`."""
     return seal_orders(

@@ -43,7 +43,7 @@ class SoftwareDeviceAuthKeys:
         )
         return point, keywrap.aes_key_wrap_with_padding(self._kek, der)
 
-    def generate_many(self, count: int, threads: int | None = None) -> list[tuple[bytes, bytes]]:
+    def generate_many(self, count: int, threads: int = 1) -> list[tuple[bytes, bytes]]:
         return [self.generate() for _ in range(count)]
 
     def unwrap(self, wrapped: bytes) -> ec.EllipticCurvePrivateKey:
