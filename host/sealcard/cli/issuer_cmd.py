@@ -230,6 +230,71 @@ def pack_list(home: Path | None, as_json: bool) -> None:
     _emit(as_json, {"packs": [asdict(p) for p in packs]}, "\n".join([header, *lines]))
 
 
+@pack_group.command(name="import-cards")
+@_home_option
+@click.option(
+    "--root",
+    "root_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="The card provider's root certificate (PEM or DER): every card must chain to it.",
+)
+@click.option(
+    "--reader",
+    "-r",
+    "readers",
+    multiple=True,
+    metavar="NAME",
+    help="Reader holding a card (repeat). Default: every reader holding a card.",
+)
+@click.option("--pack", "pack_serial", default=None, help="Pack serial (default: CARDS-<time>).")
+@_json_option
+def pack_import_cards(
+    home: Path | None,
+    root_path: Path,
+    readers: tuple[str, ...],
+    pack_serial: str | None,
+    as_json: bool,
+) -> None:
+    """Add the initialized cards in the readers to the stock, as one pack.
+
+    Each card's attestation is checked against the provider root (both
+    root-signed keys, the signed device key), and it must be closed and hold
+    this issuer's public key. One card that fails stops the import and adds
+    nothing. Until the provider's pack file exists (a later issue), this is
+    how real or simulated cards enter the stock.
+    """
+    import datetime as dt
+
+    from sealcard.card.session import SealcardSession
+    from sealcard.issuer.handover import card_init_from_public_data
+    from sealcard.issuer.packs import import_pack
+    from sealcard.parties.provider import check_card, load_root_certificate
+    from sealcard.transport.pcsc import PcscConnection, readers_with_card
+
+    root = load_root_certificate(root_path)
+    names = list(readers) or readers_with_card()
+    if not names:
+        raise click.UsageError("no card in any reader")
+    token, client = _client(home)
+    try:
+        issuer_key = client.issuer_public_key()
+    finally:
+        client.close()
+        token.close()
+    cards = []
+    for name in names:
+        with PcscConnection.open(name) as connection:
+            data, report = check_card(SealcardSession(connection), root)
+        cards.append(card_init_from_public_data(data, report, issuer_key))
+    serial = pack_serial or dt.datetime.now(dt.UTC).strftime("CARDS-%Y%m%dT%H%M%S")
+    _, records = _open_records(home)
+    with records.db:
+        count = import_pack(records, serial, cards)
+    payload = {"pack": serial, "cards": count, "serials": [c.serial.hex().upper() for c in cards]}
+    _emit(as_json, payload, f"pack {serial}: {count} genuine cards added to the stock")
+
+
 # -- status ---------------------------------------------------------------------------------------
 
 
@@ -603,4 +668,107 @@ def hsm_stop(home: Path | None, as_json: bool) -> None:
         f"issuer HSM service (pid {pid}) stopped"
         if stopped
         else "no issuer HSM service was running",
+    )
+
+
+@hsm_group.command(name="issuer-key")
+@_home_option
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the PEM here (default: print it).",
+)
+@_json_option
+def hsm_issuer_key(home: Path | None, out: Path | None, as_json: bool) -> None:
+    """The issuer's public key (EC P-256), for the card provider to inject into every card."""
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    token, client = _client(home)
+    try:
+        key = client.issuer_public_key()
+    finally:
+        client.close()
+        token.close()
+    pem = key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
+    if out is not None:
+        out.write_text(pem)
+    if as_json:
+        _emit(True, {"issuer_public_key_pem": pem, "out": str(out) if out else None}, "")
+    elif out is None:
+        click.echo(pem, nl=False)
+    else:
+        click.echo(f"issuer public key written to {out}")
+
+
+# -- hand-over to the bureau and the mailer -------------------------------------------------------
+
+
+@issuer.command(name="export")
+@_home_option
+@click.option(
+    "--blob-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder for the bureau: one <SERIAL>.blob per sealed card.",
+)
+@click.option(
+    "--letter-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for the mailer: one <SERIAL>.p7m PIN letter per card that has one.",
+)
+@_json_option
+def export_cmd(home: Path | None, blob_dir: Path, letter_dir: Path | None, as_json: bool) -> None:
+    """Hand every sealed order to the bureau (blobs) and the mailer (PIN letters).
+
+    Each blob is encrypted to its card and signed by the issuer HSM; each
+    letter is encrypted to the mailer and signed. The orders move to
+    sent_to_bureau; an interrupted export is simply run again.
+    """
+    from sealcard.issuer.handover import export_for_bureau
+
+    _, records = _open_records(home)
+    with records.db:
+        report = export_for_bureau(records, blob_dir, letter_dir)
+    payload = {
+        "orders": report.orders,
+        "blobs": [str(p) for p in report.blobs],
+        "letters": [str(p) for p in report.letters],
+    }
+    text = f"{len(report.blobs)} blobs to {blob_dir}" + (
+        f", {len(report.letters)} PIN letters to {letter_dir}" if letter_dir else ""
+    )
+    _emit(as_json, payload, text)
+
+
+@issuer.command(name="results")
+@_home_option
+@click.argument("results_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_json_option
+def results_cmd(home: Path | None, results_file: Path, as_json: bool) -> None:
+    """Apply the bureau's result data (from `sealcard bureau personalize --results`).
+
+    Each card serial's order moves to personalized or failed. Serials the
+    issuer did not send, or already settled, change nothing.
+    """
+    from sealcard.issuer.handover import BureauResult, apply_bureau_results
+
+    try:
+        document = json.loads(results_file.read_text())
+        results = [
+            BureauResult(bytes.fromhex(card["serial"]), bool(card["personalized"]), card["reason"])
+            for card in document["cards"]
+            if card.get("serial")
+        ]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise click.BadParameter(f"not a bureau result file: {exc}") from exc
+    _, records = _open_records(home)
+    with records.db:
+        counts = apply_bureau_results(records, results)
+    _emit(
+        as_json,
+        counts,
+        f"{counts['personalized']} personalized, {counts['failed']} failed, "
+        f"{counts['unknown']} unknown serials",
     )
