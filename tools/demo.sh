@@ -33,14 +33,22 @@ cleanup() {
 }
 trap cleanup EXIT
 
-step "1. $CARDS blank simulated cards, each in its own PC/SC reader"
-sealcard sim up --cards "$CARDS"
-sealcard readers
-mapfile -t READERS < <(sealcard readers --json | python3 -c '
+if [ -n "${SEALCARD_DEMO_READERS:-}" ]; then
+  # Cards already in readers (the tests pass blank simulated cards this way): one name a line.
+  step "1. blank cards in the readers named by SEALCARD_DEMO_READERS"
+  mapfile -t READERS <<<"$SEALCARD_DEMO_READERS"
+  SEALCARD_DEMO_KEEP_CARDS=1
+else
+  step "1. $CARDS blank simulated cards, each in its own PC/SC reader"
+  sealcard sim down >/dev/null 2>&1 || true   # a fresh set of blank cards
+  sealcard sim up --cards "$CARDS"
+  mapfile -t READERS < <(sealcard readers --json | python3 -c '
 import json, sys
 for r in json.load(sys.stdin)["readers"]:
     if r.get("sealcard"):
         print(r["reader"])')
+fi
+sealcard readers
 
 step "2. issuer: records, SoftHSM2 tokens, the issuer HSM service; publish the issuer public key"
 sealcard issuer init
@@ -59,7 +67,9 @@ step "4. anyone: is the card in the first reader genuine? (attestation chain to 
 sealcard card info --reader "${READERS[0]}" --root "$WORK/provider/ca/root.pem"
 
 step "5. issuer: take the genuine cards into stock as one pack"
-sealcard issuer pack import-cards --root "$WORK/provider/ca/root.pem" --pack DEMO-PACK-1
+pack_readers=()
+for reader in "${READERS[@]}"; do pack_readers+=(--reader "$reader"); done
+sealcard issuer pack import-cards --root "$WORK/provider/ca/root.pem" --pack DEMO-PACK-1 "${pack_readers[@]}"
 
 step "6. mailer: its key pair (RSA-3072); the issuer HSM learns the public key"
 openssl genpkey -quiet -algorithm RSA -pkeyopt rsa_keygen_bits:3072 -out "$WORK/mailer/key.pem"
@@ -84,7 +94,8 @@ step "9. issuer: hand the blobs to the bureau and the PIN letters to the mailer"
 sealcard issuer export --blob-dir "$WORK/bureau/blobs" --letter-dir "$WORK/mailer/letters"
 
 step "10. bureau: match every card by serial, personalize it, report the result data"
-sealcard bureau personalize --blob-dir "$WORK/bureau/blobs" --results "$WORK/bureau/results.json"
+sealcard bureau personalize --blob-dir "$WORK/bureau/blobs" --results "$WORK/bureau/results.json" \
+  "${pack_readers[@]}"
 sealcard issuer results "$WORK/bureau/results.json"
 
 step "11. user of the first card: the public key and its addresses"

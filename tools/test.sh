@@ -22,6 +22,7 @@ echo "== ruff"; ruff check host tests bench tools
 echo "== mypy"; mypy
 
 echo "== services"
+sealcard sim down >/dev/null 2>&1 || true   # start from fresh blank cards
 sealcard sim up --cards 4
 if [ -x tools/pg_test_server.sh ]; then
   SEALCARD_TEST_PG_URL=$(bash tools/pg_test_server.sh start "$PG_DIR")
