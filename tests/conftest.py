@@ -1,0 +1,33 @@
+"""Suite-wide rules.
+
+SEALCARD_TEST_REQUIRE_SERVICES=1 (set by tools/test.sh, so in CI) turns every skip outside
+tests/device into a failure: where the script has started pcscd with simulated cards,
+SoftHSM2 and PostgreSQL, a test that skips for want of one of them is a test that did not run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Generator
+from pathlib import Path
+
+import pytest
+
+REQUIRE_ENV = "SEALCARD_TEST_REQUIRE_SERVICES"
+OPT_IN_FOLDERS = ("device",)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, None]:
+    outcome = yield
+    report = outcome.get_result()
+    if os.environ.get(REQUIRE_ENV) != "1" or not report.skipped or hasattr(report, "wasxfail"):
+        return
+    folder = Path(str(item.fspath)).resolve().parent.name
+    if folder in OPT_IN_FOLDERS:
+        return
+    report.outcome = "failed"
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+    report.longrepr = f"skipped although {REQUIRE_ENV}=1 (every service runs): {reason}"
