@@ -55,6 +55,7 @@ public final class SimLauncher {
 
     private void run() throws IOException {
         RandomnessCheck.secureAndVerify();
+        KeyStorageCheck.verify();
         AppletSpec spec = new AppletSpec(options.appletClass, options.appletAid, options.packageAid,
                 options.installParams, options.appletClasspath);
         for (int i = 0; i < options.cards; i++) {
