@@ -65,6 +65,7 @@ public final class AppletSmoke {
                         .getProtectionDomain().getCodeSource().getLocation());
         if (raw) {
             smoke.randomnessFacts();
+            new SignatureEncodingSmoke(smoke).keyStorage();
             System.out.println("== raw mode: facts reported, nothing enforced");
             return;
         }
@@ -251,6 +252,7 @@ public final class AppletSmoke {
         closeInitialization(card);
         timings();
         new PersonalizationSmoke(this).runAll();
+        new SignatureEncodingSmoke(this).runAll();
     }
 
     private void selectAndStatus(SmokeCard card) {
