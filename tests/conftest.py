@@ -8,10 +8,15 @@ SoftHSM2 and PostgreSQL, a test that skips for want of one of them is a test tha
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Generator
 from pathlib import Path
 
 import pytest
+
+# Test doubles shared by several folders (tests/support) are imported by plain module name.
+SUPPORT = Path(__file__).resolve().parent / "support"
+sys.path.insert(0, str(SUPPORT))
 
 REQUIRE_ENV = "SEALCARD_TEST_REQUIRE_SERVICES"
 OPT_IN_FOLDERS = ("device",)

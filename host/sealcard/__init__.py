@@ -1,3 +1,3 @@
-"""sealcard: smart cards that carry a user's blockchain key, sealed from the issuer HSM to the card."""
+"""sealcard: smart cards holding a user's blockchain key, sealed from the issuer HSM to the card."""
 
 __version__ = "0.1.0"

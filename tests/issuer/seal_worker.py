@@ -17,10 +17,13 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
+
+from software_hsm import SoftwareDeviceAuthKeys, SoftwareIssuerHsm
+
 from sealcard.hsm.issuer_client import SealRequest, SealResult
 from sealcard.issuer.batch import seal_orders
 from sealcard.issuer.records import Records
-from sealcard.issuer.software import SoftwareDeviceAuthKeys, SoftwareIssuerHsm
 
 
 class SlowHsm:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from software_hsm import SoftwareDeviceAuthKeys, SoftwareIssuerHsm
 
 from sealcard.crypto import bip32, sealed_blob
 from sealcard.hsm.issuer_client import SealRequest, SealResult
@@ -19,7 +20,6 @@ from sealcard.issuer.fake import FakePack, fabricate_pack
 from sealcard.issuer.lifecycle import OrderState
 from sealcard.issuer.migrations import apply_migrations
 from sealcard.issuer.records import Records
-from sealcard.issuer.software import SoftwareDeviceAuthKeys, SoftwareIssuerHsm
 
 BASE = "m/44'/0'/0'/0"
 SEED = bytes(range(32))

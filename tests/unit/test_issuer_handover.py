@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from software_hsm import SoftwareDeviceAuthKeys, SoftwareIssuerHsm
 
 from sealcard.crypto import sealed_blob
 from sealcard.issuer.batch import seal_orders
@@ -21,7 +22,6 @@ from sealcard.issuer.handover import (
 from sealcard.issuer.lifecycle import OrderState
 from sealcard.issuer.migrations import apply_migrations
 from sealcard.issuer.records import Records
-from sealcard.issuer.software import SoftwareDeviceAuthKeys, SoftwareIssuerHsm
 
 SEED = bytes(range(32, 64))
 ORDERS = 5

@@ -4,7 +4,8 @@
 `sealcard.hsm.system_hsm.DeviceAuthKeys` and `sealcard.hsm.issuer_client.IssuerHsmClient`,
 so the issuer system's records and batch logic can be tested (and killed and resumed) without
 SoftHSM2 and the issuer HSM service. They hold a seed and private keys in the issuer's memory,
-which the real design forbids; nothing in the CLI uses them.
+which the real design forbids; nothing in the CLI uses them, and they live with the
+tests, not in the package.
 """
 
 from __future__ import annotations
