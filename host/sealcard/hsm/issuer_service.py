@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import logging
 import os
 import signal
@@ -42,7 +43,7 @@ from sealcard.crypto.bip32 import parse_path
 from sealcard.crypto.pin import generate_pin, generate_puk
 from sealcard.crypto.secret_sharing import combine_shares, split_seed
 from sealcard.errors import ConfigurationError, SealcardError
-from sealcard.hsm import protocol
+from sealcard.hsm import _cryptoki, protocol
 from sealcard.hsm.config import IssuerHsmSettings, load_settings
 from sealcard.hsm.derivation import KeyDeriver, make_deriver
 from sealcard.hsm.errors import HsmError, KeyNotFoundError, RequestRefused
@@ -65,6 +66,7 @@ MAX_BATCH = 4096
 PIN_SOURCE_HSM = "hsm"
 PIN_SOURCE_NONE = "none"
 _AES_BLOCK = 16
+_ECDSA = _cryptoki.MechanismSpec(_cryptoki.CKM_ECDSA)
 
 log = logging.getLogger("sealcard.hsm.issuer_service")
 
@@ -242,12 +244,13 @@ class IssuerHsm:
     # ---- signing
 
     def _sign_in(self, s: PooledSession) -> Callable[[bytes], bytes]:
-        key = s.session_copy(ObjectClass.PRIVATE_KEY, ISSUER_KEY_LABEL)
+        """ECDSA-SHA256 (DER) with the issuer key in the token, on this session (direct call
+        on the session copy: no per-signature python-pkcs11 objects)."""
+        raw = s.raw
+        key = s.copy_handle(ObjectClass.PRIVATE_KEY, ISSUER_KEY_LABEL)
 
         def sign(data: bytes) -> bytes:
-            import hashlib
-
-            return raw_to_der(key.sign(hashlib.sha256(data).digest(), mechanism=Mechanism.ECDSA))
+            return raw_to_der(raw.sign(_ECDSA, key, hashlib.sha256(data).digest()))
 
         return sign
 

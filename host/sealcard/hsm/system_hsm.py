@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.util.ec import encode_named_curve_parameters
 
+from sealcard.hsm import _cryptoki as ck
 from sealcard.hsm.errors import HsmError
 from sealcard.hsm.token import PooledSession, Token, point_from_ec_point_attribute, raw_to_der
 
@@ -26,6 +27,28 @@ DEVICE_AUTH_KEK_LABEL = "device-auth-kek"
 REQUEST_KEY_LABEL = "issuer-system-request-key"
 _P256_PARAMS = encode_named_curve_parameters("secp256r1")
 _WRAP = Mechanism.AES_KEY_WRAP_PAD
+
+# Prebuilt for the per-card path (C_GenerateKeyPair, C_WrapKey, C_DestroyObject): session
+# objects only; the private key is private, sensitive and extractable only by wrapping.
+_KEYGEN = ck.MechanismSpec(ck.CKM_EC_KEY_PAIR_GEN)
+_WRAP_PAD = ck.MechanismSpec(ck.CKM_AES_KEY_WRAP_PAD)
+_DEVICE_PUBLIC_TEMPLATE = ck.Template(
+    [
+        (ck.CKA_TOKEN, False),
+        (ck.CKA_EC_PARAMS, bytes(_P256_PARAMS)),
+        (ck.CKA_VERIFY, True),
+    ]
+)
+_DEVICE_PRIVATE_TEMPLATE = ck.Template(
+    [
+        (ck.CKA_TOKEN, False),
+        (ck.CKA_PRIVATE, True),
+        (ck.CKA_SENSITIVE, True),
+        (ck.CKA_EXTRACTABLE, True),
+        (ck.CKA_SIGN, True),
+        (ck.CKA_DERIVE, False),
+    ]
+)
 
 
 class DeviceAuthKeys:
@@ -43,25 +66,17 @@ class DeviceAuthKeys:
         return True
 
     def _generate_in(self, s: PooledSession) -> tuple[bytes, bytes]:
-        kek = s.session_copy(ObjectClass.SECRET_KEY, self.kek_label)
-        public, private = s.session.generate_keypair(
-            KeyType.EC,
-            store=False,
-            public_template={Attribute.EC_PARAMS: _P256_PARAMS, Attribute.TOKEN: False},
-            private_template={
-                Attribute.TOKEN: False,
-                Attribute.SENSITIVE: True,
-                Attribute.EXTRACTABLE: True,
-                Attribute.SIGN: True,
-                Attribute.DERIVE: False,
-            },
+        raw = s.raw
+        kek = s.copy_handle(ObjectClass.SECRET_KEY, self.kek_label)
+        public, private = raw.generate_key_pair(
+            _KEYGEN, _DEVICE_PUBLIC_TEMPLATE, _DEVICE_PRIVATE_TEMPLATE
         )
         try:
-            point = point_from_ec_point_attribute(public[Attribute.EC_POINT])
-            wrapped = bytes(kek.wrap_key(private, mechanism=_WRAP))
+            point = point_from_ec_point_attribute(raw.attribute(public, ck.CKA_EC_POINT))
+            wrapped = raw.wrap_key(_WRAP_PAD, kek, private)
         finally:
-            private.destroy()
-            public.destroy()
+            raw.destroy(private)
+            raw.destroy(public)
         return point, wrapped
 
     def generate(self) -> tuple[bytes, bytes]:
@@ -73,13 +88,14 @@ class DeviceAuthKeys:
         """``count`` key pairs; ``threads`` > 1 spreads them over pool sessions (OS locking is
         on). Measured on 2 shared cores, one thread was as fast or faster (docs/hsm.md)."""
         workers = max(1, min(threads, self.token.pool_size, count or 1))
-        if workers == 1 or count < 2 * workers:
-            return [self.generate() for _ in range(count)]
-        shares = [count // workers + (1 if i < count % workers else 0) for i in range(workers)]
 
         def run(n: int) -> list[tuple[bytes, bytes]]:
             with self.token.session() as s:
                 return [self._generate_in(s) for _ in range(n)]
+
+        if workers == 1 or count < 2 * workers:
+            return run(count)
+        shares = [count // workers + (1 if i < count % workers else 0) for i in range(workers)]
 
         with ThreadPoolExecutor(max_workers=workers) as pool:
             parts = list(pool.map(run, shares))

@@ -20,7 +20,7 @@ from typing import Any
 import pkcs11
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
+from pkcs11 import Attribute, KeyType, ObjectClass
 from pkcs11 import _pkcs11 as _native
 from pkcs11.util.ec import encode_named_curve_parameters
 
@@ -90,12 +90,32 @@ def raw_to_der(signature: bytes) -> bytes:
     return encode_dss_signature(r, s)
 
 
+_ECDSA = _cryptoki.MechanismSpec(_cryptoki.CKM_ECDSA)
+
+
 @dataclass
 class PooledSession:
-    """A session and the key objects already looked up in it."""
+    """A session, the key objects already looked up in it, and its direct-call handle."""
 
     session: Any
+    module_path: str = ""
     keys: dict[tuple[int, str], Any] = field(default_factory=dict)
+    _raw: _cryptoki.RawSession | None = None
+
+    @property
+    def raw(self) -> _cryptoki.RawSession:
+        """Direct PKCS#11 calls on this session (prebuilt templates, no per-call objects)."""
+        if self._raw is None:
+            self._raw = _cryptoki.RawSession(self.module_path, int(self.session.handle))
+        return self._raw
+
+    def copy_handle(self, object_class: ObjectClass, label: str) -> int:
+        """The object handle of :meth:`session_copy` (for the direct calls)."""
+        return int(self.session_copy(object_class, label).handle)
+
+    def sign_digest(self, key_label: str, digest: bytes) -> bytes:
+        """Raw ECDSA (r||s) over a digest with the session copy of a token key."""
+        return self.raw.sign(_ECDSA, self.copy_handle(ObjectClass.PRIVATE_KEY, key_label), digest)
 
     def key(self, object_class: ObjectClass, label: str) -> Any:
         """The token object (CKA_TOKEN true) of this class and label."""
@@ -146,7 +166,7 @@ class Token:
     def __init__(self, cfg: HsmConfig, token: Any, sessions: list[Any]) -> None:
         self.config = cfg
         self._token = token
-        self._all = [PooledSession(s) for s in sessions]
+        self._all = [PooledSession(s, cfg.module_path) for s in sessions]
         self._pool: queue.Queue[PooledSession] = queue.Queue()
         for pooled in self._all:
             self._pool.put(pooled)
@@ -275,8 +295,7 @@ class Token:
         """ECDSA over SHA-256(data) with a token key; DER signature."""
         digest = hashlib.sha256(data).digest()
         with self.session() as s:
-            key = s.session_copy(ObjectClass.PRIVATE_KEY, key_label)
-            return raw_to_der(key.sign(digest, mechanism=Mechanism.ECDSA))
+            return raw_to_der(s.sign_digest(key_label, digest))
 
     # ------------------------------------------------------------------ AES keys
 
