@@ -176,11 +176,6 @@ def test_blank_refusals(blank: SealcardSession, case: str, apdu: Apdu, expected:
     assert blank.serial is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the applet leaves the curve check to the platform key object, and jCardSim's "
-    "ECPublicKey.setW accepts a point off P-256 (reported to the lead)",
-)
 def test_issuer_key_off_the_curve_is_refused(blank: SealcardSession) -> None:
     apdu = Apdu(P80, c.INS_PUT_ISSUER_KEY, 0, 0, OFF_CURVE_POINT)
     assert sw_of(blank, apdu) == c.SW_WRONG_DATA

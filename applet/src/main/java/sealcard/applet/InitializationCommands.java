@@ -14,6 +14,9 @@ import javacard.security.Signature;
  */
 final class InitializationCommands {
 
+    /** Scratch offset of the point check's work area, just after the received point. */
+    private static final short POINT_CHECK_WORK = Constants.EC_POINT_LENGTH;
+
     private final Persistent persistent;
     private final Transients transients;
     private final Crypto crypto;
@@ -75,7 +78,10 @@ final class InitializationCommands {
         sender.sendScratch(apdu, Constants.RANDOM_SERIAL_LENGTH);
     }
 
-    /** PUT ISSUER KEY: {@code 80 32 00 00 41 <point>}. */
+    /**
+     * PUT ISSUER KEY: {@code 80 32 00 00 41 <point>}; a point that is not on P-256 answers
+     * {@code 6A80} and changes nothing.
+     */
     void putIssuerKey(APDU apdu) {
         byte[] buffer = apdu.getBuffer();
         requireP1P2Zero(buffer);
@@ -85,7 +91,10 @@ final class InitializationCommands {
         if (length != Constants.EC_POINT_LENGTH) {
             ISOException.throwIt(Constants.SW_WRONG_LENGTH);
         }
-        if (scratch[0] != Constants.EC_POINT_UNCOMPRESSED) {
+        // The platform's key object need not check the curve (jCardSim's setW does not):
+        // the same ECDH check as for the device authentication key in PERSONALIZE.
+        if (scratch[0] != Constants.EC_POINT_UNCOMPRESSED
+                || !crypto.isP256Point(scratch, (short) 0, scratch, POINT_CHECK_WORK)) {
             ISOException.throwIt(Constants.SW_WRONG_DATA);
         }
         try {
