@@ -1,18 +1,26 @@
 """Benchmark: sealed cards per second for a batch, through SoftHSM2 and the issuer HSM service.
 
     python bench/seal_batch.py [--cards 10000] [--chunk 256] [--rsa-pool 50] [--db URL] [--json]
+                               [--pin-source hsm|none] [--service-threads N] [--keygen-threads N]
 
 What it does, in a fresh temporary issuer home:
 1. `issuer init` + `issuer hsm init` equivalents (SoftHSM2 tokens, keys, seed, a mailer key);
    starts the issuer HSM service as its own process;
 2. imports a fabricated pack of N cards (RSA keys cycled from a pool of `--rsa-pool`, because
    RSA-2048 keygen costs 50-150 ms per key; every card still has its own serial and EC key);
-   orders N cards for 100 users (PIN made by the HSM, PIN letter to the mailer);
+   orders N cards for 100 users (default `--pin-source hsm`, FIG. 5: PIN and PUK made by the
+   HSM, a PIN letter to the mailer; `--pin-source none`: no PIN in the blob, no letter);
 3. seals the whole batch with `sealcard.issuer.batch.seal_orders` (the code `issuer seal`
    runs) and reports cards/s;
 4. measures the per-card cost of each step as the system does it (SoftHSM2 via PKCS#11, the
    issuer HSM's derivation code, RSA-OAEP, the database commit points) and of the same
    primitives called directly (cryptography, coincurve), in the same run, and prints the ratio.
+
+Besides wall-clock cards/s it prints the CPU time per card of each process (the sealer, i.e.
+this process, and the issuer HSM service), read from the kernel: on a machine shared with other
+work the wall clock measures the neighbours too, CPU time per card much less so. `cpu bound`
+is 2 cores / (sealer + service CPU per card), the rate the two processes could reach at best on
+two idle cores.
 
 This is a script, not a timed test: the numbers depend on the machine and on what else runs.
 """
@@ -47,8 +55,9 @@ from sealcard.issuer.records import Records
 USERS = 100
 MAILER = "bench-mailer"
 #: per card the issuer HSM signs twice (blob, PIN letter) and RSA-encrypts twice (blob to the
-#: card, letter key to the mailer)
+#: card, letter key to the mailer); without PIN letters once each
 PER_CARD = {"hsm_signing": 2, "keygen_and_wrap": 1, "derivation": 1, "rsa_encryption": 2}
+PER_CARD_NO_LETTER = {"hsm_signing": 1, "keygen_and_wrap": 1, "derivation": 1, "rsa_encryption": 1}
 SAMPLES = 1000
 SERVICE_START_TIMEOUT_S = 60.0
 
@@ -136,6 +145,25 @@ def system_costs(home: Path) -> dict[str, float]:
     return costs
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc; threads included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def set_service_threads(root: Path, threads: int) -> None:
+    """Edit `threads` of [issuer_hsm] in the bench home's config.toml."""
+    config = root / "config.toml"
+    lines = config.read_text().splitlines()
+    section = ""
+    for i, line in enumerate(lines):
+        if line.startswith("["):
+            section = line.strip()
+        elif section == "[issuer_hsm]" and line.startswith("threads"):
+            lines[i] = f"threads = {threads}"
+    config.write_text("\n".join(lines) + "\n")
+
+
 def setup_home(root: Path, db_url: str | None) -> Records:
     """Issuer home with records and HSMs (what `issuer init` and `issuer hsm init` do)."""
     from sealcard.hsm.setup import setup_hsms
@@ -183,8 +211,21 @@ def main() -> int:
         action="store_true",
         help="check each blob's issuer signature before storing (as `issuer seal`)",
     )
+    parser.add_argument(
+        "--pin-source",
+        choices=["hsm", "none"],
+        default="hsm",
+        help="hsm (FIG. 5 default: PIN/PUK in the blob, a PIN letter per card) or none",
+    )
+    parser.add_argument(
+        "--service-threads",
+        type=int,
+        default=None,
+        help="worker threads of the issuer HSM service ([issuer_hsm] threads; default: config)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    letters = args.pin_source == "hsm"
 
     from sealcard.hsm.config import load_settings
     from sealcard.hsm.issuer_client import IssuerHsmClient
@@ -195,6 +236,8 @@ def main() -> int:
         root = Path(tmp) / "home"
         t0 = time.perf_counter()
         records = setup_home(root, args.db)
+        if args.service_threads is not None:
+            set_service_threads(root, args.service_threads)
         settings = load_settings(root)
         t_setup = time.perf_counter() - t0
         t0 = time.perf_counter()
@@ -207,7 +250,10 @@ def main() -> int:
         for user in users:
             n = min(per_user, left)
             if n:
-                records.request_orders(user.id, n, mailer_id=MAILER)
+                if letters:
+                    records.request_orders(user.id, n, mailer_id=MAILER)
+                else:
+                    records.request_orders(user.id, n, pin_source="none")
             left -= n
         t_pack = time.perf_counter() - t0
 
@@ -217,6 +263,8 @@ def main() -> int:
             client = IssuerHsmClient(settings.socket_path, RequestSigner(token))
             mailer_key = rsa.generate_private_key(65537, 2048)
             client.register_mailer(MAILER, mailer_key.public_key())
+            service_cpu0 = process_cpu_seconds(service.pid)
+            sealer_cpu0 = time.process_time()
             report = seal_orders(
                 records,
                 DeviceAuthKeys(token),
@@ -225,6 +273,8 @@ def main() -> int:
                 issuer_public_key=client.issuer_public_key() if args.verify else None,
                 keygen_threads=args.keygen_threads,
             )
+            sealer_cpu = time.process_time() - sealer_cpu0
+            service_cpu = process_cpu_seconds(service.pid) - service_cpu0
         finally:
             token.close()
             service.terminate()
@@ -233,7 +283,7 @@ def main() -> int:
         records.close()
 
     direct = direct_costs()
-    for key, times in PER_CARD.items():
+    for key, times in (PER_CARD if letters else PER_CARD_NO_LETTER).items():
         system[key] *= times
         direct[key] *= times
     n = max(report.sealed, 1)
@@ -243,8 +293,12 @@ def main() -> int:
     direct["database"] = database
     direct_total = sum(direct.values())
     system_total = sum(system.values())
+    cpu_sealer_us = sealer_cpu / n * 1e6
+    cpu_service_us = service_cpu / n * 1e6
     result = {
         "cards": report.sealed,
+        "pin_source": args.pin_source,
+        "service_threads": settings.threads,
         "seconds": round(report.seconds, 3),
         "cards_per_second": round(report.per_second, 1),
         "chunk": args.chunk,
@@ -259,13 +313,24 @@ def main() -> int:
         "direct_sum_us": round(direct_total * 1e6, 1),
         "direct_limit_cards_per_second_one_core": round(1 / direct_total, 1),
         "ratio_achieved_to_direct_limit": round(report.per_second * direct_total, 3),
+        "cpu_us_per_card": {
+            "sealer": round(cpu_sealer_us, 1),
+            "service": round(cpu_service_us, 1),
+            "total": round(cpu_sealer_us + cpu_service_us, 1),
+        },
+        "cpu_bound_cards_per_second_two_idle_cores": round(
+            2e6 / max(cpu_sealer_us + cpu_service_us, 1e-9), 1
+        ),
+        "load_average_1min_after": round(os.getloadavg()[0], 2),
     }
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
     print(
         f"sealed {result['cards']} cards in {result['seconds']} s: "
-        f"{result['cards_per_second']} cards/s (chunk {args.chunk})"
+        f"{result['cards_per_second']} cards/s (chunk {args.chunk}, pin source "
+        f"{args.pin_source}, service threads {settings.threads}, keygen threads "
+        f"{args.keygen_threads})"
     )
     print("run split (s): " + ", ".join(f"{k} {v}" for k, v in result["run_split_seconds"].items()))
     print(f"{'per card (us)':18} {'system':>10} {'direct':>10} {'ratio':>7}")
@@ -280,6 +345,13 @@ def main() -> int:
         f"direct-primitive limit (one core, sum of direct costs): "
         f"{result['direct_limit_cards_per_second_one_core']} cards/s; achieved / limit = "
         f"{result['ratio_achieved_to_direct_limit']}"
+    )
+    cpu = result["cpu_us_per_card"]
+    print(
+        f"CPU per card (us): sealer {cpu['sealer']}, service {cpu['service']}, total "
+        f"{cpu['total']}; cpu bound on two idle cores: "
+        f"{result['cpu_bound_cards_per_second_two_idle_cores']} cards/s "
+        f"(load average after the run: {result['load_average_1min_after']})"
     )
     return 0
 

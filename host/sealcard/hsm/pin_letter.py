@@ -15,6 +15,7 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 from asn1crypto import algos, cms, core, keys, x509
 from cryptography.exceptions import InvalidSignature
@@ -201,6 +202,14 @@ def _oaep() -> asym_padding.OAEP:
     )
 
 
+# Built once: the padding object is immutable, and these DER pieces never change.
+_OAEP_SHA256 = _oaep()
+_PKCS7_PADS = [bytes([n]) * n for n in range(AES_BLOCK_BYTES + 1)]
+_AES_CBC_IV_PREFIX = _der(_SEQUENCE, _OID_AES256_CBC + _der(_OCTET_STRING, bytes(AES_BLOCK_BYTES)))[
+    :-AES_BLOCK_BYTES
+]
+
+
 def envelope(plaintext: bytes, recipient: rsa.RSAPublicKey, skid: bytes | None = None) -> bytes:
     """DER ContentInfo(EnvelopedData): AES-256-CBC content, RSA-OAEP-SHA256 key transport.
 
@@ -212,8 +221,7 @@ def envelope(plaintext: bytes, recipient: rsa.RSAPublicKey, skid: bytes | None =
     skid = skid if skid is not None else key_identifier(recipient)
     content_key = os.urandom(AES_KEY_BYTES)
     iv = os.urandom(AES_BLOCK_BYTES)
-    padder = padding.PKCS7(AES_BLOCK_BYTES * 8).padder()
-    padded = padder.update(plaintext) + padder.finalize()
+    padded = plaintext + _PKCS7_PADS[AES_BLOCK_BYTES - len(plaintext) % AES_BLOCK_BYTES]
     encryptor = Cipher(algorithms.AES(content_key), modes.CBC(iv)).encryptor()
     ciphertext = encryptor.update(padded) + encryptor.finalize()
     ktri = _der(
@@ -221,13 +229,11 @@ def envelope(plaintext: bytes, recipient: rsa.RSAPublicKey, skid: bytes | None =
         _VERSION_2
         + _der(_CONTEXT_0_PRIMITIVE, skid)
         + _ALG_RSAES_OAEP_SHA256
-        + _der(_OCTET_STRING, recipient.encrypt(content_key, _oaep())),
+        + _der(_OCTET_STRING, recipient.encrypt(content_key, _OAEP_SHA256)),
     )
     encrypted_content_info = _der(
         _SEQUENCE,
-        _OID_DATA
-        + _der(_SEQUENCE, _OID_AES256_CBC + _der(_OCTET_STRING, iv))
-        + _der(_CONTEXT_0_PRIMITIVE, ciphertext),
+        _OID_DATA + _AES_CBC_IV_PREFIX + iv + _der(_CONTEXT_0_PRIMITIVE, ciphertext),
     )
     enveloped = _der(_SEQUENCE, _VERSION_2 + _der(_SET, ktri) + encrypted_content_info)
     return _der(_SEQUENCE, _OID_ENVELOPED_DATA + _der(_CONTEXT_0_CONSTRUCTED, enveloped))
@@ -248,9 +254,45 @@ class SignerCertificate:
         )
         return cls(bytes(certificate_der), bytes(ias.dump()))
 
+    @cached_property
+    def signer_info_prefix(self) -> bytes:
+        """SignerInfo's version, sid and digestAlgorithm (constant for this signer)."""
+        return _VERSION_1 + self.issuer_and_serial + _ALG_SHA256
+
+    @cached_property
+    def certificates(self) -> bytes:
+        """SignedData's ``certificates [0] IMPLICIT`` holding this certificate."""
+        return _der(_CONTEXT_0_CONSTRUCTED, self.der)
+
 
 def _utc_time(when: dt.datetime) -> bytes:
     return _der(_UTC_TIME, when.strftime("%y%m%d%H%M%SZ").encode("ascii"))
+
+
+_ATTR_CONTENT_TYPE = _der(_SEQUENCE, _OID_CONTENT_TYPE + _der(_SET, _OID_DATA))
+_ATTR_DIGEST_PREFIX = _der(
+    _SEQUENCE, _OID_MESSAGE_DIGEST + _der(_SET, _der(_OCTET_STRING, bytes(32)))
+)[:-32]
+_ALGORITHMS_SET_SHA256 = _der(_SET, _ALG_SHA256)
+
+
+class _SigningTime:
+    """The signing-time attribute, encoded once per second (the clock's resolution in it)."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._encoded = b""
+
+    def __call__(self) -> bytes:
+        now = dt.datetime.now(dt.UTC)
+        second = int(now.timestamp())
+        if second != self._second:
+            self._encoded = _der(_SEQUENCE, _OID_SIGNING_TIME + _der(_SET, _utc_time(now)))
+            self._second = second
+        return self._encoded
+
+
+_signing_time = _SigningTime()
 
 
 def sign_content(content: bytes, sign: Signer, certificate: bytes | SignerCertificate) -> bytes:
@@ -261,20 +303,15 @@ def sign_content(content: bytes, sign: Signer, certificate: bytes | SignerCertif
         else (SignerCertificate.load(certificate))
     )
     encoded = [
-        _der(_SEQUENCE, _OID_CONTENT_TYPE + _der(_SET, _OID_DATA)),
-        _der(
-            _SEQUENCE,
-            _OID_MESSAGE_DIGEST + _der(_SET, _der(_OCTET_STRING, hashlib.sha256(content).digest())),
-        ),
-        _der(_SEQUENCE, _OID_SIGNING_TIME + _der(_SET, _utc_time(dt.datetime.now(dt.UTC)))),
+        _ATTR_CONTENT_TYPE,
+        _ATTR_DIGEST_PREFIX + hashlib.sha256(content).digest(),
+        _signing_time(),
     ]
     attributes = b"".join(sorted(encoded))  # DER: a SET OF is sorted by encoding
     signature = sign(_der(_SET, attributes))
     signer_info = _der(
         _SEQUENCE,
-        _VERSION_1
-        + signer.issuer_and_serial
-        + _ALG_SHA256
+        signer.signer_info_prefix
         + _der(_CONTEXT_0_IMPLICIT_SET, attributes)
         + _ALG_ECDSA_SHA256
         + _der(_OCTET_STRING, signature),
@@ -282,9 +319,9 @@ def sign_content(content: bytes, sign: Signer, certificate: bytes | SignerCertif
     signed = _der(
         _SEQUENCE,
         _VERSION_1
-        + _der(_SET, _ALG_SHA256)
+        + _ALGORITHMS_SET_SHA256
         + _der(_SEQUENCE, _OID_DATA + _der(_CONTEXT_0_CONSTRUCTED, _der(_OCTET_STRING, content)))
-        + _der(_CONTEXT_0_CONSTRUCTED, signer.der)
+        + signer.certificates
         + _der(_SET, signer_info),
     )
     return _der(_SEQUENCE, _OID_SIGNED_DATA + _der(_CONTEXT_0_CONSTRUCTED, signed))
