@@ -82,10 +82,24 @@ def point_from_ec_point_attribute(value: bytes) -> bytes:
     raise HsmError("unexpected CKA_EC_POINT encoding")
 
 
+def _der_integer(magnitude: bytes) -> bytes:
+    """DER INTEGER of an unsigned big-endian value (minimal; a 0 byte if the top bit is set)."""
+    value = magnitude.lstrip(b"\x00") or b"\x00"
+    if value[0] & 0x80:
+        value = b"\x00" + value
+    return b"\x02" + bytes([len(value)]) + value
+
+
+_DER_SHORT_FORM_LIMIT = 0x80
+
+
 def raw_to_der(signature: bytes) -> bytes:
     """PKCS#11 ECDSA output r||s (32+32) -> DER SEQUENCE of r, s."""
     half = len(signature) // 2
-    r = int.from_bytes(signature[:half], "big")
+    body = _der_integer(signature[:half]) + _der_integer(signature[half:])
+    if len(body) < _DER_SHORT_FORM_LIMIT:
+        return b"\x30" + bytes([len(body)]) + body
+    r = int.from_bytes(signature[:half], "big")  # long-form lengths (curves above 256 bits)
     s = int.from_bytes(signature[half:], "big")
     return encode_dss_signature(r, s)
 
