@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
@@ -276,12 +277,8 @@ def pack_import_cards(
     names = list(readers) or readers_with_card()
     if not names:
         raise click.UsageError("no card in any reader")
-    token, client = _client(home)
-    try:
+    with _hsm_client(home) as client:
         issuer_key = client.issuer_public_key()
-    finally:
-        client.close()
-        token.close()
     cards = []
     for name in names:
         with PcscConnection.open(name) as connection:
@@ -497,8 +494,9 @@ def hsm_init(home: Path | None, single_token: bool, module_path: str | None, as_
     _emit(as_json, payload, text)
 
 
-def _client(home: Path | None) -> tuple[Any, Any]:
-    """(token, client) for the running issuer HSM service; close the token when done."""
+@contextmanager
+def _hsm_client(home: Path | None) -> Iterator[Any]:
+    """A client of the running issuer HSM service, signing with the issuer-system token."""
     from sealcard.hsm.config import load_settings
     from sealcard.hsm.issuer_client import IssuerHsmClient
     from sealcard.hsm.system_hsm import RequestSigner
@@ -507,7 +505,14 @@ def _client(home: Path | None) -> tuple[Any, Any]:
     issuer_home = load_home(home)
     settings = load_settings(issuer_home.root, issuer_home.raw_config())
     token = Token.open(settings.system)
-    return token, IssuerHsmClient(settings.socket_path, RequestSigner(token))
+    try:
+        client = IssuerHsmClient(settings.socket_path, RequestSigner(token))
+        try:
+            yield client
+        finally:
+            client.close()
+    finally:
+        token.close()
 
 
 @hsm_group.group(name="mailer")
@@ -536,12 +541,8 @@ def mailer_add(home: Path | None, mailer_id: str, key_file: Path, as_json: bool)
         data = key.public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
-    token, client = _client(home)
-    try:
+    with _hsm_client(home) as client:
         mailers = client.register_mailer(mailer_id, data)
-    finally:
-        client.close()
-        token.close()
     _emit(
         as_json,
         {"mailers": mailers},
@@ -554,12 +555,8 @@ def mailer_add(home: Path | None, mailer_id: str, key_file: Path, as_json: bool)
 @_json_option
 def mailer_list(home: Path | None, as_json: bool) -> None:
     """Mailers the issuer HSM knows."""
-    token, client = _client(home)
-    try:
+    with _hsm_client(home) as client:
         mailers = client.mailers()
-    finally:
-        client.close()
-        token.close()
     _emit(as_json, {"mailers": mailers}, "\n".join(mailers) or "no mailers")
 
 
@@ -574,12 +571,8 @@ def mailer_list(home: Path | None, as_json: bool) -> None:
 def hsm_xpub(home: Path | None, path: str | None, as_json: bool) -> None:
     """The extended public key at a path: watch-only tools derive every user's key from it."""
     issuer_home = load_home(home)
-    token, client = _client(home)
-    try:
+    with _hsm_client(home) as client:
         xpub = client.xpub(path or issuer_home.derivation_base)
-    finally:
-        client.close()
-        token.close()
     _emit(as_json, {"path": path or issuer_home.derivation_base, "xpub": xpub}, xpub)
 
 
@@ -684,12 +677,8 @@ def hsm_issuer_key(home: Path | None, out: Path | None, as_json: bool) -> None:
     """The issuer's public key (EC P-256), for the card provider to inject into every card."""
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-    token, client = _client(home)
-    try:
+    with _hsm_client(home) as client:
         key = client.issuer_public_key()
-    finally:
-        client.close()
-        token.close()
     pem = key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
     if out is not None:
         out.write_text(pem)
