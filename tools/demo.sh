@@ -114,7 +114,19 @@ pin_from_letter() {
 }
 sealcard card sign --reader "${READERS[0]}" --hash "$hash" --pin-fd 3 3< <(pin_from_letter)
 
-step "13. issuer: where every order stands"
+step "13. issuer: a user forgot PIN and PUK: issuer-assisted PIN reset (signed by the card's wrapped key)"
+# The new PIN lives in a shell variable and travels through pipes (printf is a shell builtin,
+# so it never appears in a process's arguments).
+NEW_PIN=$(python3 -c 'import secrets; print(f"{secrets.randbelow(10**6):06d}")')
+sealcard issuer card reset-pin --reader "${READERS[0]}" --new-pin-fd 3 3< <(printf '%s\n' "$NEW_PIN")
+sealcard card pin verify --reader "${READERS[0]}" --pin-fd 3 3< <(printf '%s\n' "$NEW_PIN")
+unset NEW_PIN
+
+step "14. issuer: terminate the last card for good (claim 14); it now refuses all use"
+sealcard issuer card terminate --reader "${READERS[-1]}" --yes
+sealcard readers
+
+step "15. issuer: where every order stands"
 sealcard issuer status
 
 printf '\n\033[1mDone.\033[0m Files of every party are in %s\n' "$WORK"

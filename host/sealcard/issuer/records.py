@@ -475,6 +475,17 @@ class Records:
             raise RecordNotFoundError(f"no order {order_id}")
         return _order(row)
 
+    def order_for_card(self, serial: bytes) -> Order:
+        """The order a card was assigned to; `RecordNotFoundError` if the card has none."""
+        with self.db.transaction() as tx:
+            row = tx.one(
+                f"SELECT {_ORDER_COLS} FROM orders WHERE card_serial = ?",  # noqa: S608
+                (serial.hex(),),
+            )
+        if row is None:
+            raise RecordNotFoundError(f"no order holds card {serial.hex().upper()}")
+        return _order(row)
+
     def list_orders(self, state: OrderState | None = None, limit: int = 1000) -> list[Order]:
         """Orders, oldest first, optionally in one state."""
         where, params = ("WHERE state = ?", [state.value]) if state is not None else ("", [])
