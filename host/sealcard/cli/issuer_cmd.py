@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -438,9 +440,6 @@ def hsm_serve(home: Path | None) -> None:
     listens on HOME/run/issuer-hsm.sock (mode 0600) and answers only requests signed with the
     issuer system's request key. Run it under a service manager in production.
     """
-    import os
-    import sys
-
     issuer_home = load_home(home)
     argv = [sys.executable, "-m", "sealcard.hsm.issuer_service", "--home", str(issuer_home.root)]
     os.execv(sys.executable, argv)  # noqa: S606 - our own interpreter and module, no shell
@@ -459,8 +458,16 @@ def hsm_serve(home: Path | None) -> None:
     default=None,
     help="PKCS#11 module for SoftHSM2 (default: $SEALCARD_PKCS11_MODULE, else found).",
 )
+@click.option(
+    "--restore",
+    is_flag=True,
+    help="Disaster recovery: take the seed from its SLIP-39 shares, read from standard input "
+    "(one share a line, at least the threshold), instead of making a new one.",
+)
 @_json_option
-def hsm_init(home: Path | None, single_token: bool, module_path: str | None, as_json: bool) -> None:
+def hsm_init(
+    home: Path | None, single_token: bool, module_path: str | None, restore: bool, as_json: bool
+) -> None:
     """Create the SoftHSM2 tokens and keys of this issuer home and record them in config.toml.
 
     \b
@@ -469,13 +476,22 @@ def hsm_init(home: Path | None, single_token: bool, module_path: str | None, as_
     Issuer-system token: the request-signing key and the key that wraps every card's
       device authentication key.
     Token PINs are random and written to HOME/secrets/*.user-pin (0600), never printed.
-    Back up the seed with the HSM's share ceremony (docs/hsm.md).
+    Back up the seed right after: `sealcard issuer hsm backup-seed` (m-of-n shares).
     """
     from sealcard.hsm.setup import setup_hsms
 
     issuer_home = load_home(home)
+    mnemonics = None
+    if restore:
+        lines = sys.stdin.read().splitlines()
+        mnemonics = [line.strip() for line in lines if line.strip()]
+        if not mnemonics:
+            raise click.UsageError("--restore: no shares on standard input")
     settings = setup_hsms(
-        issuer_home.root, separate_tokens=not single_token, module_path=module_path
+        issuer_home.root,
+        separate_tokens=not single_token,
+        module_path=module_path,
+        seed_mnemonics=mnemonics,
     )
     payload = {
         "issuer_token": settings.issuer.token_label,
@@ -841,3 +857,53 @@ def card_terminate(reader: str | None, yes: bool, home: Path | None, as_json: bo
         terminate(session, records, keys)
         serial = session.serial.hex().upper()
     _emit(as_json, {"serial": serial, "terminated": True}, f"card {serial}: terminated")
+
+
+@hsm_group.command(name="backup-seed")
+@_home_option
+@click.option("--threshold", type=click.IntRange(2, 16), required=True, help="Shares needed (m).")
+@click.option("--shares", type=click.IntRange(2, 16), required=True, help="Shares made (n).")
+@click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="New folder for the shares, one file each (0600), to hand to n custodians.",
+)
+@_json_option
+def hsm_backup_seed(
+    home: Path | None, threshold: int, shares: int, out_dir: Path, as_json: bool
+) -> None:
+    """Back up the BIP32 seed as m-of-n SLIP-39 shares (the only form it leaves the HSM in).
+
+    Run it on the HSM host, as the issuer HSM's key ceremony: this process logs in to the
+    issuer token for the ceremony only. Any m shares restore the seed
+    (`sealcard issuer hsm init --restore`); fewer than m reveal nothing about it. Each share
+    goes to its own file, never to the screen: move each to its custodian's medium and
+    delete it here.
+    """
+    from sealcard.hsm.config import load_settings
+    from sealcard.hsm.issuer_service import export_seed_shares
+    from sealcard.hsm.token import Token
+
+    if threshold > shares:
+        raise click.UsageError("--threshold cannot exceed --shares")
+    out_dir.mkdir(mode=0o700, parents=True, exist_ok=False)
+    issuer_home = load_home(home)
+    settings = load_settings(issuer_home.root, issuer_home.raw_config())
+    token = Token.open(settings.issuer, pool_size=1)
+    try:
+        mnemonics = export_seed_shares(token, threshold, shares)
+    finally:
+        token.close()
+    paths = []
+    for number, mnemonic in enumerate(mnemonics, start=1):
+        path = out_dir / f"share-{number}-of-{shares}.txt"
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(mnemonic + "\n")
+        paths.append(str(path))
+    _emit(
+        as_json,
+        {"threshold": threshold, "shares": shares, "files": paths},
+        f"{shares} shares written to {out_dir} (any {threshold} restore the seed)",
+    )
