@@ -216,17 +216,23 @@ def _raw(client: IssuerHsmClient, message: bytes) -> tuple[int, str]:
     return status, str(body.get("reason"))
 
 
-def _ping(signer: RequestSigner, **kwargs: object) -> bytes:
-    return protocol.encode_request("xpub", {"path": BASE}, signer.sign, **kwargs)  # type: ignore[arg-type]
+def _ping(client: IssuerHsmClient, signer: RequestSigner, **kwargs: object) -> bytes:
+    return protocol.encode_request(
+        "xpub",
+        {"path": BASE},
+        signer.sign,
+        client.service_key(),
+        **kwargs,  # type: ignore[arg-type]
+    )
 
 
 def test_signed_request_accepted(client: IssuerHsmClient, signer: RequestSigner) -> None:
-    status, body = client.send_raw(_ping(signer))
+    status, body = client.send_raw(_ping(client, signer))
     assert status == protocol.STATUS_OK and body["xpub"].startswith("xpub")
 
 
 def test_unsigned_request_refused(client: IssuerHsmClient, signer: RequestSigner) -> None:
-    unsigned = _strip_signature(_ping(signer))  # everything before the signature length
+    unsigned = _strip_signature(_ping(client, signer))  # everything before the signature length
     assert _raw(client, unsigned) == (protocol.STATUS_REFUSED, protocol.REFUSED_UNSIGNED)
 
 
@@ -236,9 +242,8 @@ def _strip_signature(message: bytes) -> bytes:
 
 
 def test_tampered_request_refused(client: IssuerHsmClient, signer: RequestSigner) -> None:
-    message = bytearray(_ping(signer))
-    body_at = message.index(b"m/44")
-    message[body_at + 2] ^= 0x01  # m/44' -> m/54'
+    message = bytearray(_ping(client, signer))
+    message[-80] ^= 0x01  # in the ciphertext (the signature is at most 72 bytes)
     assert _raw(client, bytes(message)) == (
         protocol.STATUS_REFUSED,
         protocol.REFUSED_BAD_SIGNATURE,
@@ -248,27 +253,30 @@ def test_tampered_request_refused(client: IssuerHsmClient, signer: RequestSigner
 def test_request_signed_by_another_key_refused(client: IssuerHsmClient) -> None:
     other = ec.generate_private_key(ec.SECP256R1())
     message = protocol.encode_request(
-        "xpub", {"path": BASE}, lambda m: other.sign(m, ec.ECDSA(hashes.SHA256()))
+        "xpub",
+        {"path": BASE},
+        lambda m: other.sign(m, ec.ECDSA(hashes.SHA256())),
+        client.service_key(),
     )
     assert _raw(client, message) == (protocol.STATUS_REFUSED, protocol.REFUSED_BAD_SIGNATURE)
 
 
 def test_replayed_request_refused(client: IssuerHsmClient, signer: RequestSigner) -> None:
-    message = _ping(signer)
+    message = _ping(client, signer)
     assert _raw(client, message)[0] == protocol.STATUS_OK
     assert _raw(client, message) == (protocol.STATUS_REFUSED, protocol.REFUSED_REPLAY)
 
 
 def test_stale_request_refused(client: IssuerHsmClient, signer: RequestSigner) -> None:
     old = int(time.time() * 1000) - 3_600_000
-    assert _raw(client, _ping(signer, timestamp_ms=old)) == (
+    assert _raw(client, _ping(client, signer, timestamp_ms=old)) == (
         protocol.STATUS_REFUSED,
         protocol.REFUSED_STALE,
     )
 
 
 def test_unknown_operation_refused(client: IssuerHsmClient, signer: RequestSigner) -> None:
-    message = protocol.encode_request("export-seed", {}, signer.sign)
+    message = protocol.encode_request("export-seed", {}, signer.sign, client.service_key())
     assert _raw(client, message) == (protocol.STATUS_REFUSED, protocol.REFUSED_UNKNOWN_OP)
 
 

@@ -31,22 +31,30 @@ def _sign(key: ec.EllipticCurvePrivateKey):  # type: ignore[no-untyped-def]
     return lambda data: key.sign(data, ec.ECDSA(hashes.SHA256()))
 
 
+SERVICE_KEY = protocol.ServiceKey.generate()
+
+
 def _verifier(key: ec.EllipticCurvePrivateKey) -> protocol.RequestVerifier:
-    return protocol.RequestVerifier(key.public_key(), max_age_s=60)
+    return protocol.RequestVerifier(key.public_key(), max_age_s=60, service_key=SERVICE_KEY)
+
+
+def _encode(key: ec.EllipticCurvePrivateKey, op: str, body: dict[str, str]) -> bytes:
+    return protocol.encode_request(
+        op, body, _sign(key), SERVICE_KEY.recipient(), timestamp_ms=NOW_MS
+    )
 
 
 def test_round_trip(key: ec.EllipticCurvePrivateKey) -> None:
-    message = protocol.encode_request("xpub", {"path": "m/1"}, _sign(key), timestamp_ms=NOW_MS)
+    message = _encode(key, "xpub", {"path": "m/1"})
     request = _verifier(key).verify(message, now_ms=NOW_MS + 59_000)
-    assert (request.op, request.body) == ("xpub", {"path": "m/1"})
+    assert (request.op, request.body, request.encrypted) == ("xpub", {"path": "m/1"}, True)
 
 
-@pytest.mark.parametrize("offset", [5, 20, 22, 30, 40])
+@pytest.mark.parametrize("offset", [5, 20, 22, 30, 35, 40, 50, 60])
 def test_every_signed_byte_is_covered(key: ec.EllipticCurvePrivateKey, offset: int) -> None:
-    """Request id (5..20), timestamp (21..28), op and body: a flipped byte breaks the signature."""
-    message = bytearray(
-        protocol.encode_request("xpub", {"path": "m/1"}, _sign(key), timestamp_ms=NOW_MS)
-    )
+    """Request id (5..20), timestamp (21..28), op (30..33), key id (34..41), body length,
+    HPKE enc and ciphertext: a flipped byte breaks the signature."""
+    message = bytearray(_encode(key, "xpub", {"path": "m/1"}))
     message[offset] ^= 0x01
     with pytest.raises(RequestRefused) as info:
         _verifier(key).verify(bytes(message), now_ms=NOW_MS)
@@ -55,17 +63,17 @@ def test_every_signed_byte_is_covered(key: ec.EllipticCurvePrivateKey, offset: i
 
 def test_replay_and_staleness(key: ec.EllipticCurvePrivateKey) -> None:
     verifier = _verifier(key)
-    message = protocol.encode_request("ping", {}, _sign(key), timestamp_ms=NOW_MS)
+    message = _encode(key, "ping", {})
     verifier.verify(message, now_ms=NOW_MS)
     with pytest.raises(RequestRefused, match=protocol.REFUSED_REPLAY):
         verifier.verify(message, now_ms=NOW_MS + 1)
-    late = protocol.encode_request("ping", {}, _sign(key), timestamp_ms=NOW_MS)
+    late = _encode(key, "ping", {})
     with pytest.raises(RequestRefused, match=protocol.REFUSED_STALE):
         verifier.verify(late, now_ms=NOW_MS + 61_000)
 
 
 def test_extended_request_refused(key: ec.EllipticCurvePrivateKey) -> None:
-    message = protocol.encode_request("ping", {}, _sign(key), timestamp_ms=NOW_MS)
+    message = _encode(key, "ping", {})
     with pytest.raises(RequestRefused, match=protocol.REFUSED_MALFORMED):
         _verifier(key).verify(message + b"\x00", now_ms=NOW_MS)
 

@@ -18,7 +18,8 @@ class KeyNotFoundError(HsmError):
 
 
 class RequestRefused(HsmError):  # noqa: N818 - the agreed name (ISSUER_API.md)
-    """The issuer HSM service refused a request (bad signature, replay, stale, malformed)."""
+    """The issuer HSM service refused a request (bad signature, replay, stale, undecryptable,
+    malformed): ``reason`` is one of protocol.REFUSED_*."""
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(f"{reason}: {message}")
@@ -27,3 +28,12 @@ class RequestRefused(HsmError):  # noqa: N818 - the agreed name (ISSUER_API.md)
 
 class ServiceUnavailableError(HsmError):
     """The issuer HSM service does not answer on its socket."""
+
+
+class BadResponseError(HsmError):
+    """A reply the issuer system must not trust: unsigned, not signed by the issuer key, for
+    another request, or malformed. ``reason`` is one of protocol.RESPONSE_*."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason

@@ -1,4 +1,5 @@
-"""The issuer system's side of the issuer HSM service: signed requests over the Unix socket."""
+"""The issuer system's side of the issuer HSM service: encrypted, signed requests over the Unix
+socket, and signed replies checked against the issuer key."""
 
 from __future__ import annotations
 
@@ -10,13 +11,48 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from sealcard.errors import ConfigurationError
 from sealcard.hsm import protocol
-from sealcard.hsm.errors import HsmError, RequestRefused, ServiceUnavailableError
+from sealcard.hsm.config import IssuerHsmSettings
+from sealcard.hsm.errors import (
+    BadResponseError,
+    HsmError,
+    RequestRefused,
+    ServiceUnavailableError,
+)
 
 DEFAULT_TIMEOUT_S = 120.0
+
+
+def issuer_key_from_certificate(data: bytes) -> ec.EllipticCurvePublicKey:
+    """The EC public key of an issuer certificate (PEM or DER); HsmError if it is not one."""
+    try:
+        if data.lstrip().startswith(b"-----BEGIN"):
+            certificate = x509.load_pem_x509_certificate(data)
+        else:
+            certificate = x509.load_der_x509_certificate(data)
+    except ValueError:
+        raise HsmError("not an X.509 issuer certificate") from None
+    key = certificate.public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise HsmError("the issuer certificate does not hold an EC key")
+    return key
+
+
+def _same_key(a: ec.EllipticCurvePublicKey, b: ec.EllipticCurvePublicKey) -> bool:
+    form = (serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    return a.public_bytes(*form) == b.public_bytes(*form)
+
+
+def _raise_for(status: int, reply: dict[str, Any]) -> None:
+    if status == protocol.STATUS_REFUSED:
+        raise RequestRefused(str(reply.get("reason")), str(reply.get("message")))
+    if status != protocol.STATUS_OK:
+        raise HsmError(f"the issuer HSM service failed: {reply.get('message')}")
 
 
 class Signer(Protocol):
@@ -74,18 +110,47 @@ class SealResult:
 
 
 class IssuerHsmClient:
-    """One connection to the service (reconnects once if it dropped); thread-safe."""
+    """One connection to the service (reconnects once if it dropped); thread-safe.
+
+    Every request body is HPKE-encrypted to the service key that a signed ``service-key`` reply
+    announced, and every reply must carry the issuer key's signature over its request's id.
+    The issuer key is the trust anchor: pass it (``issuer_key``, or :meth:`for_settings`, which
+    reads the issuer certificate written at ``issuer hsm init``); without it the client pins
+    the key of the certificate in the first ``service-key`` reply (trust on first use).
+    """
 
     def __init__(
-        self, socket_path: Path, signer: Signer, timeout_s: float = DEFAULT_TIMEOUT_S
+        self,
+        socket_path: Path,
+        signer: Signer,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        *,
+        issuer_key: ec.EllipticCurvePublicKey | None = None,
     ) -> None:
         self.socket_path = socket_path
         self.signer = signer
         self.timeout_s = timeout_s
         self._sock: socket.socket | None = None
         self._lock = threading.Lock()
-        self._issuer_key: ec.EllipticCurvePublicKey | None = None
+        self._key_lock = threading.Lock()
+        self._issuer_key = issuer_key
+        self._recipient: protocol.RecipientKey | None = None
         self._certificate: bytes | None = None
+
+    @classmethod
+    def for_settings(
+        cls, settings: IssuerHsmSettings, signer: Signer, timeout_s: float = DEFAULT_TIMEOUT_S
+    ) -> IssuerHsmClient:
+        """A client that trusts the issuer key of ``settings.issuer_certificate``."""
+        try:
+            data = settings.issuer_certificate.read_bytes()
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot read the issuer certificate {settings.issuer_certificate}: {exc.strerror}"
+            ) from None
+        return cls(
+            settings.socket_path, signer, timeout_s, issuer_key=issuer_key_from_certificate(data)
+        )
 
     def __enter__(self) -> IssuerHsmClient:
         return self
@@ -111,17 +176,15 @@ class IssuerHsmClient:
             ) from None
         return sock
 
-    def send_raw(self, message: bytes) -> tuple[int, dict[str, Any]]:
-        """Send one already-encoded request; (status, body). For tests of refusals, too."""
-        request_id = message[5 : 5 + protocol.REQUEST_ID_LENGTH]
+    def exchange(self, message: bytes) -> bytes:
+        """Send one encoded request, return the raw reply (no checks)."""
         with self._lock:
             for attempt in (1, 2):
                 if self._sock is None:
                     self._sock = self._connect()
                 try:
                     protocol.send_frame(self._sock, message)
-                    reply = protocol.recv_frame(self._sock)
-                    break
+                    return protocol.recv_frame(self._sock)
                 except (ConnectionError, OSError):
                     self._sock.close()
                     self._sock = None
@@ -129,39 +192,89 @@ class IssuerHsmClient:
                         raise ServiceUnavailableError(
                             "the issuer HSM service closed the connection"
                         ) from None
-        return protocol.decode_response(reply, request_id)
+        raise ServiceUnavailableError("unreachable")  # pragma: no cover - the loop returns
+
+    def send_raw(self, message: bytes) -> tuple[int, dict[str, Any]]:
+        """Send one already-encoded request; (status, body) of its checked reply
+        (BadResponseError if unsigned, badly signed, or for another request). For tests, too."""
+        issuer_key = self.issuer_public_key()
+        reply = self.exchange(message)
+        return protocol.decode_response(reply, protocol.claimed_request_id(message), issuer_key)
+
+    def _handshake(self) -> None:
+        """Ask for the service key (body in clear) and check its reply's signature."""
+        message = protocol.encode_request(protocol.OP_SERVICE_KEY, {}, self.signer.sign, None)
+        reply = self.exchange(message)
+        issuer_key = self._issuer_key
+        if issuer_key is None:  # trust on first use: the certificate the reply carries
+            status, body = protocol.unverified_response(reply)
+            certificate = body.get("certificate_der")
+            if certificate is None:
+                _raise_for(status, body)  # a refusal (unverifiable without an anchor)
+            try:
+                issuer_key = issuer_key_from_certificate(base64.b64decode(str(certificate)))
+            except (HsmError, ValueError):
+                raise BadResponseError(
+                    protocol.RESPONSE_MALFORMED, "the service-key reply has no issuer certificate"
+                ) from None
+        status, body = protocol.decode_response(
+            reply, protocol.claimed_request_id(message), issuer_key
+        )
+        _raise_for(status, body)
+        self._recipient = protocol.recipient_from_announcement(body)
+        self._issuer_key = issuer_key
+
+    def service_key(self) -> protocol.RecipientKey:
+        """The service's HPKE key (asked once, again after an ``undecryptable`` refusal)."""
+        with self._key_lock:
+            if self._recipient is None or self._issuer_key is None:
+                self._handshake()
+            assert self._recipient is not None
+            return self._recipient
+
+    def _forget_service_key(self, stale: protocol.RecipientKey) -> None:
+        with self._key_lock:
+            if self._recipient is stale:
+                self._recipient = None
 
     def call(self, op: str, body: dict[str, Any]) -> dict[str, Any]:
-        """A signed request; RequestRefused/HsmError if the service says no."""
-        status, reply = self.send_raw(protocol.encode_request(op, body, self.signer.sign))
-        if status == protocol.STATUS_REFUSED:
-            raise RequestRefused(str(reply.get("reason")), str(reply.get("message")))
-        if status != protocol.STATUS_OK:
-            raise HsmError(f"the issuer HSM service failed: {reply.get('message')}")
-        return reply
+        """An encrypted, signed request; RequestRefused/HsmError if the service says no.
+
+        If the service no longer knows the key the body was encrypted to (it restarted), the
+        client asks for the new key and sends the request once more (with a new id)."""
+        for attempt in (1, 2):
+            recipient = self.service_key()
+            message = protocol.encode_request(op, body, self.signer.sign, recipient)
+            status, reply = self.send_raw(message)
+            if (
+                attempt == 1
+                and status == protocol.STATUS_REFUSED
+                and reply.get("reason") == protocol.REFUSED_UNDECRYPTABLE
+            ):
+                self._forget_service_key(recipient)
+                continue
+            _raise_for(status, reply)
+            return reply
+        raise HsmError("unreachable")  # pragma: no cover - the loop returns or raises
 
     def ping(self) -> bool:
         return bool(self.call("ping", {}).get("ok"))
 
-    def _fetch_issuer(self) -> None:
-        reply = self.call("issuer-public-key", {})
-        key = serialization.load_der_public_key(base64.b64decode(reply["public_key_der"]))
-        if not isinstance(key, ec.EllipticCurvePublicKey):
-            raise HsmError("the issuer key is not an EC key")
-        self._issuer_key = key
-        self._certificate = base64.b64decode(reply["certificate_der"])
-
     def issuer_public_key(self) -> ec.EllipticCurvePublicKey:
+        """The trusted issuer key (given, or pinned at the first service-key reply)."""
         if self._issuer_key is None:
-            self._fetch_issuer()
+            self.service_key()
         assert self._issuer_key is not None
         return self._issuer_key
 
     def issuer_certificate(self) -> bytes:
         """The issuer key's self-signed certificate (DER), as in every PIN letter."""
         if self._certificate is None:
-            self._fetch_issuer()
-        assert self._certificate is not None
+            reply = self.call("issuer-public-key", {})
+            certificate = base64.b64decode(reply["certificate_der"])
+            if not _same_key(issuer_key_from_certificate(certificate), self.issuer_public_key()):
+                raise HsmError("the issuer HSM service sent a certificate for another key")
+            self._certificate = certificate
         return self._certificate
 
     def xpub(self, path: str) -> str:

@@ -380,6 +380,8 @@ class _Handler(socketserver.BaseRequestHandler):
             except (ConnectionError, OSError):
                 return
             response = self.server.process(data)
+            if response is None:
+                return
             try:
                 protocol.send_frame(sock, response)
             except OSError:
@@ -407,26 +409,37 @@ class IssuerHsmServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer
         os.chmod(socket_path, 0o600)
         self.socket_path = socket_path
 
-    def process(self, data: bytes) -> bytes:
-        request_id = data[5 : 5 + protocol.REQUEST_ID_LENGTH].ljust(
-            protocol.REQUEST_ID_LENGTH, b"\x00"
-        )
+    def process(self, data: bytes) -> bytes | None:
+        """Verify, dispatch, and answer with a response signed by the issuer key (one token
+        signature per request, refusals included); None if even signing failed."""
+        request_id = protocol.claimed_request_id(data)
         try:
             request = self.verifier.verify(data)
-            body = self.hsm.handle(request)
-            return protocol.encode_response(request.request_id, protocol.STATUS_OK, body)
+            request_id = request.request_id
+            status, body = protocol.STATUS_OK, self._dispatch(request)
         except RequestRefused as exc:
             log.warning("refused a request: %s", exc.reason)
-            return protocol.encode_response(
-                request_id, protocol.STATUS_REFUSED, {"reason": exc.reason, "message": str(exc)}
-            )
+            status, body = protocol.STATUS_REFUSED, {"reason": exc.reason, "message": str(exc)}
         except SealcardError as exc:
             log.warning("request failed: %s", type(exc).__name__)
-            return protocol.encode_response(
-                request_id,
-                protocol.STATUS_ERROR,
-                {"reason": type(exc).__name__, "message": str(exc)},
-            )
+            status = protocol.STATUS_ERROR
+            body = {"reason": type(exc).__name__, "message": str(exc)}
+        try:
+            return protocol.encode_response(request_id, status, body, self.hsm.sign)
+        except SealcardError as exc:
+            log.error("cannot sign a response: %s", type(exc).__name__)
+            return None
+
+    def _dispatch(self, request: protocol.Request) -> dict[str, Any]:
+        if request.op == protocol.OP_SERVICE_KEY:
+            service_key = self.verifier.service_key
+            if service_key is None:
+                raise HsmError("this service has no request-encryption key")
+            return {
+                **service_key.announcement(),
+                "certificate_der": base64.b64encode(self.hsm.certificate.der).decode("ascii"),
+            }
+        return self.hsm.handle(request)
 
 
 def load_request_key(path: Path) -> ec.EllipticCurvePublicKey:
@@ -469,8 +482,13 @@ def serve(home: Path) -> None:
     """Run the service until SIGTERM/SIGINT."""
     settings = load_settings(home)
     hsm = open_issuer_hsm(settings)
+    # The HPKE key that requests are encrypted to: made at each start from the token's RNG,
+    # in this process's memory only, announced by the signed service-key reply (docs/hsm.md).
+    service_key = protocol.ServiceKey.from_random(
+        hsm.token.generate_random(protocol.SERVICE_PUBLIC_KEY_LENGTH)
+    )
     verifier = protocol.RequestVerifier(
-        load_request_key(settings.request_public_key), settings.max_request_age_s
+        load_request_key(settings.request_public_key), settings.max_request_age_s, service_key
     )
     server = IssuerHsmServer(settings.socket_path, hsm, verifier)
 
@@ -479,7 +497,11 @@ def serve(home: Path) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    log.info("issuer HSM service listening on %s", settings.socket_path)
+    log.info(
+        "issuer HSM service listening on %s (service key id %s)",
+        settings.socket_path,
+        service_key.key_id.hex(),
+    )
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
