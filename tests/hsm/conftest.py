@@ -4,12 +4,11 @@ real subprocess, the issuer-system token in this process."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hsm_helpers import softhsm_available, start_service, stop_service
+from hsm_helpers import ServiceProcess, softhsm_available
 
 from sealcard.hsm.config import IssuerHsmSettings, load_settings
 from sealcard.hsm.issuer_client import IssuerHsmClient
@@ -33,10 +32,10 @@ def home_path(hsm_home: IssuerHsmSettings) -> Path:
 
 
 @pytest.fixture(scope="session")
-def service(hsm_home: IssuerHsmSettings, home_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    proc = start_service(home_path, hsm_home.socket_path)
-    yield proc
-    stop_service(proc)
+def service(hsm_home: IssuerHsmSettings, home_path: Path) -> Iterator[ServiceProcess]:
+    running = ServiceProcess(home_path, hsm_home.socket_path)
+    yield running
+    running.stop()
 
 
 @pytest.fixture(scope="session")
@@ -66,8 +65,9 @@ def auth_keys(system_token: Token) -> DeviceAuthKeys:
 
 @pytest.fixture(scope="session")
 def client(
-    service: subprocess.Popen[bytes], hsm_home: IssuerHsmSettings, signer: RequestSigner
+    service: ServiceProcess, hsm_home: IssuerHsmSettings, signer: RequestSigner
 ) -> Iterator[IssuerHsmClient]:
+    """Trust on first use (no anchor given): the issuer key of the first service-key reply."""
     with IssuerHsmClient(hsm_home.socket_path, signer) as c:
         yield c
 
