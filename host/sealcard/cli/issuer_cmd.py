@@ -384,7 +384,7 @@ def seal_cmd(
     with records.db:
         token = Token.open(settings.system, pool_size=threads + 1)  # +1: request signing
         try:
-            client = IssuerHsmClient(settings.socket_path, RequestSigner(token))
+            client = IssuerHsmClient.for_settings(settings, RequestSigner(token))
             issuer_key = client.issuer_public_key() if verify else None
             try:
                 report = seal_orders(
@@ -522,7 +522,7 @@ def _hsm_client(home: Path | None) -> Iterator[Any]:
     settings = load_settings(issuer_home.root, issuer_home.raw_config())
     token = Token.open(settings.system)
     try:
-        client = IssuerHsmClient(settings.socket_path, RequestSigner(token))
+        client = IssuerHsmClient.for_settings(settings, RequestSigner(token))
         try:
             yield client
         finally:
