@@ -260,7 +260,7 @@ def main() -> int:
         service = start_service(root, settings.socket_path)
         token = Token.open(settings.system, pool_size=args.keygen_threads + 1)
         try:
-            client = IssuerHsmClient(settings.socket_path, RequestSigner(token))
+            client = IssuerHsmClient.for_settings(settings, RequestSigner(token))
             mailer_key = rsa.generate_private_key(65537, 2048)
             client.register_mailer(MAILER, mailer_key.public_key())
             service_cpu0 = process_cpu_seconds(service.pid)
