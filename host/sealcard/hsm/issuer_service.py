@@ -3,8 +3,9 @@ private key in clear.
 
     python -m sealcard.hsm.issuer_service serve --home DIR      (or just --home DIR)
 
-It logs in to the issuer token, reads the seed (see :func:`read_seed`), and answers signed
-requests (:mod:`sealcard.hsm.protocol`) on a Unix socket (mode 0600). Token contents:
+It logs in to the issuer token, reads the seed (see :func:`read_seed`), makes its HPKE service
+key (token RNG, memory only), and answers signed, encrypted requests with replies signed by the
+issuer key (:mod:`sealcard.hsm.protocol`) on a Unix socket (mode 0600). Token contents:
 
 - ``issuer-key``: EC P-256 key pair, private part sensitive and non-extractable; every sealed
   blob and PIN letter is signed in the token.
