@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from sealcard.cli.common import json_option, readers_option
 from sealcard.errors import ConfigurationError
 from sealcard.parties.bureau import CardOutcome, personalize_readers
 from sealcard.transport.pcsc import readers_with_card
@@ -58,14 +59,7 @@ def bureau() -> None:
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Folder of sealed blobs, one per card, named <SERIAL-HEX>.blob.",
 )
-@click.option(
-    "--reader",
-    "-r",
-    "readers",
-    multiple=True,
-    metavar="NAME",
-    help="Reader to use (repeat for several). Default: every reader holding a card.",
-)
+@readers_option("Reader to use (repeat for several). Default: every reader holding a card.")
 @click.option(
     "--results",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -77,7 +71,7 @@ def bureau() -> None:
     show_default=True,
     help="One extended-length APDU per blob, or short chained APDUs.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@json_option()
 def personalize(
     blob_dir: Path, readers: tuple[str, ...], results: Path | None, extended: bool, as_json: bool
 ) -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import click
 from cryptography import x509
@@ -17,57 +17,32 @@ from sealcard.card.constants import HASH_LENGTH, Capability
 from sealcard.card.encoding import CardStatus, PinStatus
 from sealcard.card.errors import BlockedError, InvalidPinError, PinNotSetError
 from sealcard.card.secp256k1 import point_bytes
-from sealcard.card.session import SealcardSession
+from sealcard.cli.common import (
+    Decorator,
+    emit,
+    emit_error,
+    extended_option,
+    fd_option,
+    json_option,
+    open_session,
+    read_fd,
+    read_secret,
+    reader_option,
+)
 from sealcard.crypto.keys import PublicKey, fingerprint, public_key_pem
 from sealcard.errors import ConfigurationError
 from sealcard.formats.attestation import AttestationReport, CardPublicData
 from sealcard.parties import bureau, user
 from sealcard.parties.provider import check_card, load_root_certificate, read_card_public_data
-from sealcard.transport.pcsc import PcscConnection, list_readers, readers_with_card
 
 ROOT_ENV = "SEALCARD_PROVIDER_ROOT"
-MAX_SECRET_BYTES: Final = 256
-
-reader_option = click.option(
-    "--reader",
-    "-r",
-    metavar="NAME",
-    help="PC/SC reader name (see `sealcard readers`). May be left out when one card is present.",
-)
-extended_option = click.option(
-    "--extended/--chained",
-    default=False,
-    show_default=True,
-    help="Send long data as one extended-length APDU, or as short chained APDUs "
-    "(works with every reader).",
-)
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
-def pick_reader(reader: str | None) -> str:
-    """The reader named, or the only reader holding a card."""
-    if reader is not None:
-        return reader
-    with_card = readers_with_card()
-    if len(with_card) == 1:
-        return with_card[0]
-    if not with_card:
-        known = list_readers()
-        hint = f" Readers: {', '.join(known)}." if known else " No reader is attached."
-        raise ConfigurationError(f"no card in any reader.{hint}")
-    raise ConfigurationError(
-        f"{len(with_card)} readers hold a card; pick one with --reader: {', '.join(with_card)}"
-    )
-
-
-@contextmanager
-def open_session(
-    reader: str | None, *, extended: bool = False, exclusive: bool = True
-) -> Iterator[tuple[str, SealcardSession]]:
-    """Connect to the card in `reader` (or the only card), select sealcard, yield the session."""
-    name = pick_reader(reader)
-    with PcscConnection.open(name, exclusive=exclusive) as connection:
-        yield name, SealcardSession(connection, extended=extended)
+def _root_or_env(root_path: Path | None) -> Path | None:
+    """The --root given, else $SEALCARD_PROVIDER_ROOT when set and not empty, else None."""
+    if root_path is None and os.environ.get(ROOT_ENV):
+        return Path(os.environ[ROOT_ENV])
+    return root_path
 
 
 def capability_names(capabilities: Capability) -> list[str]:
@@ -154,15 +129,15 @@ def card() -> None:
 
 
 @card.command(name="info")
-@reader_option
+@reader_option()
 @click.option(
     "--root",
     "root_path",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help=f"Provider root certificate (PEM) to check the card against; default ${ROOT_ENV}.",
 )
-@extended_option
-@json_option
+@extended_option()
+@json_option()
 def info(reader: str | None, root_path: Path | None, extended: bool, as_json: bool) -> None:
     """Show a card's public data and whether it is genuine.
 
@@ -173,8 +148,7 @@ def info(reader: str | None, root_path: Path | None, extended: bool, as_json: bo
 
     Example: sealcard card info --root provider-ca/root.pem
     """
-    if root_path is None and os.environ.get(ROOT_ENV):
-        root_path = Path(os.environ[ROOT_ENV])
+    root_path = _root_or_env(root_path)
     root = load_root_certificate(root_path) if root_path is not None else None
     with open_session(reader, extended=extended, exclusive=False) as (name, session):
         if root is not None:
@@ -210,9 +184,6 @@ def info(reader: str | None, root_path: Path | None, extended: bool, as_json: bo
 # environment, and are never printed.
 
 
-Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
-
-
 def _root_option() -> Decorator:
     return click.option(
         "--root",
@@ -222,45 +193,10 @@ def _root_option() -> Decorator:
     )
 
 
-def read_fd(fd: int, what: str) -> bytes:
-    """Everything readable from file descriptor `fd` (up to EOF), one trailing newline removed."""
-    chunks: list[bytes] = []
-    total = 0
-    try:
-        while True:
-            chunk = os.read(fd, MAX_SECRET_BYTES)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
-            if total > MAX_SECRET_BYTES:
-                raise ConfigurationError(f"{what} on fd {fd} is longer than {MAX_SECRET_BYTES}")
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read {what} from fd {fd}: {exc.strerror}") from exc
-    finally:
-        with suppress(OSError):
-            os.close(fd)
-    return b"".join(chunks)
-
-
-def _one_line(raw: bytes) -> bytes:
-    return raw[:-1] if raw.endswith(b"\n") else raw
-
-
-def read_secret(fd: int | None, prompt: str, *, confirm: bool = False) -> bytes:
-    """A PIN or PUK: from `fd` when given, else a hidden prompt (typed twice if `confirm`)."""
-    if fd is not None:
-        return _one_line(read_fd(fd, prompt)).rstrip(b"\r")
-    value: str = click.prompt(prompt, hide_input=True, confirmation_prompt=confirm, err=True)
-    return value.strip().encode("ascii", errors="replace")
-
-
 def _fd_option(name: str, what: str) -> Decorator:
-    return click.option(
+    return fd_option(
         name,
-        type=click.IntRange(min=0),
-        metavar="N",
-        help=f"Read the {what} from file descriptor N (e.g. `{name} 3 3<file`) instead of a "
+        f"Read the {what} from file descriptor N (e.g. `{name} 3 3<file`) instead of a "
         "prompt. Never pass secrets on the command line.",
     )
 
@@ -276,10 +212,7 @@ def _pin_status_json(status: PinStatus) -> dict[str, Any]:
 
 
 def _emit(as_json: bool, payload: dict[str, Any], text: str) -> None:
-    if as_json:
-        click.echo(json.dumps({"ok": True, **payload}, indent=2))
-    else:
-        click.echo(text)
+    emit(as_json, payload, text, indent=2)
 
 
 @contextmanager
@@ -305,10 +238,7 @@ def pin_errors(as_json: bool, *, puk: bool = False) -> Iterator[None]:
 
 
 def _fail(as_json: bool, kind: str, message: str, **extra: Any) -> None:
-    if as_json:
-        click.echo(json.dumps({"ok": False, "error": kind, "message": message, **extra}))
-    else:
-        click.echo(f"error: {message}", err=True)
+    emit_error(message, as_json=as_json, kind=kind, **extra)
     raise click.exceptions.Exit(1)
 
 
@@ -320,7 +250,7 @@ def _fail(as_json: bool, kind: str, message: str, **extra: Any) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="The sealed blob for this card (docs/sealed-blob.md), as made by the issuer HSM.",
 )
-@reader_option
+@reader_option()
 @click.option(
     "--bureau-pin-fd",
     type=click.IntRange(min=0),
@@ -328,8 +258,8 @@ def _fail(as_json: bool, kind: str, message: str, **extra: Any) -> None:
     help="FIG. 2 variant: read the bureau's PIN and PUK from file descriptor N, two lines "
     "(PIN, then PUK); they are staged on the card before the blob. A PIN inside the blob wins.",
 )
-@extended_option
-@json_option
+@extended_option()
+@json_option()
 def personalize(
     blob_path: Path,
     reader: str | None,
@@ -387,8 +317,8 @@ def pin_group() -> None:
 
 
 @pin_group.command(name="status")
-@reader_option
-@json_option
+@reader_option()
+@json_option()
 def pin_status(reader: str | None, as_json: bool) -> None:
     """Show whether a PIN is set and how many PIN and PUK tries are left."""
     with open_session(reader, exclusive=False) as (_name, session):
@@ -401,9 +331,9 @@ def pin_status(reader: str | None, as_json: bool) -> None:
 
 
 @pin_group.command(name="verify")
-@reader_option
+@reader_option()
 @_fd_option("--pin-fd", "PIN")
-@json_option
+@json_option()
 def pin_verify(reader: str | None, pin_fd: int | None, as_json: bool) -> None:
     """Check the PIN (a wrong PIN costs one of 3 tries).
 
@@ -417,10 +347,10 @@ def pin_verify(reader: str | None, pin_fd: int | None, as_json: bool) -> None:
 
 
 @pin_group.command(name="change")
-@reader_option
+@reader_option()
 @_fd_option("--pin-fd", "current PIN")
 @_fd_option("--new-pin-fd", "new PIN")
-@json_option
+@json_option()
 def pin_change(
     reader: str | None, pin_fd: int | None, new_pin_fd: int | None, as_json: bool
 ) -> None:
@@ -433,10 +363,10 @@ def pin_change(
 
 
 @pin_group.command(name="unblock")
-@reader_option
+@reader_option()
 @_fd_option("--puk-fd", "PUK")
 @_fd_option("--new-pin-fd", "new PIN")
-@json_option
+@json_option()
 def pin_unblock(
     reader: str | None, puk_fd: int | None, new_pin_fd: int | None, as_json: bool
 ) -> None:
@@ -454,10 +384,10 @@ def pin_unblock(
 
 
 @pin_group.command(name="set")
-@reader_option
+@reader_option()
 @_fd_option("--new-pin-fd", "new PIN")
 @_fd_option("--puk-fd", "new PUK")
-@json_option
+@json_option()
 def pin_set(reader: str | None, new_pin_fd: int | None, puk_fd: int | None, as_json: bool) -> None:
     """Choose the first PIN and PUK (user-system flow: only when the card has none yet)."""
     new = read_secret(new_pin_fd, "new PIN", confirm=True)
@@ -468,9 +398,9 @@ def pin_set(reader: str | None, new_pin_fd: int | None, puk_fd: int | None, as_j
 
 
 @card.command(name="pubkey")
-@reader_option
+@reader_option()
 @click.option("--testnet", is_flag=True, help="Bitcoin testnet address (tb1...) instead of bc1.")
-@json_option
+@json_option()
 def pubkey(reader: str | None, testnet: bool, as_json: bool) -> None:
     """Show the user's public key (secp256k1) and its addresses.
 
@@ -507,9 +437,9 @@ def _hash_arg(value: str) -> bytes:
     metavar="HEX",
     help="The 32-byte hash to sign (64 hex digits), e.g. a transaction's sighash.",
 )
-@reader_option
+@reader_option()
 @_fd_option("--pin-fd", "PIN")
-@json_option
+@json_option()
 def sign(hash_hex: str, reader: str | None, pin_fd: int | None, as_json: bool) -> None:
     """Sign a 32-byte hash with the user key (ECDSA secp256k1, low S).
 
@@ -539,8 +469,8 @@ def sign(hash_hex: str, reader: str | None, pin_fd: int | None, as_json: bool) -
 
 @card.command(name="authenticate")
 @_root_option()
-@reader_option
-@json_option
+@reader_option()
+@json_option()
 def authenticate(root_path: Path | None, reader: str | None, as_json: bool) -> None:
     """Prove the card is genuine: attestation chain plus a fresh challenge (INTERNAL AUTHENTICATE).
 
@@ -551,8 +481,7 @@ def authenticate(root_path: Path | None, reader: str | None, as_json: bool) -> N
 
     Example: sealcard card authenticate --root provider-ca/root.pem
     """
-    if root_path is None and os.environ.get(ROOT_ENV):
-        root_path = Path(os.environ[ROOT_ENV])
+    root_path = _root_or_env(root_path)
     if root_path is None:
         raise ConfigurationError(
             f"give the provider root certificate: --root ROOT.pem or ${ROOT_ENV}"

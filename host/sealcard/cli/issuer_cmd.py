@@ -13,6 +13,16 @@ from typing import Any, TypeVar
 
 import click
 
+from sealcard.cli.common import (
+    JSON_HELP_ONE_OBJECT,
+    emit,
+    fd_option,
+    json_option,
+    open_session,
+    read_secret,
+    reader_option,
+    readers_option,
+)
 from sealcard.issuer.config import IssuerHome, init_home, load_home
 from sealcard.issuer.db import Database, redact_url
 from sealcard.issuer.migrations import apply_migrations, current_version
@@ -30,15 +40,11 @@ def _home_option(func: F) -> F:
     )(func)
 
 
-def _json_option(func: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")(func)
+_json_option = json_option(JSON_HELP_ONE_OBJECT)
 
 
 def _emit(as_json: bool, payload: dict[str, Any], text: str) -> None:
-    if as_json:
-        click.echo(json.dumps({"ok": True, **payload}, sort_keys=True))
-    else:
-        click.echo(text)
+    emit(as_json, payload, text, sort_keys=True)
 
 
 def _open_records(home_dir: Path | None) -> tuple[IssuerHome, Records]:
@@ -242,14 +248,7 @@ def pack_list(home: Path | None, as_json: bool) -> None:
     required=True,
     help="The card provider's root certificate (PEM or DER): every card must chain to it.",
 )
-@click.option(
-    "--reader",
-    "-r",
-    "readers",
-    multiple=True,
-    metavar="NAME",
-    help="Reader holding a card (repeat). Default: every reader holding a card.",
-)
+@readers_option("Reader holding a card (repeat). Default: every reader holding a card.")
 @click.option("--pack", "pack_serial", default=None, help="Pack serial (default: CARDS-<time>).")
 @_json_option
 def pack_import_cards(
@@ -785,7 +784,6 @@ def results_cmd(home: Path | None, results_file: Path, as_json: bool) -> None:
 @contextmanager
 def _card_admin(home: Path | None, reader: str | None) -> Iterator[tuple[Any, Any, Any]]:
     """(session, records, device-auth key signer) for an issuer command to the card in `reader`."""
-    from sealcard.cli.card_cmd import open_session
     from sealcard.hsm.config import load_settings
     from sealcard.hsm.system_hsm import DeviceAuthKeys
     from sealcard.hsm.token import Token
@@ -810,12 +808,10 @@ def card_group() -> None:
 
 
 @card_group.command(name="reset-pin")
-@click.option("--reader", "-r", metavar="NAME", help="Reader holding the card.")
-@click.option(
+@reader_option("Reader holding the card.")
+@fd_option(
     "--new-pin-fd",
-    type=click.IntRange(min=0),
-    metavar="N",
-    help="Read the new PIN from file descriptor N instead of a hidden prompt (typed twice).",
+    "Read the new PIN from file descriptor N instead of a hidden prompt (typed twice).",
 )
 @_home_option
 @_json_option
@@ -827,7 +823,6 @@ def card_reset_pin(
     For a user who lost PIN and PUK: the card obeys only a command signed with
     its own device authentication key over its fresh challenge.
     """
-    from sealcard.cli.card_cmd import read_secret
     from sealcard.parties.issuer_admin import reset_pin
 
     new_pin = read_secret(new_pin_fd, "New PIN", confirm=True)
@@ -838,7 +833,7 @@ def card_reset_pin(
 
 
 @card_group.command(name="terminate")
-@click.option("--reader", "-r", metavar="NAME", help="Reader holding the card.")
+@reader_option("Reader holding the card.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (irreversible!).")
 @_home_option
 @_json_option

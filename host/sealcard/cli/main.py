@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
-from typing import Any
 
 import click
 
 from sealcard import __version__
 from sealcard.cli import bureau_cmd, card_cmd, issuer_cmd, provider_cmd, readers_cmd, sim_cmd
+from sealcard.cli.common import emit_error
 from sealcard.errors import SealcardError
 
 
@@ -30,15 +29,6 @@ cli.add_command(provider_cmd.provider)
 cli.add_command(card_cmd.card)
 cli.add_command(issuer_cmd.issuer)
 cli.add_command(bureau_cmd.bureau)
-
-
-def emit_error(message: str, *, as_json: bool, kind: str) -> None:
-    """Print an error for a person (stderr) or a script (JSON on stdout)."""
-    if as_json:
-        payload: dict[str, Any] = {"ok": False, "error": kind, "message": message}
-        click.echo(json.dumps(payload))
-    else:
-        click.echo(f"error: {message}", err=True)
 
 
 def main() -> None:

@@ -10,15 +10,8 @@ from typing import Any
 import click
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from sealcard.cli.card_cmd import (
-    cert_json,
-    extended_option,
-    json_option,
-    key_json,
-    open_session,
-    reader_option,
-    status_json,
-)
+from sealcard.cli.card_cmd import cert_json, key_json, status_json
+from sealcard.cli.common import extended_option, json_option, open_session, reader_option
 from sealcard.crypto.keys import load_p256_public_key
 from sealcard.errors import ConfigurationError
 from sealcard.parties.provider import (
@@ -89,7 +82,7 @@ def ca_group() -> None:
 @click.option("--name", default="sealcard provider root CA", show_default=True, help="Root CN.")
 @click.option("--organisation", default="sealcard card provider", show_default=True, help="Root O.")
 @passphrase_fd_option
-@json_option
+@json_option()
 def ca_init(
     out_dir: Path, name: str, organisation: str, passphrase_fd: int | None, as_json: bool
 ) -> None:
@@ -123,7 +116,7 @@ def ca_init(
 
 
 @provider.command(name="init-card")
-@reader_option
+@reader_option()
 @click.option(
     "--issuer-key",
     "issuer_key_path",
@@ -151,9 +144,9 @@ def ca_init(
     show_default=True,
     help="Have the card sign its device key with its issuer authentication key.",
 )
-@extended_option
+@extended_option()
 @passphrase_fd_option
-@json_option
+@json_option()
 def init_card(
     reader: str | None,
     issuer_key_path: Path,

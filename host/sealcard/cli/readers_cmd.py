@@ -10,6 +10,7 @@ import click
 from sealcard.card.errors import NotSealcardError
 from sealcard.card.session import SealcardSession
 from sealcard.cli.card_cmd import status_json
+from sealcard.cli.common import json_option
 from sealcard.errors import SealcardError
 from sealcard.transport.errors import ReaderBusyError
 from sealcard.transport.pcsc import PcscConnection, list_readers, reader_has_card
@@ -37,7 +38,7 @@ def describe(reader: str) -> dict[str, Any]:
 
 
 @click.command(name="readers")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@json_option()
 def readers(as_json: bool) -> None:
     """List every reader, card present or not, with the card's serial and state.
 

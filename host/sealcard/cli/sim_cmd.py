@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -10,6 +9,7 @@ from typing import Any, TypeVar
 import click
 
 from sealcard import sim as simulation
+from sealcard.cli.common import JSON_HELP_ONE_OBJECT, emit, json_option
 from sealcard.sim import config as sim_config
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -25,15 +25,11 @@ def _run_dir_option(func: F) -> F:
     )(func)
 
 
-def _json_option(func: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")(func)
+_json_option = json_option(JSON_HELP_ONE_OBJECT)
 
 
 def _emit(as_json: bool, payload: dict[str, Any], text: str) -> None:
-    if as_json:
-        click.echo(json.dumps({"ok": True, **payload}, sort_keys=True))
-    else:
-        click.echo(text)
+    emit(as_json, payload, text, sort_keys=True)
 
 
 def _progress(message: str) -> None:
