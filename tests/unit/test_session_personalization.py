@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from typing import Protocol
 
 import coincurve
 import pytest
@@ -101,6 +102,25 @@ def make_blob(
     return seal(payload, card.serial, card.device_key.public_key(), signer_of(issuer))
 
 
+class BlobFor(Protocol):
+    def __call__(self, *, pin: bytes | None = PIN, puk: bytes | None = PUK) -> bytes: ...
+
+
+@pytest.fixture
+def blob_for(
+    card: FakeSealcard,
+    issuer: ec.EllipticCurvePrivateKey,
+    device_auth: ec.EllipticCurvePrivateKey,
+    user_key: coincurve.PrivateKey,
+) -> BlobFor:
+    """make_blob for this test's card and keys: `blob_for()`, or `blob_for(pin=None, puk=None)`."""
+
+    def make(*, pin: bytes | None = PIN, puk: bytes | None = PUK) -> bytes:
+        return make_blob(card, issuer, device_auth, user_key, pin=pin, puk=puk)
+
+    return make
+
+
 def test_pin_digits_never_in_messages() -> None:
     assert digits("1234", "PIN", 4, 12) == b"1234"
     for bad in ("12a4", "123", "1" * 13, "١٢٣٤"):
@@ -124,14 +144,10 @@ def test_pin_status_decoding() -> None:
 
 @pytest.mark.parametrize("extended", [False, True])
 def test_personalize_sign_verify(
-    card: FakeSealcard,
-    issuer: ec.EllipticCurvePrivateKey,
-    device_auth: ec.EllipticCurvePrivateKey,
-    user_key: coincurve.PrivateKey,
-    extended: bool,
+    card: FakeSealcard, user_key: coincurve.PrivateKey, blob_for: BlobFor, extended: bool
 ) -> None:
     session = SealcardSession(card, extended=extended)
-    blob = make_blob(card, issuer, device_auth, user_key)
+    blob = blob_for()
     sent_before = len(card.log)
     result = bureau.personalize_card(session, blob)
     chunks = [a for a in card.log[sent_before:] if a[1] == c.INS_PERSONALIZE]
@@ -205,14 +221,9 @@ def test_bureau_refuses_blob_for_another_card_before_sending(
     assert not [a for a in card.log if a[1] == c.INS_PERSONALIZE]
 
 
-def test_pin_exhaustion_unblock_and_puk_exhaustion(
-    card: FakeSealcard,
-    issuer: ec.EllipticCurvePrivateKey,
-    device_auth: ec.EllipticCurvePrivateKey,
-    user_key: coincurve.PrivateKey,
-) -> None:
+def test_pin_exhaustion_unblock_and_puk_exhaustion(card: FakeSealcard, blob_for: BlobFor) -> None:
     session = SealcardSession(card)
-    session.personalize(make_blob(card, issuer, device_auth, user_key))
+    session.personalize(blob_for())
     for left in range(c.PIN_TRY_LIMIT - 1, -1, -1):
         with pytest.raises(InvalidPinError) as info:
             session.verify_pin(b"0000")
@@ -236,28 +247,18 @@ def test_pin_exhaustion_unblock_and_puk_exhaustion(
     assert card.user_key is None
 
 
-def test_pin_variants_bureau_and_user_chosen(
-    card: FakeSealcard,
-    issuer: ec.EllipticCurvePrivateKey,
-    device_auth: ec.EllipticCurvePrivateKey,
-    user_key: coincurve.PrivateKey,
-) -> None:
+def test_pin_variants_bureau_and_user_chosen(card: FakeSealcard, blob_for: BlobFor) -> None:
     session = SealcardSession(card)
-    blob = make_blob(card, issuer, device_auth, user_key, pin=None, puk=None)
+    blob = blob_for(pin=None, puk=None)
     staged = bureau.new_bureau_pin()
     assert "secret" in repr(staged) and staged.pin.decode() not in repr(staged)
     bureau.personalize_card(session, blob, bureau_pin=staged.pin, bureau_puk=staged.puk)
     session.verify_pin(staged.pin)
 
 
-def test_user_chosen_pin(
-    card: FakeSealcard,
-    issuer: ec.EllipticCurvePrivateKey,
-    device_auth: ec.EllipticCurvePrivateKey,
-    user_key: coincurve.PrivateKey,
-) -> None:
+def test_user_chosen_pin(card: FakeSealcard, blob_for: BlobFor) -> None:
     session = SealcardSession(card)
-    session.personalize(make_blob(card, issuer, device_auth, user_key, pin=None, puk=None))
+    session.personalize(blob_for(pin=None, puk=None))
     assert not session.pin_status().pin_set
     with pytest.raises(PinNotSetError):
         session.verify_pin(PIN)
@@ -268,14 +269,9 @@ def test_user_chosen_pin(
     session.verify_pin(NEW_PIN)
 
 
-def test_verification_lost_on_reset(
-    card: FakeSealcard,
-    issuer: ec.EllipticCurvePrivateKey,
-    device_auth: ec.EllipticCurvePrivateKey,
-    user_key: coincurve.PrivateKey,
-) -> None:
+def test_verification_lost_on_reset(card: FakeSealcard, blob_for: BlobFor) -> None:
     session = SealcardSession(card)
-    session.personalize(make_blob(card, issuer, device_auth, user_key))
+    session.personalize(blob_for())
     session.verify_pin(PIN)
     assert session.pin_verified()
     card.power_cycle()
@@ -304,13 +300,10 @@ def test_internal_authenticate_wrong_root(
 
 
 def test_issuer_commands(
-    card: FakeSealcard,
-    issuer: ec.EllipticCurvePrivateKey,
-    device_auth: ec.EllipticCurvePrivateKey,
-    user_key: coincurve.PrivateKey,
+    card: FakeSealcard, device_auth: ec.EllipticCurvePrivateKey, blob_for: BlobFor
 ) -> None:
     session = SealcardSession(card)
-    session.personalize(make_blob(card, issuer, device_auth, user_key))
+    session.personalize(blob_for())
     good = signer_of(device_auth)
     with pytest.raises(IssuerSignatureError):
         session.issuer_reset_pin(NEW_PIN, signer_of(ec.generate_private_key(ec.SECP256R1())))
