@@ -24,6 +24,11 @@ build/sealcard-sim.jar is missing or older than a Java source, it runs `ant sim-
 Set SEALCARD_SIM_APPLET_CLASS and SEALCARD_SIM_APPLET_CLASSPATH to test the simulator with
 another applet.
 
+Also for every module (module scope: one CA and one issuer key per test file), unless the module
+defines its own:
+    ca      a provider root CA in a temporary folder
+    issuer  an issuer key pair (EC P-256), whose public key step A injects
+
 Several pytest sessions on one machine share one pcscd: start the simulator once
 (`sealcard sim up --cards 4`) and every session reuses it and leaves it running.
 """
@@ -38,8 +43,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from sealcard import sim
+from sealcard.parties.provider import ProviderCA
 
 MIN_CARDS = 4
 APPLET_CLASS_ENV = "SEALCARD_SIM_APPLET_CLASS"
@@ -144,3 +151,13 @@ def sim_cards() -> Iterator[SimCards]:
         yield SimCards(run_dir, result.status.readers)
     finally:
         sim.stop(run_dir)
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory: pytest.TempPathFactory) -> ProviderCA:
+    return ProviderCA.create(tmp_path_factory.mktemp("ca"), b"sim test passphrase")
+
+
+@pytest.fixture(scope="module")
+def issuer() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())

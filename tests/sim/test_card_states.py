@@ -52,11 +52,6 @@ def issuer_point() -> bytes:
     return key.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
 
 
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory: pytest.TempPathFactory) -> ProviderCA:
-    return ProviderCA.create(tmp_path_factory.mktemp("ca"), b"sim test passphrase")
-
-
 @pytest.fixture
 def blank(sim_cards: list[Any]) -> Iterator[SealcardSession]:
     card = sim_cards[0]

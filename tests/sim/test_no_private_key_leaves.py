@@ -203,11 +203,6 @@ def sweep(session: SealcardSession, user_key: bytes | None = None) -> tuple[int,
     return sent, problems
 
 
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory: pytest.TempPathFactory) -> ProviderCA:
-    return ProviderCA.create(tmp_path_factory.mktemp("ca"), b"sim test passphrase")
-
-
 def issuer_key() -> ec.EllipticCurvePublicKey:
     return ec.generate_private_key(ec.SECP256R1()).public_key()
 

@@ -42,16 +42,6 @@ OTHER_SERIAL = bytes.fromhex("0BADCA4D00000002")
 
 
 @pytest.fixture(scope="module")
-def ca(tmp_path_factory: pytest.TempPathFactory) -> ProviderCA:
-    return ProviderCA.create(tmp_path_factory.mktemp("ca"), b"sim test passphrase")
-
-
-@pytest.fixture(scope="module")
-def issuer() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-@pytest.fixture(scope="module")
 def waiting(sim_cards: list[Any], ca: ProviderCA, issuer: ec.EllipticCurvePrivateKey) -> Issued:
     """An INITIALIZED card that every refusal test leaves INITIALIZED."""
     return issue(sim_cards[-1], ca, issuer, bytes.fromhex("5EA1CA4D00000001"))

@@ -43,16 +43,6 @@ BUREAU_PIN = b"8642"
 BUREAU_PUK = b"864286428642"
 
 
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory: pytest.TempPathFactory) -> ProviderCA:
-    return ProviderCA.create(tmp_path_factory.mktemp("ca"), b"sim test passphrase")
-
-
-@pytest.fixture(scope="module")
-def issuer() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
 @pytest.fixture
 def fresh(sim_cards: list[Any], ca: ProviderCA, issuer: ec.EllipticCurvePrivateKey) -> Issued:
     return issue(sim_cards[-1], ca, issuer)

@@ -40,11 +40,6 @@ def session_on(card: Any, *, extended: bool = False) -> Iterator[SealcardSession
 
 
 @pytest.fixture(scope="module")
-def ca(tmp_path_factory: pytest.TempPathFactory) -> ProviderCA:
-    return ProviderCA.create(tmp_path_factory.mktemp("ca"), b"sim test passphrase")
-
-
-@pytest.fixture(scope="module")
 def issuer_key() -> ec.EllipticCurvePublicKey:
     return ec.generate_private_key(ec.SECP256R1()).public_key()
 

@@ -122,11 +122,6 @@ def test_signed_device_key_verifies_for_many_fresh_keys(sim_cards: list[Any]) ->
     assert failures == []
 
 
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory: pytest.TempPathFactory) -> ProviderCA:
-    return ProviderCA.create(tmp_path_factory.mktemp("ca"), b"sim test passphrase")
-
-
 def test_internal_authenticate_and_sign_hash_are_strict_der(
     sim_cards: list[Any], ca: ProviderCA
 ) -> None:

@@ -27,16 +27,6 @@ SIGNATURES = 12
 
 
 @pytest.fixture(scope="module")
-def ca(tmp_path_factory: pytest.TempPathFactory) -> ProviderCA:
-    return ProviderCA.create(tmp_path_factory.mktemp("ca"), b"sim test passphrase")
-
-
-@pytest.fixture(scope="module")
-def issuer() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-@pytest.fixture(scope="module")
 def ready(sim_cards: list[Any], ca: ProviderCA, issuer: ec.EllipticCurvePrivateKey) -> Issued:
     return personalized(issue(sim_cards[-2], ca, issuer))
 
