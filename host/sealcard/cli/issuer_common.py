@@ -1,0 +1,66 @@
+"""Options and helpers that the `sealcard issuer` command modules share.
+
+`issuer_cmd` (the group, init, user, order, status, seal), `issuer_hsm_cmd` (hsm),
+`issuer_stock_cmd` (pack, export, results) and `issuer_card_cmd` (card) all take
+`--home` and `--json` and print sorted-key JSON through the same helpers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from sealcard.cli.common import JSON_HELP_ONE_OBJECT, emit, json_option
+from sealcard.issuer.config import IssuerHome, load_home
+from sealcard.issuer.records import Records
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def home_option(func: F) -> F:
+    """`--home DIR`: the issuer home folder (parameter `home`)."""
+    return click.option(
+        "--home",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="Issuer home folder (default: $SEALCARD_ISSUER_HOME, else ./issuer-home).",
+    )(func)
+
+
+issuer_json_option = json_option(JSON_HELP_ONE_OBJECT)
+
+
+def issuer_emit(as_json: bool, payload: dict[str, Any], text: str) -> None:
+    """A success of an issuer command: sorted-key JSON, or `text` for a person."""
+    emit(as_json, payload, text, sort_keys=True)
+
+
+def open_records(home_dir: Path | None) -> tuple[IssuerHome, Records]:
+    """The issuer home and its records (database opened, actor from the config)."""
+    home = load_home(home_dir)
+    return home, Records.open(home.database_url, home.default_actor())
+
+
+@contextmanager
+def hsm_client(home: Path | None) -> Iterator[Any]:
+    """A client of the running issuer HSM service, signing with the issuer-system token."""
+    from sealcard.hsm.config import load_settings
+    from sealcard.hsm.issuer_client import IssuerHsmClient
+    from sealcard.hsm.system_hsm import RequestSigner
+    from sealcard.hsm.token import Token
+
+    issuer_home = load_home(home)
+    settings = load_settings(issuer_home.root, issuer_home.raw_config())
+    token = Token.open(settings.system)
+    try:
+        client = IssuerHsmClient.for_settings(settings, RequestSigner(token))
+        try:
+            yield client
+        finally:
+            client.close()
+    finally:
+        token.close()

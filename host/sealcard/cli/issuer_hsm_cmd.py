@@ -1,0 +1,321 @@
+"""`sealcard issuer hsm`: the issuer HSM and the issuer-system HSM (registered on `issuer`)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from sealcard.cli.issuer_common import home_option, hsm_client, issuer_emit, issuer_json_option
+from sealcard.issuer.config import load_home
+
+
+@click.group(name="hsm")
+def hsm_group() -> None:
+    """The issuer HSM and the issuer-system HSM (SoftHSM2 by default, any PKCS#11 module)."""
+
+
+@hsm_group.command(name="serve")
+@home_option
+def hsm_serve(home: Path | None) -> None:
+    """Run the issuer HSM service in the foreground (Ctrl-C or SIGTERM stops it).
+
+    It is the only process that holds the BIP32 seed or a user private key in clear. It
+    listens on HOME/run/issuer-hsm.sock (mode 0600) and answers only requests signed with the
+    issuer system's request key. Run it under a service manager in production.
+    """
+    issuer_home = load_home(home)
+    argv = [sys.executable, "-m", "sealcard.hsm.issuer_service", "--home", str(issuer_home.root)]
+    os.execv(sys.executable, argv)  # noqa: S606 - our own interpreter and module, no shell
+
+
+@hsm_group.command(name="init")
+@home_option
+@click.option(
+    "--single-token",
+    is_flag=True,
+    help="One token for both roles (issuer HSM and issuer-system HSM); default: two tokens.",
+)
+@click.option(
+    "--module",
+    "module_path",
+    default=None,
+    help="PKCS#11 module for SoftHSM2 (default: $SEALCARD_PKCS11_MODULE, else found).",
+)
+@click.option(
+    "--restore",
+    is_flag=True,
+    help="Disaster recovery: take the seed from its SLIP-39 shares, read from standard input "
+    "(one share a line, at least the threshold), instead of making a new one.",
+)
+@issuer_json_option
+def hsm_init(
+    home: Path | None, single_token: bool, module_path: str | None, restore: bool, as_json: bool
+) -> None:
+    """Create the SoftHSM2 tokens and keys of this issuer home and record them in config.toml.
+
+    \b
+    Issuer HSM token: issuer key pair (EC P-256, non-extractable), BIP32 seed (from the
+      token's RNG), issuer certificate for PIN letters.
+    Issuer-system token: the request-signing key and the key that wraps every card's
+      device authentication key.
+    Token PINs are random and written to HOME/secrets/*.user-pin (0600), never printed.
+    Back up the seed right after: `sealcard issuer hsm backup-seed` (m-of-n shares).
+    """
+    from sealcard.hsm.setup import setup_hsms
+
+    issuer_home = load_home(home)
+    mnemonics = None
+    if restore:
+        lines = sys.stdin.read().splitlines()
+        mnemonics = [line.strip() for line in lines if line.strip()]
+        if not mnemonics:
+            raise click.UsageError("--restore: no shares on standard input")
+    settings = setup_hsms(
+        issuer_home.root,
+        separate_tokens=not single_token,
+        module_path=module_path,
+        seed_mnemonics=mnemonics,
+    )
+    payload = {
+        "issuer_token": settings.issuer.token_label,
+        "system_token": settings.system.token_label,
+        "module": settings.issuer.module_path,
+        "socket": str(settings.socket_path),
+        "request_public_key": str(settings.request_public_key),
+        "issuer_certificate": str(settings.issuer_certificate),
+    }
+    text = (
+        f"issuer HSM token        {settings.issuer.token_label}\n"
+        f"issuer-system HSM token {settings.system.token_label}\n"
+        f"module                  {settings.issuer.module_path}\n"
+        f"next: sealcard issuer hsm serve --home {issuer_home.root}"
+    )
+    issuer_emit(as_json, payload, text)
+
+
+@hsm_group.group(name="mailer")
+def mailer_group() -> None:
+    """Mailers' public keys, held by the issuer HSM for the PIN letters (P2)."""
+
+
+@mailer_group.command(name="add")
+@home_option
+@click.option("--id", "mailer_id", required=True, help="Mailer id that orders name (--mailer).")
+@click.option(
+    "--key",
+    "key_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    required=True,
+    help="The mailer's RSA public key (PEM or DER SubjectPublicKeyInfo, 2048 bits or more).",
+)
+@issuer_json_option
+def mailer_add(home: Path | None, mailer_id: str, key_file: Path, as_json: bool) -> None:
+    """Register (or replace) a mailer's public key in the issuer HSM (service must run)."""
+    from cryptography.hazmat.primitives import serialization
+
+    data = key_file.read_bytes()
+    if b"-----BEGIN" in data:
+        key = serialization.load_pem_public_key(data)
+        data = key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    with hsm_client(home) as client:
+        mailers = client.register_mailer(mailer_id, data)
+    issuer_emit(
+        as_json,
+        {"mailers": mailers},
+        f"mailer {mailer_id} registered; mailers: {', '.join(mailers)}",
+    )
+
+
+@mailer_group.command(name="list")
+@home_option
+@issuer_json_option
+def mailer_list(home: Path | None, as_json: bool) -> None:
+    """Mailers the issuer HSM knows."""
+    with hsm_client(home) as client:
+        mailers = client.mailers()
+    issuer_emit(as_json, {"mailers": mailers}, "\n".join(mailers) or "no mailers")
+
+
+@hsm_group.command(name="xpub")
+@home_option
+@click.option(
+    "--path",
+    default=None,
+    help="BIP32 path (default: the derivation base of this home, whose children are users).",
+)
+@issuer_json_option
+def hsm_xpub(home: Path | None, path: str | None, as_json: bool) -> None:
+    """The extended public key at a path: watch-only tools derive every user's key from it."""
+    issuer_home = load_home(home)
+    with hsm_client(home) as client:
+        xpub = client.xpub(path or issuer_home.derivation_base)
+    issuer_emit(as_json, {"path": path or issuer_home.derivation_base, "xpub": xpub}, xpub)
+
+
+_PID_FILE = "issuer-hsm.pid"
+_START_TIMEOUT_S = 60.0
+
+
+@hsm_group.command(name="start")
+@home_option
+@issuer_json_option
+def hsm_start(home: Path | None, as_json: bool) -> None:
+    """Start the issuer HSM service in the background (pid in HOME/run/issuer-hsm.pid).
+
+    For development and tests; in production run `issuer hsm serve` under a service manager.
+    Its errors go to HOME/run/issuer-hsm.log.
+    """
+    import subprocess
+    import sys
+    import time
+
+    from sealcard.errors import ConfigurationError
+
+    issuer_home = load_home(home)
+    pid_file = issuer_home.run_dir / _PID_FILE
+    if pid_file.exists() and _alive(int(pid_file.read_text().strip() or 0)):
+        raise ConfigurationError(f"the issuer HSM service already runs (pid file {pid_file})")
+    issuer_home.socket_path.unlink(missing_ok=True)
+    log = (issuer_home.run_dir / "issuer-hsm.log").open("ab")
+    argv = [sys.executable, "-m", "sealcard.hsm.issuer_service", "--home", str(issuer_home.root)]
+    proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
+        argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+    )
+    pid_file.write_text(f"{proc.pid}\n", encoding="utf-8")
+    deadline = time.monotonic() + _START_TIMEOUT_S
+    while not issuer_home.socket_path.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pid_file.unlink(missing_ok=True)
+            log_path = issuer_home.run_dir / "issuer-hsm.log"
+            raise ConfigurationError(f"the issuer HSM service did not start; see {log_path}")
+        time.sleep(0.05)
+    issuer_emit(
+        as_json,
+        {"pid": proc.pid, "socket": str(issuer_home.socket_path)},
+        f"issuer HSM service running, pid {proc.pid}, socket {issuer_home.socket_path}",
+    )
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@hsm_group.command(name="stop")
+@home_option
+@issuer_json_option
+def hsm_stop(home: Path | None, as_json: bool) -> None:
+    """Stop the service that `issuer hsm start` started (SIGTERM to the pid in its pid file)."""
+    import os
+    import signal
+    import time
+
+    issuer_home = load_home(home)
+    pid_file = issuer_home.run_dir / _PID_FILE
+    pid = int(pid_file.read_text().strip() or 0) if pid_file.exists() else 0
+    stopped = False
+    if _alive(pid):
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(200):
+            if not _alive(pid):
+                break
+            time.sleep(0.05)
+        stopped = not _alive(pid)
+    pid_file.unlink(missing_ok=True)
+    issuer_emit(
+        as_json,
+        {"pid": pid or None, "stopped": stopped},
+        f"issuer HSM service (pid {pid}) stopped"
+        if stopped
+        else "no issuer HSM service was running",
+    )
+
+
+@hsm_group.command(name="issuer-key")
+@home_option
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the PEM here (default: print it).",
+)
+@issuer_json_option
+def hsm_issuer_key(home: Path | None, out: Path | None, as_json: bool) -> None:
+    """The issuer's public key (EC P-256), for the card provider to inject into every card."""
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    with hsm_client(home) as client:
+        key = client.issuer_public_key()
+    pem = key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
+    if out is not None:
+        out.write_text(pem)
+    if as_json:
+        issuer_emit(True, {"issuer_public_key_pem": pem, "out": str(out) if out else None}, "")
+    elif out is None:
+        click.echo(pem, nl=False)
+    else:
+        click.echo(f"issuer public key written to {out}")
+
+
+@hsm_group.command(name="backup-seed")
+@home_option
+@click.option("--threshold", type=click.IntRange(2, 16), required=True, help="Shares needed (m).")
+@click.option("--shares", type=click.IntRange(2, 16), required=True, help="Shares made (n).")
+@click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="New folder for the shares, one file each (0600), to hand to n custodians.",
+)
+@issuer_json_option
+def hsm_backup_seed(
+    home: Path | None, threshold: int, shares: int, out_dir: Path, as_json: bool
+) -> None:
+    """Back up the BIP32 seed as m-of-n SLIP-39 shares (the only form it leaves the HSM in).
+
+    Run it on the HSM host, as the issuer HSM's key ceremony: this process logs in to the
+    issuer token for the ceremony only. Any m shares restore the seed
+    (`sealcard issuer hsm init --restore`); fewer than m reveal nothing about it. Each share
+    goes to its own file, never to the screen: move each to its custodian's medium and
+    delete it here.
+    """
+    from sealcard.hsm.config import load_settings
+    from sealcard.hsm.issuer_service import export_seed_shares
+    from sealcard.hsm.token import Token
+
+    if threshold > shares:
+        raise click.UsageError("--threshold cannot exceed --shares")
+    out_dir.mkdir(mode=0o700, parents=True, exist_ok=False)
+    issuer_home = load_home(home)
+    settings = load_settings(issuer_home.root, issuer_home.raw_config())
+    token = Token.open(settings.issuer, pool_size=1)
+    try:
+        mnemonics = export_seed_shares(token, threshold, shares)
+    finally:
+        token.close()
+    paths = []
+    for number, mnemonic in enumerate(mnemonics, start=1):
+        path = out_dir / f"share-{number}-of-{shares}.txt"
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(mnemonic + "\n")
+        paths.append(str(path))
+    issuer_emit(
+        as_json,
+        {"threshold": threshold, "shares": shares, "files": paths},
+        f"{shares} shares written to {out_dir} (any {threshold} restore the seed)",
+    )
