@@ -12,6 +12,9 @@ import javacard.framework.Util;
  */
 final class ChainedInput {
 
+    /** What {@link #receive} returns while the chain stays open (more chunks to come). */
+    static final short MORE_TO_COME = (short) -1;
+
     private static final short OPEN = (short) 1;
 
     private final Transients transients;
@@ -51,8 +54,33 @@ final class ChainedInput {
         return isOpen() ? transients.shorts[Transients.CHAIN_RECEIVED] : (short) 0;
     }
 
+    /**
+     * Receives one chunk of a chained command into {@code destination}, after the bytes the
+     * open chain has already written there (from offset 0). An empty chunk is refused
+     * ({@code 6700}); one that would take the total past {@code capacity} is refused with
+     * {@code tooLongStatus}. A chunk with the chaining bit keeps the chain open; the last one
+     * closes it.
+     *
+     * @return the total length once the last chunk has arrived, else {@link #MORE_TO_COME}
+     */
+    short receive(APDU apdu, byte[] destination, short capacity, short tooLongStatus) {
+        short before = received();
+        short length = IncomingData.receive(apdu, destination, before,
+                (short) (capacity - before), tooLongStatus);
+        if (length == 0) {
+            ISOException.throwIt(Constants.SW_WRONG_LENGTH);
+        }
+        short total = (short) (before + length);
+        if (hasChainingBit(apdu.getBuffer())) {
+            keepOpen(apdu, total);
+            return MORE_TO_COME;
+        }
+        reset();
+        return total;
+    }
+
     /** Records an accepted non-final chunk: the chain is (still) open with this total. */
-    void keepOpen(APDU apdu, short totalReceived) {
+    private void keepOpen(APDU apdu, short totalReceived) {
         byte[] buffer = apdu.getBuffer();
         transients.shorts[Transients.CHAIN_INS] = buffer[ISO7816.OFFSET_INS];
         transients.shorts[Transients.CHAIN_P1P2] = Util.getShort(buffer, ISO7816.OFFSET_P1);

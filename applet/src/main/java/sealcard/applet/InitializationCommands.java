@@ -122,18 +122,11 @@ final class InitializationCommands {
         }
         CertificateSlot slot = persistent.certificate(which);
         byte[] spare = slot.spare();
-        short before = chain.received();
-        short length = IncomingData.receive(apdu, spare, before,
-                (short) (Constants.MAX_CERT_LENGTH - before), Constants.SW_NOT_ENOUGH_MEMORY);
-        if (length == 0) {
-            ISOException.throwIt(Constants.SW_WRONG_LENGTH);
-        }
-        short total = (short) (before + length);
-        if (ChainedInput.hasChainingBit(buffer)) {
-            chain.keepOpen(apdu, total);
+        short total = chain.receive(apdu, spare, Constants.MAX_CERT_LENGTH,
+                Constants.SW_NOT_ENOUGH_MEMORY);
+        if (total == ChainedInput.MORE_TO_COME) {
             return;
         }
-        chain.reset();
         if (!Der.isSingleSequence(spare, (short) 0, total)) {
             ISOException.throwIt(Constants.SW_WRONG_DATA);
         }

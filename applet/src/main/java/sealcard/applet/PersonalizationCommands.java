@@ -83,18 +83,10 @@ final class PersonalizationCommands {
         byte[] buffer = apdu.getBuffer();
         requireP1P2Zero(buffer);
         byte[] blob = persistent.blobBuffer;
-        short before = chain.received();
-        short length = IncomingData.receive(apdu, blob, before,
-                (short) (SealedBlob.MAX_LENGTH - before), Constants.SW_WRONG_DATA);
-        if (length == 0) {
-            ISOException.throwIt(Constants.SW_WRONG_LENGTH);
-        }
-        short total = (short) (before + length);
-        if (ChainedInput.hasChainingBit(buffer)) {
-            chain.keepOpen(apdu, total);
+        short total = chain.receive(apdu, blob, SealedBlob.MAX_LENGTH, Constants.SW_WRONG_DATA);
+        if (total == ChainedInput.MORE_TO_COME) {
             return;
         }
-        chain.reset();
 
         if (!SealedBlob.isWellFramed(blob, total)) {
             ISOException.throwIt(Constants.SW_WRONG_DATA);
