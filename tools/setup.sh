@@ -28,8 +28,12 @@ if command -v systemctl >/dev/null && systemctl is-active --quiet pcscd.socket 2
 fi
 
 PYTHON=${PYTHON:-python3}
-echo "setup: installing the sealcard Python package ($($PYTHON --version))"
-$PYTHON -m pip install -q --disable-pip-version-check -e '.[dev,postgres]' 2>&1 | grep -v "Running pip as the 'root' user" || true
+# SEALCARD_SETUP_NO_PIP=1: leave the installed package alone (a second work tree on a machine whose
+# `sealcard` is installed from another checkout runs its own code with PYTHONPATH=<tree>/host).
+if [ "${SEALCARD_SETUP_NO_PIP:-}" != 1 ]; then
+  echo "setup: installing the sealcard Python package ($($PYTHON --version))"
+  $PYTHON -m pip install -q --disable-pip-version-check -e '.[dev,postgres]' 2>&1 | grep -v "Running pip as the 'root' user" || true
+fi
 
 echo "setup: building the applet and the simulator (ant)"
 ant -q -f build.xml sim-jar
