@@ -95,6 +95,9 @@ final class Crypto {
         } catch (CryptoException e) {
             publicKeyDerivation = null;
         }
+        if (publicKeyDerivation != null) {
+            capabilities |= Constants.CAP_EC_PLAIN_XY;
+        }
         pointCheck = KeyAgreement.getInstance(KeyAgreement.ALG_EC_SVDP_DH_PLAIN, false);
         ECPrivateKey checkPrivate = (ECPrivateKey) KeyBuilder.buildKey(
                 KeyBuilder.TYPE_EC_FP_PRIVATE, KeyBuilder.LENGTH_EC_FP_256, false);
