@@ -94,8 +94,8 @@ def sim() -> None:
     type=click.IntRange(1, simulation.MAX_CARDS),
     default=simulation.DEFAULT_CARDS,
     show_default=True,
-    help=f"How many cards (1..{simulation.MAX_CARDS}: pcscd serves 16 readers at most, "
-    "pyscard's monitor breaks at 16, and readers come in pairs).",
+    help=f"How many cards (1..{simulation.MAX_CARDS}: pcscd serves 16 readers at most; with "
+    "16 no real reader fits next to them).",
 )
 @_run_dir_option
 @click.option(

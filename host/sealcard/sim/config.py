@@ -16,9 +16,10 @@ PORT_BASE: Final = 0x8C7B
 SLOTS_PER_ENTRY: Final = 2
 """Each vpcd reader.conf entry gives two readers, "NAME 00 00" and "NAME 00 01" (port, port+1)."""
 
-MAX_CARDS: Final = 14
-"""pcscd serves at most 16 readers and pyscard's CardMonitor breaks at 16; 14 cards = 7 entries
-= 14 readers (15 cards would need an 8th entry and so 16 readers)."""
+MAX_CARDS: Final = 16
+"""pcscd serves at most 16 readers (8 vpcd entries); sealcard asks pcscd about the readers it
+names, never through pyscard's CardMonitor (which breaks at 16: it adds the PnP pseudo-reader),
+so all 16 work. A real reader plugged in next to 16 simulated ones finds no free slot."""
 
 DEFAULT_CARDS: Final = 4
 DEFAULT_RUN_DIR: Final = Path("/run/sealcard-sim")
