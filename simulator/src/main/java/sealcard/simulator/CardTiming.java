@@ -66,6 +66,8 @@ final class CardTiming {
     private static final int SW_OK = 0x9000;
     private static final int SW_SECURITY = 0x6982;
     private static final int SW_BLOB_INVALID = 0x6984;
+    private static final int SW_MORE_DATA = 0x6100;
+    private static final int SW1_ONLY = 0xFF00;
     private static final int SW_WRONG_PIN = 0x63C0;
     private static final int SW1_MASK = 0xFFF0;
     private static final int BYTE_MASK = 0xFF;
@@ -116,7 +118,8 @@ final class CardTiming {
         boolean chunk = (command[0] & CHAINING_BIT) != 0;
         double staging = EEPROM_MS_PER_BYTE * Math.max(0, command.length - HEADER_LENGTH - 1);
         byte ins = command[1];
-        if (sw != SW_OK && !workedBeforeRefusing(ins, sw)) {
+        boolean done = sw == SW_OK || (sw & SW1_ONLY) == SW_MORE_DATA;  // 61xx: done, answer waits
+        if (!done && !workedBeforeRefusing(ins, sw)) {
             return DISPATCH;  // refused before any cryptography (state, length, format)
         }
         switch (ins) {
@@ -155,8 +158,7 @@ final class CardTiming {
             case (byte) 0x88:  // INTERNAL AUTHENTICATE
                 return DISPATCH + ECDSA_INIT + ECDSA_SIGN_P256;
             case (byte) 0x60:  // ISSUER COMMAND: verify, then the action
-                return DISPATCH + ECDSA_INIT + ECDSA_VERIFY_P256
-                        + (sw == SW_OK ? TRANSACTION : 0);
+                return DISPATCH + ECDSA_INIT + ECDSA_VERIFY_P256 + (done ? TRANSACTION : 0);
             case (byte) 0x84:  // GET CHALLENGE
                 return DISPATCH + RANDOM_8;
             default:           // SELECT, GET DATA, GET RESPONSE
@@ -185,5 +187,20 @@ final class CardTiming {
         double draw = RSA_KEYGEN_MIN - (RSA_KEYGEN_MEAN - RSA_KEYGEN_MIN)
                 * Math.log(1.0 - keygen.nextDouble());
         return Math.min(draw, RSA_KEYGEN_MAX);
+    }
+
+    /**
+     * {@code CardTiming MODEL COMMAND_HEX RESPONSE_HEX}: prints the modelled milliseconds of one
+     * exchange on card 0 (how docs/performance.md's table and the tests read the model).
+     */
+    public static void main(String[] args) {
+        if (args.length != 3) {
+            System.err.println("usage: CardTiming MODEL COMMAND_HEX RESPONSE_HEX  (MODEL: "
+                    + NAMES + ")");
+            System.exit(2);
+        }
+        CardTiming timing = named(args[0], 0);
+        long nanos = timing.nanos(Hex.decode(args[1]), Hex.decode(args[2]));
+        System.out.println(String.format(Locale.ROOT, "%.2f", nanos / (double) NANOS_PER_MS));
     }
 }
