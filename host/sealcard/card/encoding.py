@@ -245,3 +245,37 @@ def issuer_command_message(
             body,
         )
     )
+
+
+_PLATFORM_LENGTH: Final = 8
+
+
+@dataclass(frozen=True)
+class AppletPlatform:
+    """GET DATA DO_PLATFORM: the JavaCard version and free memory as the applet sees them.
+
+    Each memory figure is a JavaCard short: 32767 means "32767 bytes or more".
+    """
+
+    javacard_major: int
+    javacard_minor: int
+    free_persistent: int
+    free_transient_reset: int
+    free_transient_deselect: int
+
+    @property
+    def javacard_version(self) -> str:
+        return f"{self.javacard_major}.{self.javacard_minor}"
+
+
+def decode_platform(data: bytes) -> AppletPlatform:
+    """Parse DO_PLATFORM: version (major, minor) and three 2-byte free-memory figures."""
+    if len(data) != _PLATFORM_LENGTH:
+        raise CardResponseError(f"platform data is {len(data)} bytes, not {_PLATFORM_LENGTH}")
+    return AppletPlatform(
+        javacard_major=data[0],
+        javacard_minor=data[1],
+        free_persistent=int.from_bytes(data[2:4], "big"),
+        free_transient_reset=int.from_bytes(data[4:6], "big"),
+        free_transient_deselect=int.from_bytes(data[6:8], "big"),
+    )

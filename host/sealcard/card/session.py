@@ -42,11 +42,13 @@ from sealcard.card.constants import (
     State,
 )
 from sealcard.card.encoding import (
+    AppletPlatform,
     CardStatus,
     PinStatus,
     Secret,
     decode_ec_point,
     decode_pin_status,
+    decode_platform,
     decode_rsa_public_key,
     decode_status,
     digits,
@@ -60,6 +62,7 @@ from sealcard.card.errors import (
     SIGN_ERRORS,
     VERIFY_ERRORS,
     CardResponseError,
+    IncorrectParametersError,
     InvalidPinError,
     NotFoundError,
     NotSealcardError,
@@ -315,6 +318,13 @@ class SealcardSession:
         except InvalidPinError:
             return False
         return True
+
+    def platform(self) -> AppletPlatform | None:
+        """GET DATA DO_PLATFORM: JavaCard version and free memory (None: an older applet)."""
+        try:
+            return decode_platform(self.get_data(DataObject.PLATFORM))
+        except IncorrectParametersError:
+            return None
 
     def pin_status(self) -> PinStatus:
         """GET DATA DO_PIN_STATUS: PIN set, PIN tries left, PUK tries left."""

@@ -11,9 +11,17 @@ import click
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from sealcard.cli.card_cmd import cert_json, key_json, status_json
-from sealcard.cli.common import extended_option, json_option, open_session, reader_option
+from sealcard.cli.common import (
+    emit,
+    extended_option,
+    json_option,
+    open_session,
+    pick_reader,
+    reader_option,
+)
 from sealcard.crypto.keys import load_p256_public_key
 from sealcard.errors import ConfigurationError
+from sealcard.parties.platform_check import PlatformReport, Verdict, check_platform
 from sealcard.parties.provider import (
     PASSPHRASE_ENV,
     ROOT_CERT_FILE,
@@ -22,6 +30,7 @@ from sealcard.parties.provider import (
     initialize_card,
     passphrase_from_env,
 )
+from sealcard.transport.pcsc import PcscConnection
 
 CA_DIR_ENV = "SEALCARD_PROVIDER_CA_DIR"
 DEFAULT_CA_DIR = "provider-ca"
@@ -220,3 +229,122 @@ def init_card(
             f"  traffic {traffic.apdus} APDUs, {traffic.bytes_sent} bytes out, "
             f"{traffic.bytes_received} bytes in"
         )
+
+
+@provider.command(name="check-platform")
+@reader_option()
+@json_option()
+def check_platform_cmd(reader: str | None, as_json: bool) -> None:
+    """Say whether the card in a reader can host the sealcard applet (read-only).
+
+    Reads the GlobalPlatform card manager (chip and OS from the CPLC,
+    GlobalPlatform version, free persistent and transient memory by GET DATA
+    FF21) and, when the applet is installed, its capability bits (probed at
+    install) and DO_PLATFORM (JavaCard version, free memory as the applet sees
+    it). Writes nothing, generates no key, tries no PIN.
+
+    Exit code 0 when the card can host the applet or not everything could be
+    checked yet (install the CAP and run again), 1 when a required check
+    failed. docs/real-cards.md explains every line.
+
+    Example: sealcard provider check-platform --reader "Identiv uTrust 3700 F 00 00"
+    """
+    name = pick_reader(reader)
+    with PcscConnection.open(name, exclusive=False) as connection:
+        report = check_platform(connection, atr=connection.atr)
+    emit(as_json, {"reader": name, **platform_json(report)}, platform_text(name, report),
+         indent=2)
+    if report.can_host is False:
+        raise click.exceptions.Exit(1)
+
+
+def platform_json(report: PlatformReport) -> dict[str, Any]:
+    """The report as JSON fields (None where the card did not say)."""
+    manager = report.card_manager
+    cplc = manager.cplc
+    platform = report.applet_platform
+    return {
+        "can_host": report.can_host,
+        "atr": None if report.atr is None else report.atr.hex().upper(),
+        "card_manager": {
+            "aid": None if manager.isd_aid is None else manager.isd_aid.hex().upper(),
+            "globalplatform_version": manager.gp_version,
+            "secure_channels": list(manager.secure_channels),
+            "cplc": None if cplc is None else {
+                "ic_fabricator": cplc.ic_fabricator,
+                "ic_type": cplc.ic_type,
+                "os_id": cplc.os_id,
+                "os_release_date": cplc.os_release_date,
+                "os_release_level": cplc.os_release_level,
+            },
+            "applications": manager.applications,
+            "free_persistent_bytes": manager.free_persistent,
+            "free_transient_bytes": manager.free_transient,
+            "unanswered": manager.unanswered,
+        },
+        "applet": None if report.applet_status is None else {
+            **status_json(report.applet_status),
+            "javacard_version": None if platform is None else platform.javacard_version,
+            "free_persistent_bytes": None if platform is None else platform.free_persistent,
+            "free_transient_reset_bytes": None if platform is None
+            else platform.free_transient_reset,
+            "free_transient_deselect_bytes": None if platform is None
+            else platform.free_transient_deselect,
+        },
+        "checks": [
+            {"name": c.name, "verdict": c.verdict.value, "required": c.required,
+             "detail": c.detail}
+            for c in report.checks
+        ],
+    }
+
+
+_VERDICT_MARK = {Verdict.OK: "ok", Verdict.FAIL: "FAIL", Verdict.WARN: "warn",
+                 Verdict.UNKNOWN: "?"}
+
+
+def platform_text(name: str, report: PlatformReport) -> str:
+    """The report for a person: what was read, then one line per check."""
+    fields = platform_json(report)
+    manager = fields["card_manager"]
+    applet = fields["applet"]
+    lines = [f"reader: {name}"]
+    if fields["atr"]:
+        lines.append(f"  {'ATR':<28} {fields['atr']}")
+    if manager["aid"] is None:
+        lines.append(f"  {'card manager':<28} not answering SELECT (no GlobalPlatform ISD)")
+    else:
+        lines.append(f"  {'card manager':<28} {manager['aid']}, GlobalPlatform "
+                     f"{manager['globalplatform_version'] or '?'}"
+                     + (f", {', '.join(manager['secure_channels'])}"
+                        if manager["secure_channels"] else ""))
+        cplc = manager["cplc"]
+        if cplc:
+            lines.append(f"  {'chip (CPLC)':<28} fabricator {cplc['ic_fabricator']}, IC type "
+                         f"{cplc['ic_type']}, OS {cplc['os_id']} release "
+                         f"{cplc['os_release_date']} level {cplc['os_release_level']}")
+        for key, label in (("free_persistent_bytes", "free persistent (FF21)"),
+                           ("free_transient_bytes", "free transient (FF21)")):
+            value = manager[key]
+            lines.append(f"  {label:<28} {'not reported' if value is None else f'{value} B'}")
+    if applet is None:
+        lines.append(f"  {'sealcard applet':<28} not installed")
+    else:
+        lines.append(f"  {'sealcard applet':<28} version {applet['version']}, state "
+                     f"{applet['state']}")
+        lines.append(f"  {'JavaCard (getVersion)':<28} {applet['javacard_version'] or '?'}")
+        if applet["free_persistent_bytes"] is not None:
+            lines.append(f"  {'free, as the applet sees it':<28} persistent "
+                         f"{applet['free_persistent_bytes']} B, RAM (reset) "
+                         f"{applet['free_transient_reset_bytes']} B, RAM (deselect) "
+                         f"{applet['free_transient_deselect_bytes']} B (32767 = or more)")
+        lines.append(f"  {'capabilities':<28} {', '.join(applet['capabilities']) or 'none'}")
+    lines.append("checks:")
+    for check in report.checks:
+        need = "required" if check.required else "optional"
+        lines.append(f"  [{_VERDICT_MARK[check.verdict]:>4}] {check.name:<26} ({need}) "
+                     f"{check.detail}")
+    verdict = {True: "can host the sealcard applet", False: "can NOT host the sealcard applet",
+               None: "not decided: see the checks marked ?"}[report.can_host]
+    lines.append(f"verdict: {verdict}")
+    return "\n".join(lines)

@@ -49,13 +49,13 @@ def _status_text(status: simulation.SimulatorStatus) -> str:
             f"simulator {'running' if status.running else 'NOT running'} in {status.run_dir} "
             f"(pcscd pid {status.pcscd_pid}, card JVM pid {status.jvm_pid}, {isolation})",
             f"{'card':>4}  {'reader':<22} {'port':>5}  {'card in':<7} {'apdus':>7} "
-            f"{'tears':>5} {'blanked':>7}",
+            f"{'tears':>5} {'blanked':>7}  timing",
         ]
         for card in status.cards:
             lines.append(
                 f"{card.index:>4}  {card.reader:<22} {card.port:>5}  "
                 f"{_yes_no(card.present):<7} {_count(card.apdus):>7} {_count(card.tears):>5} "
-                f"{_count(card.blank_resets):>7}"
+                f"{_count(card.blank_resets):>7}  {card.timing or '?'}"
             )
     lines += [f"problem: {p}" for p in status.problems]
     return "\n".join(lines)
@@ -94,8 +94,8 @@ def sim() -> None:
     type=click.IntRange(1, simulation.MAX_CARDS),
     default=simulation.DEFAULT_CARDS,
     show_default=True,
-    help=f"How many cards (1..{simulation.MAX_CARDS}: pcscd serves 16 readers at most, "
-    "pyscard's monitor breaks at 16, and readers come in pairs).",
+    help=f"How many cards (1..{simulation.MAX_CARDS}: pcscd serves 16 readers at most; with "
+    "16 no real reader fits next to them).",
 )
 @_run_dir_option
 @click.option(
@@ -124,6 +124,15 @@ def sim() -> None:
     help="Extra jar or class directory holding --applet-class (repeatable).",
 )
 @click.option(
+    "--timing",
+    type=click.Choice(sim_config.TIMINGS),
+    default="none",
+    show_default=True,
+    help="How long each command takes: none (as fast as jCardSim) or jcop4 (as an NXP JCOP 4 "
+    "J3R180 would take: JCAlgTest's published timings, RSA-2048 key generation drawn around "
+    "5.2 s; see docs/performance.md). For throughput measured as a real line would see it.",
+)
+@click.option(
     "--timeout",
     type=click.FloatRange(min=1.0),
     default=sim_config.DEFAULT_READY_TIMEOUT_S,
@@ -138,6 +147,7 @@ def up(
     jar: Path | None,
     applet_class: str,
     applet_classpath: tuple[Path, ...],
+    timing: str,
     timeout: float,
     as_json: bool,
 ) -> None:
@@ -154,11 +164,12 @@ def up(
         applet_class=applet_class,
         applet_classpath=applet_classpath,
         ready_timeout_s=timeout,
+        timing=timing,
     )
     result = simulation.start(config, progress=_progress)
     text = [f"stopped the pcscd that was running (pid {pid})" for pid in result.stopped_pcscd]
     text.append(
-        f"{cards} simulated card(s) up in {result.seconds:.2f} s; readers: "
+        f"{cards} simulated card(s) up in {result.seconds:.2f} s (timing: {timing}); readers: "
         + ", ".join(result.status.readers)
     )
     _emit(as_json, result.to_json(), "\n".join(text))

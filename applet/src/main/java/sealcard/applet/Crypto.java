@@ -34,6 +34,13 @@ final class Crypto {
      */
     private static final byte KEY_AGREEMENT_DH_PLAIN_XY = (byte) 6;
 
+    /**
+     * {@code Cipher.PAD_PKCS1_OAEP_SHA256} (value 14) of the JavaCard 3.0.5 API, spelled out
+     * for the same reason: a 3.0.4 platform answers {@code NO_SUCH_ALGORITHM} and the applet
+     * decodes OAEP itself over raw RSA ({@code OaepDecoder}).
+     */
+    private static final byte CIPHER_PAD_OAEP_SHA256 = (byte) 14;
+
     /** Size of the all-zero hash signed by the precomputed-hash probe. */
     private static final short PROBE_HASH_LENGTH = (short) 32;
 
@@ -64,8 +71,7 @@ final class Crypto {
 
         try {
             // Some platforms (jCardSim 3.0.6.0) return null here instead of throwing.
-            oaepSha256 = Cipher.getInstance(Cipher.CIPHER_RSA, Cipher.PAD_PKCS1_OAEP_SHA256,
-                    false);
+            oaepSha256 = Cipher.getInstance(Cipher.CIPHER_RSA, CIPHER_PAD_OAEP_SHA256, false);
         } catch (CryptoException e) {
             oaepSha256 = null;
         }
@@ -88,6 +94,9 @@ final class Crypto {
             publicKeyDerivation = KeyAgreement.getInstance(KEY_AGREEMENT_DH_PLAIN_XY, false);
         } catch (CryptoException e) {
             publicKeyDerivation = null;
+        }
+        if (publicKeyDerivation != null) {
+            capabilities |= Constants.CAP_EC_PLAIN_XY;
         }
         pointCheck = KeyAgreement.getInstance(KeyAgreement.ALG_EC_SVDP_DH_PLAIN, false);
         ECPrivateKey checkPrivate = (ECPrivateKey) KeyBuilder.buildKey(

@@ -3,6 +3,7 @@ package sealcard.applet;
 import javacard.framework.APDU;
 import javacard.framework.ISO7816;
 import javacard.framework.ISOException;
+import javacard.framework.JCSystem;
 import javacard.framework.Util;
 
 /**
@@ -17,6 +18,7 @@ final class DataObjects {
     private static final byte PIN_SET = (byte) 1;
     private static final byte PIN_NOT_SET = (byte) 0;
     private static final short PIN_STATUS_LENGTH = (short) 3;
+    private static final short PLATFORM_LENGTH = (short) 8;
 
     private final Persistent persistent;
     private final Transients transients;
@@ -49,6 +51,9 @@ final class DataObjects {
                 return;
             case Constants.DO_STATUS:
                 sender.sendScratch(apdu, writeStatus(scratch, (short) 0));
+                return;
+            case Constants.DO_PLATFORM:
+                sender.sendScratch(apdu, writePlatform(scratch));
                 return;
             case Constants.DO_DEVICE_PUBLIC_KEY:
                 requirePresent(persistent.deviceKeyPresent);
@@ -90,6 +95,22 @@ final class DataObjects {
             default:
                 ISOException.throwIt(Constants.SW_INCORRECT_P1P2);
         }
+    }
+
+    /**
+     * The platform as the applet sees it: {@code JCSystem.getVersion()}, then the free
+     * persistent, CLEAR_ON_RESET and CLEAR_ON_DESELECT memory (each a short, so at most
+     * 32767 however much more the card has).
+     */
+    private static short writePlatform(byte[] out) {
+        short at = Util.setShort(out, (short) 0, JCSystem.getVersion());
+        at = Util.setShort(out, at,
+                JCSystem.getAvailableMemory(JCSystem.MEMORY_TYPE_PERSISTENT));
+        at = Util.setShort(out, at,
+                JCSystem.getAvailableMemory(JCSystem.MEMORY_TYPE_TRANSIENT_RESET));
+        Util.setShort(out, at,
+                JCSystem.getAvailableMemory(JCSystem.MEMORY_TYPE_TRANSIENT_DESELECT));
+        return PLATFORM_LENGTH;
     }
 
     private void sendCertificate(APDU apdu, CertificateSlot slot) {
