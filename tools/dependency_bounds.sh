@@ -47,8 +47,8 @@ dev = [r for r in extras["dev"] if r.startswith(wanted)]
 print("\n".join(project["dependencies"] + extras["postgres"] + dev))
 PY
 uv venv -q --python "${PYTHON:-python3}" "$VENV"
-uv pip install -q --python "$VENV/bin/python" --resolution "$RESOLUTION" -r "$WORK/requirements.txt"
-uv pip install -q --python "$VENV/bin/python" --no-deps "$WORK"/dist/sealcard-*.whl
+uv pip install -q --compile-bytecode --python "$VENV/bin/python" --resolution "$RESOLUTION" -r "$WORK/requirements.txt"
+uv pip install -q --compile-bytecode --python "$VENV/bin/python" --no-deps "$WORK"/dist/sealcard-*.whl
 
 echo "dependency_bounds: $RESOLUTION:" \
   "$([ "$RESOLUTION" = lowest-direct ] && echo "setuptools==$SETUPTOOLS_FLOOR (build)")" \

@@ -17,9 +17,7 @@ def check_sim() -> list[Check]:
         checks.append(
             Check(Job.SIM, program, Status.OK, found)
             if found
-            else Check(
-                Job.SIM, program, Status.FAIL, "not installed", f"apt-get install {package}"
-            )
+            else Check(Job.SIM, program, Status.FAIL, "not installed", f"apt-get install {package}")
         )
     checks.append(
         Check(Job.SIM, "vpcd driver", Status.OK, str(VPCD_DRIVER))

@@ -21,6 +21,7 @@ PACKAGES: Final = (
     "shamir-mnemonic",
     "pycryptodome",
     "tomli-w",
+    "reportlab",
     "psycopg",
 )
 """Distributions whose version is reported (importlib.metadata: nothing is imported)."""
