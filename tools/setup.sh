@@ -12,6 +12,7 @@ DEBIAN_PACKAGES=(
   postgresql                                # the issuer's records on PostgreSQL (tests)
   openssl iproute2 util-linux procps
   poppler-utils                             # pdftotext/pdftoppm: tests read the PDFs a person would
+  systemd                                   # systemd-analyze: tests check the service units offline
 )
 
 missing=()
