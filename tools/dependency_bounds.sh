@@ -35,14 +35,14 @@ fi
 uv build -q --wheel "${BUILD_CONSTRAINT[@]}" -o "$WORK/dist" "$WORK/src"
 
 # Requirements straight from pyproject.toml, so each is a direct one (lowest-direct takes the
-# floor of direct requirements only). Of the dev extra only what the tests import: the linters
-# are pinned exactly. bip-utils holds pycryptodome below 4, so `highest` leaves it out (its
+# floor of direct requirements only). Of the dev extra only what the tests run: ruff, mypy and
+# uv are pinned exactly and test nothing here. bip-utils holds pycryptodome below 4, so `highest` leaves it out (its
 # cross-checks skip) to try the newest pycryptodome.
 python3 - "$RESOLUTION" >"$WORK/requirements.txt" <<'PY'
 import sys, tomllib
 project = tomllib.load(open("pyproject.toml", "rb"))["project"]
 extras = project["optional-dependencies"]
-wanted = ("pytest",) if sys.argv[1] == "highest" else ("pytest", "bip-utils")
+wanted = ("pytest", "hadolint") + (() if sys.argv[1] == "highest" else ("bip-utils",))
 dev = [r for r in extras["dev"] if r.startswith(wanted)]
 print("\n".join(project["dependencies"] + extras["postgres"] + dev))
 PY
