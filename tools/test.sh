@@ -31,3 +31,6 @@ ant -q -f build.xml applet-smoke
 
 echo "== pytest"
 python3 -m pytest -q -p no:cacheprovider "$@"
+
+echo "== lowest dependency versions (a throwaway venv: every floor in pyproject.toml installed and tested)"
+bash tools/dependency_bounds.sh lowest-direct

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import date
 from pathlib import Path
+from typing import BinaryIO
 
 import click
 
@@ -281,41 +283,109 @@ def hsm_issuer_key(home: Path | None, out: Path | None, as_json: bool) -> None:
     required=True,
     help="New folder for the shares, one file each (0600), to hand to n custodians.",
 )
+@click.option(
+    "--format",
+    "file_format",
+    type=click.Choice(["pdf", "text"]),
+    default="pdf",
+    show_default=True,
+    help="pdf: one printable custody sheet per share (words, threshold, issuer, date); "
+    "text: the share's words on one line.",
+)
 @issuer_json_option
 def hsm_backup_seed(
-    home: Path | None, threshold: int, shares: int, out_dir: Path, as_json: bool
+    home: Path | None, threshold: int, shares: int, out_dir: Path, file_format: str, as_json: bool
 ) -> None:
     """Back up the BIP32 seed as m-of-n SLIP-39 shares (the only form it leaves the HSM in).
 
     Run it on the HSM host, as the issuer HSM's key ceremony: this process logs in to the
     issuer token for the ceremony only. Any m shares restore the seed
     (`sealcard issuer hsm init --restore`); fewer than m reveal nothing about it. Each share
-    goes to its own file, never to the screen: move each to its custodian's medium and
-    delete it here.
+    goes to its own file, never to the screen: by default a one-page PDF custody sheet that
+    names the issuer (certificate subject and key fingerprint), the backup set, the date and
+    the threshold. Print each sheet for its custodian and delete the files here.
     """
+    import datetime as dt
+
     from sealcard.hsm.config import load_settings
     from sealcard.hsm.issuer_service import export_seed_shares
     from sealcard.hsm.token import Token
 
     if threshold > shares:
         raise click.UsageError("--threshold cannot exceed --shares")
-    out_dir.mkdir(mode=0o700, parents=True, exist_ok=False)
+    if out_dir.exists():
+        raise click.UsageError(f"--out-dir {out_dir} exists: name a new folder")
     issuer_home = load_home(home)
     settings = load_settings(issuer_home.root, issuer_home.raw_config())
+    subject, key_sha256 = _issuer_identity(settings.issuer_certificate)
     token = Token.open(settings.issuer, pool_size=1)
     try:
         mnemonics = export_seed_shares(token, threshold, shares)
     finally:
         token.close()
-    paths = []
-    for number, mnemonic in enumerate(mnemonics, start=1):
-        path = out_dir / f"share-{number}-of-{shares}.txt"
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(mnemonic + "\n")
-        paths.append(str(path))
+    out_dir.mkdir(mode=0o700, parents=True)
+    today = dt.datetime.now(dt.UTC).date()
+    paths: list[str] = []
+    try:
+        for number, mnemonic in enumerate(mnemonics, start=1):
+            suffix = "pdf" if file_format == "pdf" else "txt"
+            path = out_dir / f"share-{number}-of-{shares}.{suffix}"
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            paths.append(str(path))
+            with os.fdopen(descriptor, "wb") as handle:
+                if file_format == "pdf":
+                    _write_sheet(handle, mnemonic, shares, subject, key_sha256, today)
+                else:
+                    handle.write(mnemonic.encode("ascii") + b"\n")
+    except BaseException:
+        # A partial set is still a set: remove every share written, and the folder.
+        for written in paths:
+            Path(written).unlink(missing_ok=True)
+        out_dir.rmdir()
+        raise
     issuer_emit(
         as_json,
-        {"threshold": threshold, "shares": shares, "files": paths},
+        {"threshold": threshold, "shares": shares, "format": file_format, "files": paths},
         f"{shares} shares written to {out_dir} (any {threshold} restore the seed)",
     )
+
+
+def _issuer_identity(certificate_path: Path) -> tuple[str, str]:
+    """The issuer certificate's subject and the SHA-256 of its public key, for the sheets."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    from sealcard.errors import ConfigurationError
+
+    try:
+        certificate = x509.load_pem_x509_certificate(certificate_path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(
+            f"cannot read the issuer certificate {certificate_path}: {exc}"
+        ) from None
+    spki = certificate.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(spki)
+    return certificate.subject.rfc4514_string(), digest.finalize().hex()
+
+
+def _write_sheet(
+    out: BinaryIO, mnemonic: str, shares: int, subject: str, key_sha256: str, day: date
+) -> None:
+    from sealcard.crypto.secret_sharing import share_info
+    from sealcard.formats.custody_sheet import CustodySheet, render_custody_sheet
+
+    info = share_info(mnemonic)
+    sheet = CustodySheet(
+        words=tuple(mnemonic.split()),
+        number=info.number,
+        shares=shares,
+        threshold=info.threshold,
+        set_id=info.set_id,
+        issuer_subject=subject,
+        issuer_key_sha256=key_sha256,
+        created=day,
+    )
+    render_custody_sheet(sheet, out)

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import tomli_w
 
 from sealcard.errors import ConfigurationError
 from sealcard.issuer.db import DatabaseUrl
@@ -35,19 +38,10 @@ def default_home() -> Path:
     return Path(env) if env else DEFAULT_HOME
 
 
-def _toml_value(value: str | int | bool) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'
-
-
-def render_section(name: str, values: dict[str, str | int | bool]) -> str:
-    """A TOML table with scalar values (what config.toml needs; no TOML writer dependency)."""
-    lines = [f"[{name}]"] + [f"{k} = {_toml_value(v)}" for k, v in values.items()]
-    return "\n".join(lines) + "\n"
+def render_section(name: str, values: Mapping[str, str | int | bool]) -> str:
+    """A TOML table with these values, written by tomli-w (quotes, backslashes, control characters
+    and non-ASCII come back as they went in)."""
+    return tomli_w.dumps({name: dict(values)})
 
 
 @dataclass(frozen=True)

@@ -278,6 +278,37 @@ class Database:
         except psycopg.Error as exc:
             raise _translate_error(exc) from exc
 
+    @contextmanager
+    def read_transaction(self) -> Iterator[Tx]:
+        """A transaction that only reads and waits for no writer (SQLite: a deferred BEGIN
+        reads the last commit under WAL; PostgreSQL: READ ONLY). Never commits anything."""
+        if self.dialect is Dialect.SQLITE:
+            cur = self._conn.cursor()
+            try:
+                cur.execute("BEGIN DEFERRED")
+            except sqlite3.Error as exc:
+                raise _translate_error(exc) from exc
+            try:
+                yield Tx(cur, self.dialect)
+            finally:
+                self._conn.rollback()
+            return
+        import psycopg
+
+        try:
+            with self._conn.transaction(), self._conn.cursor() as cur:
+                cur.execute("SET TRANSACTION READ ONLY")
+                yield Tx(cur, self.dialect)
+        except psycopg.Error as exc:
+            raise _translate_error(exc) from exc
+
+    def server_version(self) -> str:
+        """The engine and its version, e.g. "SQLite 3.40.1" or "PostgreSQL 15.18"."""
+        if self.dialect is Dialect.SQLITE:
+            return f"SQLite {sqlite3.sqlite_version}"
+        with self.read_transaction() as tx:
+            return f"PostgreSQL {tx.scalar('SHOW server_version')}"
+
     def close(self) -> None:
         """Close the connection."""
         self._conn.close()

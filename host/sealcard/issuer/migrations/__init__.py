@@ -67,6 +67,21 @@ def current_version(db: Database) -> int:
         return _current(tx)
 
 
+def applied_version(db: Database) -> int:
+    """The schema version of the database, read without writing or waiting for a writer
+    (0 when no migration was applied): for checks such as `sealcard doctor`."""
+    if db.dialect is Dialect.POSTGRES:
+        exists_sql = "SELECT to_regclass('schema_version') IS NOT NULL"
+    else:
+        exists_sql = (
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+        )
+    with db.read_transaction() as tx:
+        if not tx.scalar(exists_sql):
+            return 0
+        return _current(tx)
+
+
 def latest_version() -> int:
     """The version this code expects."""
     return known_migrations()[-1].version
