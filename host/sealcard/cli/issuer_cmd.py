@@ -17,6 +17,7 @@ from sealcard.cli.issuer_card_cmd import card_group
 from sealcard.cli.issuer_common import home_option, issuer_emit, issuer_json_option, open_records
 from sealcard.cli.issuer_hsm_cmd import hsm_group
 from sealcard.cli.issuer_people_cmd import operator_group, user_import
+from sealcard.cli.issuer_serve_cmd import serve_cmd
 from sealcard.cli.issuer_stock_cmd import export_cmd, pack_group, results_cmd
 from sealcard.issuer.config import init_home
 from sealcard.issuer.db import Database, redact_url
@@ -63,22 +64,52 @@ def issuer() -> None:
     show_default=True,
     help="BIP32 path under which each derivation element is one normal index.",
 )
+@click.option(
+    "--tls-cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The HTTPS API's server certificate (PEM) from the bank's CA; default: a "
+    "self-signed one made now in HOME/tls.",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The key of --tls-cert (PEM, unencrypted, readable only by the service).",
+)
 @issuer_json_option
-def init_cmd(home: Path | None, db_url: str | None, derivation_base: str, as_json: bool) -> None:
+def init_cmd(
+    home: Path | None,
+    db_url: str | None,
+    derivation_base: str,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    as_json: bool,
+) -> None:
     """Create the issuer home and bring the database schema up to date.
 
     Safe to run again: an existing config.toml is kept, and only missing migrations are
-    applied (each in its own transaction, recorded in the schema_version table).
+    applied (each in its own transaction, recorded in the schema_version table). Also writes
+    the HTTPS API's [api] section and, unless --tls-cert/--tls-key name the bank's, a
+    self-signed TLS certificate (`sealcard issuer serve`).
     """
+    from sealcard.issuer.api_config import init_api
+
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("give both --tls-cert and --tls-key, or neither")
     issuer_home, created = init_home(home, db_url, derivation_base)
     with Database(issuer_home.database_url) as db:
         applied = apply_migrations(db)
         version = current_version(db)
         records = Records(db, issuer_home.default_actor())
         base = records.initialize(issuer_home.derivation_base)
+    api, tls_made, fingerprint = init_api(issuer_home.root, tls_cert, tls_key)
     payload = {
         "home": str(issuer_home.root),
         "config_created": created,
+        "tls_certificate": str(api.tls_cert),
+        "tls_certificate_created": tls_made,
+        "tls_sha256": fingerprint,
         "database": redact_url(issuer_home.database_url),
         "migrations_applied": applied,
         "schema_version": version,
@@ -90,6 +121,8 @@ def init_cmd(home: Path | None, db_url: str | None, derivation_base: str, as_jso
         f"schema      version {version}"
         + (f" (applied {', '.join(map(str, applied))})" if applied else " (up to date)")
         + f"\nderivation  {base}/<index>"
+        + f"\nhttps api   {api.tls_cert} ({'made, self-signed' if tls_made else 'kept'});"
+        f" SHA-256 {fingerprint}"
     )
     issuer_emit(as_json, payload, text)
 
@@ -334,3 +367,4 @@ issuer.add_command(results_cmd)
 issuer.add_command(card_group)
 user_group.add_command(user_import)
 issuer.add_command(operator_group)
+issuer.add_command(serve_cmd)

@@ -183,9 +183,9 @@ class Accounts:
 
     # -- sign-in failures -------------------------------------------------------------------
 
-    def record_failure(self, subjects: Sequence[tuple[str, str]]) -> None:
-        """One failed sign-in, counted under each (scope, subject): the login, the address."""
-        at = now()
+    def record_failure(self, subjects: Sequence[tuple[str, str]], at: str) -> None:
+        """One failed sign-in at `at`, counted under each (scope, subject): the login, the
+        address."""
         with self.db.transaction() as tx:
             tx.executemany(
                 "INSERT INTO signin_failures (scope, subject, at) VALUES (?, ?, ?)",
@@ -294,3 +294,20 @@ class Accounts:
             None if row[5] is None else json.loads(row[5]),
             str(row[6]),
         )
+
+    def take_grant(self, account_id: int, purpose: str, card_serial: bytes, at: str) -> bool:
+        """Use the oldest live grant of `purpose` for this account and card (an operator's
+        approval, kept as a challenge row); False if there is none."""
+        with self.db.transaction() as tx:
+            row = tx.one(
+                "SELECT id FROM challenges WHERE account_id = ? AND purpose = ?"
+                " AND card_serial = ? AND used_at IS NULL AND expires_at > ? ORDER BY created_at"
+                " LIMIT 1",
+                (account_id, purpose, card_serial.hex(), at),
+            )
+            if row is None:
+                return False
+            tx.execute(
+                "UPDATE challenges SET used_at = ? WHERE id = ? AND used_at IS NULL", (at, row[0])
+            )
+            return tx.rowcount == 1

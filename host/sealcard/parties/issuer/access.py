@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import math
 import secrets
 from dataclasses import dataclass
 
@@ -97,7 +98,7 @@ def _wait_for(ctx: IssuerContext, scope: str, subject: str, limit: int) -> int:
     if count < limit or oldest is None:
         return 0
     free_at = dt.datetime.fromisoformat(oldest) + window
-    return max(1, int((free_at - now).total_seconds()) + 1)
+    return max(1, math.ceil((free_at - now).total_seconds()))
 
 
 def sign_in(ctx: IssuerContext, login: str, password: str, address: str) -> SessionGrant:
@@ -119,7 +120,7 @@ def sign_in(ctx: IssuerContext, login: str, password: str, address: str) -> Sess
     found = accounts.by_login(login)
     good = verify_password(None if found is None else found[1], password)
     if found is None or not good or found[0].disabled:
-        accounts.record_failure([("account", login), ("address", address)])
+        accounts.record_failure([("account", login), ("address", address)], ctx.now())
         raise SignInRefusedError("wrong login or password")
     account = found[0]
     accounts.forget_failures("account", login)

@@ -9,19 +9,57 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from sealcard.issuer.config import IssuerHome, load_home
 from sealcard.issuer.records import Records
-from sealcard.parties.issuer.context import IssuerContext, Policy
+from sealcard.parties.issuer.context import (
+    DeviceAuthKeyService,
+    IssuerContext,
+    Policy,
+    SealService,
+)
 
 
 def open_records(home_dir: Path | None, actor: str | None = None) -> tuple[IssuerHome, Records]:
     """The issuer home and its records (schema current; actor from the config unless given)."""
     home = load_home(home_dir)
     return home, Records.open(home.database_url, actor or home.default_actor())
+
+
+@dataclass(frozen=True)
+class HsmRoles:
+    """The issuer-system HSM (device authentication keys), the issuer HSM service's client,
+    and the issuer key it vouches for."""
+
+    auth_keys: DeviceAuthKeyService
+    hsm: SealService
+    issuer_public_key: ec.EllipticCurvePublicKey
+
+
+@contextmanager
+def open_hsm_roles(home: IssuerHome, *, sessions: int = 4) -> Iterator[HsmRoles]:
+    """Log in to the issuer-system token (`sessions` PKCS#11 sessions) and connect to the
+    issuer HSM service; both closed when the block ends."""
+    from sealcard.hsm.config import load_settings
+    from sealcard.hsm.issuer_client import IssuerHsmClient
+    from sealcard.hsm.system_hsm import DeviceAuthKeys, RequestSigner
+    from sealcard.hsm.token import Token
+
+    settings = load_settings(home.root, home.raw_config())
+    token = Token.open(settings.system, pool_size=sessions)
+    try:
+        client = IssuerHsmClient.for_settings(settings, RequestSigner(token))
+        try:
+            yield HsmRoles(DeviceAuthKeys(token), client, client.issuer_public_key())
+        finally:
+            client.close()
+    finally:
+        token.close()
 
 
 @contextmanager
@@ -41,17 +79,8 @@ def open_issuer(
         stack.callback(records.close)
         ctx = IssuerContext(records, provider_roots=provider_roots, policy=policy or Policy())
         if with_hsm:
-            from sealcard.hsm.config import load_settings
-            from sealcard.hsm.issuer_client import IssuerHsmClient
-            from sealcard.hsm.system_hsm import DeviceAuthKeys, RequestSigner
-            from sealcard.hsm.token import Token
-
-            settings = load_settings(home.root, home.raw_config())
-            token = Token.open(settings.system, pool_size=4)
-            stack.callback(token.close)
-            client = IssuerHsmClient.for_settings(settings, RequestSigner(token))
-            stack.callback(client.close)
-            ctx.auth_keys = DeviceAuthKeys(token)
-            ctx.hsm = client
-            ctx.issuer_public_key = client.issuer_public_key()
+            roles = stack.enter_context(open_hsm_roles(home))
+            ctx.auth_keys = roles.auth_keys
+            ctx.hsm = roles.hsm
+            ctx.issuer_public_key = roles.issuer_public_key
         yield ctx

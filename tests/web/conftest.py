@@ -1,0 +1,95 @@
+"""Fixtures for the HTTPS API and console tests: the app in this process over a fresh SQLite
+issuer home, with the software stand-ins for both HSM roles (tests/support), a clock the
+test can move, one operator, one auditor and two customers.
+
+    api        an ApiWorld: .client (fastapi TestClient), .services, .clock, .operator,
+               .auditor (login, password), .customers [(login, password, user_id)],
+               .login(login, password) -> bearer headers
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from software_hsm import SoftwareDeviceAuthKeys, SoftwareIssuerHsm
+
+from sealcard.issuer.accounts import Role
+from sealcard.issuer.db import Database
+from sealcard.issuer.migrations import apply_migrations
+from sealcard.issuer.records import Records
+from sealcard.parties.issuer.access import add_staff
+from sealcard.parties.issuer.context import IssuerContext, Policy
+from sealcard.parties.issuer.intake import import_customers_csv
+from sealcard.web.app import create_app
+from sealcard.web.services import AppServices
+
+OPERATOR = ("olivia", "operator password 1")
+AUDITOR = ("arthur", "auditor password 1")
+
+
+@dataclass
+class Clock:
+    now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += dt.timedelta(**delta)
+
+
+@dataclass
+class ApiWorld:
+    client: TestClient
+    services: AppServices
+    clock: Clock
+    url: str
+    customers: list[tuple[str, str, int]]
+    hsm: SoftwareIssuerHsm
+    auth_keys: SoftwareDeviceAuthKeys
+    operator: tuple[str, str] = OPERATOR
+    auditor: tuple[str, str] = AUDITOR
+
+    def login(self, login: str, password: str) -> dict[str, str]:
+        answer = self.client.post("/v1/session", json={"login": login, "password": password})
+        assert answer.status_code == 200, answer.text
+        return {"Authorization": f"Bearer {answer.json()['token']}"}
+
+    def records(self) -> Records:
+        return Records.open(self.url, "test")
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[ApiWorld]:
+    url = f"sqlite:///{tmp_path / 'issuer.db'}"
+    db = Database(url)
+    apply_migrations(db)
+    records = Records(db, "setup")
+    records.initialize()
+    ctx = IssuerContext(records)
+    add_staff(ctx, OPERATOR[0], Role.OPERATOR, OPERATOR[1])
+    add_staff(ctx, AUDITOR[0], Role.AUDITOR, AUDITOR[1])
+    intake = import_customers_csv(
+        ctx, "customer_ref,name,address\nC1,Ada Lovelace,1 Main St\nC2,Bob Byron,2 Main St\n"
+    )
+    customers = [(c.login, c.password, c.user_id) for c in intake.credentials]
+    db.close()
+    clock = Clock()
+    hsm = SoftwareIssuerHsm(bytes(range(32)))
+    keys = SoftwareDeviceAuthKeys()
+    services = AppServices(
+        open_records=lambda actor: Records.open(url, actor),
+        auth_keys=keys,
+        hsm=hsm,
+        issuer_public_key=hsm.issuer_public_key(),
+        policy=Policy(account_failures=3, address_failures=10),
+        clock=clock,
+        workers=2,
+    )
+    with TestClient(create_app(services), base_url="https://testserver") as client:
+        yield ApiWorld(client, services, clock, url, customers, hsm, keys)
