@@ -25,6 +25,7 @@ from sealcard.issuer.records import Records
 from sealcard.parties.issuer.access import add_staff
 from sealcard.parties.issuer.context import IssuerContext, Policy
 from sealcard.parties.issuer.intake import import_customers_csv
+from sealcard.parties.provider import ProviderCA
 from sealcard.web.app import create_app
 from sealcard.web.services import AppServices
 
@@ -52,6 +53,7 @@ class ApiWorld:
     customers: list[tuple[str, str, int]]
     hsm: SoftwareIssuerHsm
     auth_keys: SoftwareDeviceAuthKeys
+    ca: ProviderCA
     operator: tuple[str, str] = OPERATOR
     auditor: tuple[str, str] = AUDITOR
 
@@ -64,8 +66,13 @@ class ApiWorld:
         return Records.open(self.url, "test")
 
 
+@pytest.fixture(scope="session")
+def provider_ca(tmp_path_factory: pytest.TempPathFactory) -> ProviderCA:
+    return ProviderCA.create(tmp_path_factory.mktemp("ca") / "ca", b"web test passphrase")
+
+
 @pytest.fixture
-def api(tmp_path: Path) -> Iterator[ApiWorld]:
+def api(tmp_path: Path, provider_ca: ProviderCA) -> Iterator[ApiWorld]:
     url = f"sqlite:///{tmp_path / 'issuer.db'}"
     db = Database(url)
     apply_migrations(db)
@@ -87,9 +94,10 @@ def api(tmp_path: Path) -> Iterator[ApiWorld]:
         auth_keys=keys,
         hsm=hsm,
         issuer_public_key=hsm.issuer_public_key(),
+        provider_roots=[provider_ca.certificate],
         policy=Policy(account_failures=3, address_failures=10),
         clock=clock,
         workers=2,
     )
     with TestClient(create_app(services), base_url="https://testserver") as client:
-        yield ApiWorld(client, services, clock, url, customers, hsm, keys)
+        yield ApiWorld(client, services, clock, url, customers, hsm, keys, provider_ca)
