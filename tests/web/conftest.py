@@ -9,12 +9,11 @@ test can move, one operator, one auditor and two customers.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from apiworld import AUDITOR, OPERATOR, ApiWorld, Clock
 from fastapi.testclient import TestClient
 from software_hsm import SoftwareDeviceAuthKeys, SoftwareIssuerHsm
 
@@ -28,42 +27,6 @@ from sealcard.parties.issuer.intake import import_customers_csv
 from sealcard.parties.provider import ProviderCA
 from sealcard.web.app import create_app
 from sealcard.web.services import AppServices
-
-OPERATOR = ("olivia", "operator password 1")
-AUDITOR = ("arthur", "auditor password 1")
-
-
-@dataclass
-class Clock:
-    now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += dt.timedelta(**delta)
-
-
-@dataclass
-class ApiWorld:
-    client: TestClient
-    services: AppServices
-    clock: Clock
-    url: str
-    customers: list[tuple[str, str, int]]
-    hsm: SoftwareIssuerHsm
-    auth_keys: SoftwareDeviceAuthKeys
-    ca: ProviderCA
-    operator: tuple[str, str] = OPERATOR
-    auditor: tuple[str, str] = AUDITOR
-
-    def login(self, login: str, password: str) -> dict[str, str]:
-        answer = self.client.post("/v1/session", json={"login": login, "password": password})
-        assert answer.status_code == 200, answer.text
-        return {"Authorization": f"Bearer {answer.json()['token']}"}
-
-    def records(self) -> Records:
-        return Records.open(self.url, "test")
 
 
 @pytest.fixture(scope="session")

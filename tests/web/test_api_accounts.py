@@ -7,8 +7,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-
-from conftest import ApiWorld
+from apiworld import ApiWorld
 
 
 def test_sign_in_and_me(api: ApiWorld) -> None:

@@ -10,10 +10,10 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from apiworld import ApiWorld
 from cryptography.hazmat.primitives.asymmetric import ec
 from soft_card import SoftCard, make_card
 
-from conftest import ApiWorld
 from sealcard.formats.card_upload import card_to_wire
 from sealcard.parties.provider import ProviderCA
 

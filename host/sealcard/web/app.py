@@ -60,7 +60,7 @@ def create_app(services: AppServices) -> FastAPI:
         response = await call_next(request)
         response.headers["Cache-Control"] = "no-store"
         response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["Referrer-Policy"] = "same-origin"  # "no-referrer" makes Origin null
         if services.secure_cookies:
             response.headers["Strict-Transport-Security"] = "max-age=31536000"
         return response
