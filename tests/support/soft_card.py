@@ -25,7 +25,8 @@ def _device_key() -> rsa.RSAPrivateKey:
     if len(_DEVICE_KEYS) < 4:
         _DEVICE_KEYS.append(rsa.generate_private_key(65537, 2048))
         return _DEVICE_KEYS[-1]
-    return _DEVICE_KEYS[int.from_bytes(os.urandom(1)) % len(_DEVICE_KEYS)]
+    _DEVICE_KEYS.append(_DEVICE_KEYS.pop(0))  # round robin: consecutive cards differ
+    return _DEVICE_KEYS[-1]
 
 
 @dataclass

@@ -9,8 +9,11 @@ test can move, one operator, one auditor and two customers.
 
 from __future__ import annotations
 
+import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from apiworld import AUDITOR, OPERATOR, ApiWorld, Clock
@@ -28,15 +31,40 @@ from sealcard.parties.provider import ProviderCA
 from sealcard.web.app import create_app
 from sealcard.web.services import AppServices
 
+PG_ENV = "SEALCARD_TEST_PG_URL"
+
 
 @pytest.fixture(scope="session")
 def provider_ca(tmp_path_factory: pytest.TempPathFactory) -> ProviderCA:
     return ProviderCA.create(tmp_path_factory.mktemp("ca") / "ca", b"web test passphrase")
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The same API test on a SQLite file and on PostgreSQL ($SEALCARD_TEST_PG_URL, a fresh
+    schema each time, dropped afterwards)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'issuer.db'}"
+        return
+    base = os.environ.get(PG_ENV)
+    if not base:
+        pytest.skip(f"no PostgreSQL: set {PG_ENV} (tools/pg_test_server.sh start DIR prints one)")
+    import psycopg
+
+    schema = f"w_{secrets.token_hex(6)}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    option = quote(f"-c search_path={schema}", safe="")
+    try:
+        yield f"{base}{'&' if '?' in base else '?'}options={option}"
+    finally:
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
 @pytest.fixture
-def api(tmp_path: Path, provider_ca: ProviderCA) -> Iterator[ApiWorld]:
-    url = f"sqlite:///{tmp_path / 'issuer.db'}"
+def api(db_url: str, provider_ca: ProviderCA) -> Iterator[ApiWorld]:
+    url = db_url
     db = Database(url)
     apply_migrations(db)
     records = Records(db, "setup")

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from apiworld import ApiWorld
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from soft_card import SoftCard, make_card
 
 from sealcard.formats.card_upload import card_to_wire
@@ -139,7 +139,8 @@ def test_altered_uploads_are_refused(api: ApiWorld) -> None:
     card = make_card(api.ca, api.hsm.issuer_public_key())
     swapped = make_card(api.ca, api.hsm.issuer_public_key())
     # a device key of the attacker's choosing under the genuine card's certificates
-    wire = card_to_wire(replace(card.data, device_public_key=swapped.data.device_public_key))
+    attacker = rsa.generate_private_key(65537, 2048).public_key()  # never the card's key
+    wire = card_to_wire(replace(card.data, device_public_key=attacker))
     answer, _ = _attempt(api, headers, card, wire=wire)
     assert answer.status_code == 422 and answer.json()["error"] == "altered"
     # an answer signed by another key than the certified one
