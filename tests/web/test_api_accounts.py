@@ -190,3 +190,25 @@ def test_password_change(api: ApiWorld) -> None:
     assert ok.status_code == 200
     assert api.client.get("/v1/me", headers=headers).status_code == 401  # sessions ended
     api.login(login, "a new long password")
+
+
+def test_concurrent_requests_keep_their_own_connections(api: ApiWorld) -> None:
+    """Many clients at once: each request's database work stays on its own worker thread's
+    connection (a dependency and its endpoint may run on different threads)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    headers = [api.login(*c[:2]) for c in api.customers]
+
+    def work(i: int) -> list[int]:
+        codes = []
+        for _ in range(15):
+            codes.append(api.client.get("/v1/me", headers=headers[i % 2]).status_code)
+            made = api.client.post(
+                "/v1/challenges", json={"purpose": "activation"}, headers=headers[i % 2]
+            )
+            codes.append(made.status_code)
+        return codes
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = [code for codes in pool.map(work, range(6)) for code in codes]
+    assert results == [200] * len(results)

@@ -19,7 +19,7 @@ from sealcard.formats.card_upload import CardUploadError, b64, card_from_wire, p
 from sealcard.issuer.accounts import STAFF_ROLES, Account, Role
 from sealcard.issuer.records import Order
 from sealcard.parties.issuer import access, activation, cardlife, intake, views
-from sealcard.parties.issuer.context import BadRequestError, IssuerContext
+from sealcard.parties.issuer.context import BadRequestError
 from sealcard.web.services import AppServices
 
 MAX_IMPORT_BYTES = 32 * 1024 * 1024
@@ -153,15 +153,16 @@ def _bearer(authorization: str | None) -> str | None:
 
 def signed_in(
     request: Request, authorization: Annotated[str | None, Header()] = None
-) -> tuple[IssuerContext, Account]:
-    """The context acting as the account of the bearer token, and the account."""
+) -> Account:
+    """The account of the bearer token (or NotSignedInError)."""
     services: AppServices = request.app.state.services
-    ctx = services.context()
-    account = access.session_account(ctx, _bearer(authorization))
-    return ctx.acting_as(account.actor), account
+    return access.session_account(services.context(), _bearer(authorization))
 
 
-Auth = Annotated[tuple[IssuerContext, Account], Depends(signed_in)]
+#: The signed-in account. FastAPI may run a dependency and its endpoint on different worker
+#: threads, and a database connection belongs to one thread: each endpoint opens its context
+#: itself (`services.context(account.actor)`), never takes one from a dependency.
+Auth = Annotated[Account, Depends(signed_in)]
 
 
 def build_router(services: AppServices) -> APIRouter:
@@ -199,7 +200,8 @@ def build_router(services: AppServices) -> APIRouter:
     @router.get("/me", tags=["accounts"])
     def me(auth: Auth) -> dict[str, Any]:
         """The signed-in account; a customer also sees their orders."""
-        ctx, account = auth
+        account = auth
+        ctx = services.context(account.actor)
         out: dict[str, Any] = {"login": account.login, "role": account.role.value}
         if account.user_id is not None:
             out["orders"] = [order_out(o) for o in ctx.records.orders_of_user(account.user_id)]
@@ -208,7 +210,8 @@ def build_router(services: AppServices) -> APIRouter:
     @router.post("/me/password", tags=["accounts"])
     def change_password(body: PasswordBody, auth: Auth) -> dict[str, Any]:
         """Choose a new password (12+ characters); ends the account's sessions."""
-        ctx, account = auth
+        account = auth
+        ctx = services.context(account.actor)
         access.change_password(ctx, account, body.old_password, body.new_password)
         return {"ok": True}
 
@@ -216,10 +219,13 @@ def build_router(services: AppServices) -> APIRouter:
     async def import_customers(request: Request, auth: Auth) -> dict[str, Any]:
         """Operators: a customers.csv as the body (``text/csv``), taken whole or not at all.
         The answer holds each new customer's first credentials: the only copy."""
-        ctx, account = auth
+        account = auth
         access.require(account, Role.OPERATOR)
         text = await _csv_body(request)
-        result = await run_in_threadpool(intake.import_customers_csv, ctx, text)
+        # a connection belongs to one thread: open the context in the thread that uses it
+        result = await run_in_threadpool(
+            lambda: intake.import_customers_csv(services.context(account.actor), text)
+        )
         return {
             "customers": result.users,
             "credentials": [
@@ -231,41 +237,48 @@ def build_router(services: AppServices) -> APIRouter:
     @router.post("/orders/import", tags=["intake"])
     async def import_orders(request: Request, auth: Auth) -> dict[str, Any]:
         """Operators: an orders.csv as the body (``text/csv``), taken whole or not at all."""
-        ctx, account = auth
+        account = auth
         access.require(account, Role.OPERATOR)
         text = await _csv_body(request)
-        result = await run_in_threadpool(intake.import_orders_csv, ctx, text)
+        result = await run_in_threadpool(
+            lambda: intake.import_orders_csv(services.context(account.actor), text)
+        )
         return {"orders": len(result.orders), "first": result.orders[0], "last": result.orders[-1]}
 
     @router.get("/orders", tags=["orders"])
     def list_orders(auth: Auth, state: str | None = None, limit: int = 100) -> dict[str, Any]:
         """Staff: orders, oldest first (optionally in one state)."""
-        ctx, account = auth
+        account = auth
+        ctx = services.context(account.actor)
         access.require(account, *STAFF_ROLES)
         return {"orders": [order_out(o) for o in views.orders(ctx, state, min(limit, 1000))]}
 
     @router.get("/orders/{order_id}", tags=["orders"])
     def get_order(order_id: int, auth: Auth) -> OrderOut:
         """One order (a customer sees only their own)."""
-        ctx, account = auth
+        account = auth
+        ctx = services.context(account.actor)
         return order_out(views.order(ctx, account, order_id))
 
     @router.post("/orders/{order_id}/lost", tags=["card life"])
     def report_lost(order_id: int, body: NoteBody, auth: Auth) -> OrderOut:
         """The customer (own card) or an operator: the card is lost or stolen."""
-        ctx, account = auth
+        account = auth
+        ctx = services.context(account.actor)
         return order_out(cardlife.report_lost(ctx, account, order_id, body.note))
 
     @router.post("/orders/{order_id}/cancel", tags=["card life"])
     def cancel(order_id: int, body: NoteBody, auth: Auth) -> OrderOut:
         """Operators: cancel an order not yet personalized."""
-        ctx, account = auth
+        account = auth
+        ctx = services.context(account.actor)
         return order_out(cardlife.cancel_order(ctx, account, order_id, body.note))
 
     @router.post("/orders/{order_id}/replacement", tags=["card life"])
     def replacement(order_id: int, body: ReplacementBody, auth: Auth) -> OrderOut:
         """Operators: a new card for a lost or terminated one, same user key."""
-        ctx, account = auth
+        account = auth
+        ctx = services.context(account.actor)
         order = cardlife.order_replacement(
             ctx, account, order_id, channel=body.channel, pin_source=body.pin_source,
             mailer_id=body.mailer,
@@ -275,13 +288,15 @@ def build_router(services: AppServices) -> APIRouter:
     @router.post("/orders/{order_id}/pin-reset-approval", tags=["card life"])
     def approve_pin_reset(order_id: int, auth: Auth) -> dict[str, Any]:
         """Operators: allow one issuer PIN reset through the customer's computer."""
-        ctx, account = auth
+        account = auth
+        ctx = services.context(account.actor)
         return {"expires_at": cardlife.approve_pin_reset(ctx, account, order_id)}
 
     @router.post("/challenges", tags=["cards"], response_model=ChallengeOut)
     def challenge(body: ChallengeBody, auth: Auth) -> ChallengeOut:
         """Customers: a single-use issuer challenge for the card to answer (2 minutes)."""
-        ctx, account = auth
+        account = auth
+        ctx = services.context(account.actor)
         made = activation.new_challenge(ctx, account, body.purpose)
         return ChallengeOut(
             challenge_id=made.id, challenge=b64(made.challenge), expires_at=made.expires_at
@@ -292,7 +307,8 @@ def build_router(services: AppServices) -> APIRouter:
         """Customers: the card's public data and its answer to the challenge; the sealed
         blob for that card. Refusals (422) carry a code: replayed, other_provider, altered,
         other_issuer, already_used."""
-        ctx, account = auth
+        account = auth
+        ctx = services.context(account.actor)
         try:
             card = card_from_wire(body.card)
         except CardUploadError as exc:
@@ -310,7 +326,8 @@ def build_router(services: AppServices) -> APIRouter:
     @router.post("/activation/{order_id}/result", tags=["cards"])
     def activation_result(order_id: int, body: ActivationReport, auth: Auth) -> dict[str, Any]:
         """Customers: whether the card took the blob."""
-        ctx, account = auth
+        account = auth
+        ctx = services.context(account.actor)
         state = activation.report_activation(ctx, account, order_id, body.personalized, body.reason)
         return {"order_id": order_id, "state": state.value}
 
@@ -318,7 +335,8 @@ def build_router(services: AppServices) -> APIRouter:
     def card_command(body: CardCommandBody, auth: Auth) -> CardCommandOut:
         """Customers: the card proves itself; the issuer signs the command the card then
         gets (a lost card: terminate, whatever was asked)."""
-        ctx, account = auth
+        account = auth
+        ctx = services.context(account.actor)
         try:
             serial = parse_serial(body.serial.lower())
         except CardUploadError as exc:
@@ -342,7 +360,8 @@ def build_router(services: AppServices) -> APIRouter:
     @router.post("/card-commands/result", tags=["cards"])
     def card_command_result(body: CardCommandReport, auth: Auth) -> OrderOut:
         """Customers: whether the card accepted the relayed command."""
-        ctx, account = auth
+        account = auth
+        ctx = services.context(account.actor)
         try:
             serial = parse_serial(body.serial.lower())
         except CardUploadError as exc:
@@ -355,7 +374,8 @@ def build_router(services: AppServices) -> APIRouter:
     @router.get("/audit", tags=["audit"])
     def audit(auth: Auth, limit: int = 100, before_id: int | None = None) -> dict[str, Any]:
         """Staff: the audit log, newest first."""
-        ctx, account = auth
+        account = auth
+        ctx = services.context(account.actor)
         access.require(account, *STAFF_ROLES)
         entries = ctx.records.audit_entries(
             limit=min(limit, 1000), before_id=before_id, newest_first=True
