@@ -755,9 +755,18 @@ class Records:
             raise RecordNotFoundError(f"no order holds card {serial.hex().upper()}")
         return _order(row)
 
-    def list_orders(self, state: OrderState | None = None, limit: int = 1000) -> list[Order]:
-        """Orders, oldest first, optionally in one state."""
-        where, params = ("WHERE state = ?", [state.value]) if state is not None else ("", [])
+    def list_orders(
+        self, state: OrderState | None = None, limit: int = 1000, *, channel: str | None = None
+    ) -> list[Order]:
+        """Orders, oldest first, optionally in one state and of one channel."""
+        clauses, params = [], []
+        if state is not None:
+            clauses.append("state = ?")
+            params.append(state.value)
+        if channel is not None:
+            clauses.append("channel = ?")
+            params.append(channel)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         with self.db.transaction() as tx:
             rows = tx.all(
                 f"SELECT {_ORDER_COLS} FROM orders {where} ORDER BY id LIMIT ?",  # noqa: S608
