@@ -63,8 +63,8 @@ def _signed_in(
 ) -> Iterator[Any]:
     from sealcard.parties.issuer_api import IssuerApiClient
 
-    password = _password(password_fd)
-    with IssuerApiClient(issuer_url, issuer_cert=issuer_cert) as api:
+    with IssuerApiClient(issuer_url, issuer_cert=issuer_cert) as api:  # URL checked first
+        password = _password(password_fd)
         api.sign_in(login, password)
         del password
         yield api

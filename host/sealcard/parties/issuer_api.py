@@ -84,6 +84,12 @@ class IssuerApiClient:
         try:
             answer = self._http.request(method, path, json=body, headers=self._auth())
         except httpx.ConnectError as exc:
+            if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+                raise IssuerApiError(
+                    f"the TLS certificate of {self._http.base_url} is not trusted: if your bank"
+                    " gave you its certificate, pass it with --issuer-cert FILE",
+                    "untrusted",
+                ) from None
             raise IssuerApiError(f"cannot reach the issuer at {self._http.base_url}: {exc}",
                                  "unreachable") from None  # fmt: skip
         except httpx.HTTPError as exc:
