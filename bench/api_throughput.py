@@ -46,6 +46,12 @@ sys.path[:0] = [str(ROOT / "host"), str(ROOT / "tests" / "support")]
 
 import httpx  # noqa: E402
 
+from sealcard.crypto.passwords import (  # noqa: E402
+    GENERATED,
+    generate_password,
+    hash_password,
+    verify_password,
+)
 from sealcard.issuer.accounts import Role  # noqa: E402
 from sealcard.issuer.api_config import init_api  # noqa: E402
 from sealcard.issuer.config import init_home  # noqa: E402
@@ -107,6 +113,18 @@ def intake(work: Path, customers: int, orders: int) -> dict[str, float]:
     t3 = time.perf_counter()
     assert result.users == customers and len(made.orders) == orders
     db.close()
+    # the bare primitive in the same run: Argon2id of the generated-secret profile on all cores
+    from sealcard.parties.issuer.intake import _hash_all
+
+    sample = [generate_password() for _ in range(max(200, customers // 10))]
+    h0 = time.perf_counter()
+    _hash_all(sample, os.cpu_count() or 1, None)
+    bare_rate = len(sample) / (time.perf_counter() - h0)
+    encoded = hash_password(sample[0], GENERATED)
+    v0 = time.perf_counter()
+    for _ in range(50):
+        verify_password(encoded, sample[0])
+    bare_verify_ms = (time.perf_counter() - v0) * 1000 / 50
     csv_path = work / "cli-customers.csv"
     csv_path.write_text(_csv_customers(customers, "L"))
     cli_home = work / "cli-home"
@@ -130,6 +148,9 @@ def intake(work: Path, customers: int, orders: int) -> dict[str, float]:
         "orders_seconds": t3 - t2,
         "orders_per_second": orders / (t3 - t2),
         "cli_customers_seconds": t5 - t4,
+        "bare_hashes_per_second": bare_rate,
+        "intake_to_bare_hashing": (customers / (t1 - t0)) / bare_rate,
+        "bare_verify_ms": bare_verify_ms,
     }
 
 
@@ -321,6 +342,9 @@ def main() -> None:
           f"{i['cli_customers_seconds']:.2f} s); {i['orders']} orders in "
           f"{i['orders_seconds']:.2f} s "
           f"({i['orders_per_second']:.0f}/s)")  # fmt: skip
+    print(f"bare Argon2id (generated profile) on all cores: {i['bare_hashes_per_second']:.0f}"
+          f" hashes/s; intake reaches {i['intake_to_bare_hashing']:.2f} of it; one verify "
+          f"{i['bare_verify_ms']:.2f} ms")  # fmt: skip
     print(f"sign-in: {a['sign_in_per_second']:.0f} requests/s with {a['clients']} clients "
           f"({a['sign_in_server_cpu_ms']:.2f} ms server CPU each)")  # fmt: skip
     print(f"activation: {a['activations_per_second']:.1f} activations/s = "
