@@ -13,6 +13,7 @@ DEBIAN_PACKAGES=(
   openssl iproute2 util-linux procps
   poppler-utils                             # pdftotext/pdftoppm: tests read the PDFs a person would
   systemd                                   # systemd-analyze: tests check the service units offline
+  chromium                                  # the operator console's browser tests (headless)
 )
 
 missing=()

@@ -48,7 +48,8 @@ def test_demo_runs_the_whole_chain(sim_cards: list[Any], tmp_path: Path) -> None
     assert run.returncode == 0, output[-4000:]
     assert f"{CARDS} personalized, 0 failed, 0 unknown serials" in output
     assert "verified_by  libsecp256k1" in output
-    assert f"orders      personalized {CARDS}" in output
+    # the terminated card's order says so (issue 7: it stayed `personalized` before)
+    assert f"orders      personalized {CARDS - 1}, terminated 1" in output
     assert "PIN reset by the issuer" in output and "PIN correct" in output
     assert "terminated" in output and "TERMINATED" in output
     # No PIN or PUK reached the output: the letters' PINs only went through a pipe.

@@ -15,6 +15,7 @@ from sealcard.cli import (
     provider_cmd,
     readers_cmd,
     sim_cmd,
+    user_cmd,
 )
 from sealcard.cli.common import emit_error
 from sealcard.errors import SealcardError
@@ -38,6 +39,7 @@ cli.add_command(card_cmd.card)
 cli.add_command(issuer_cmd.issuer)
 cli.add_command(bureau_cmd.bureau)
 cli.add_command(doctor_cmd.doctor)
+cli.add_command(user_cmd.user)
 
 
 def main() -> None:

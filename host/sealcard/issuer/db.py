@@ -309,6 +309,17 @@ class Database:
         with self.read_transaction() as tx:
             return f"PostgreSQL {tx.scalar('SHOW server_version')}"
 
+    def sqlite_pragma(self, name: str, value: str) -> None:
+        """Set a SQLite pragma outside any transaction (migrations: foreign_keys off and on)."""
+        if self.dialect is not Dialect.SQLITE:
+            return
+        if not name.isidentifier() or not value.isalnum():
+            raise DatabaseError(f"bad pragma {name}={value}")
+        try:
+            self._conn.execute(f"PRAGMA {name}={value}")
+        except sqlite3.Error as exc:
+            raise _translate_error(exc) from exc
+
     def close(self) -> None:
         """Close the connection."""
         self._conn.close()

@@ -35,6 +35,10 @@ class InvalidTransitionError(IssuerError):
         self.wanted = wanted
 
 
+class CardAlreadyUsedError(IssuerError):
+    """The card belongs to an order already (a card is used for one order, once)."""
+
+
 class ConcurrentUpdateError(IssuerError):
     """Another process changed the same records first; nothing of this step was written."""
 

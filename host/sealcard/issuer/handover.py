@@ -105,16 +105,28 @@ def export_for_bureau(
     *,
     progress: Callable[[int, int], None] | None = None,
 ) -> ExportReport:
-    """Write every sealed order's blob (and PIN letter) and mark the order sent to the bureau.
+    """Write every sealed bureau order's blob (and PIN letter) and mark the order sent to the
+    bureau; also the PIN letters of activation orders whose card took its blob (`personalized`,
+    written again at each export until the mailer's report moves them on).
 
     Files are written before the order moves, so an interrupted export is simply run again:
-    the orders still `sealed` are written again (same bytes) and moved.
+    the orders still `sealed` are written again (same bytes) and moved. Activation orders are
+    never sent to the bureau: their blob went to the customer's computer.
     """
     blob_dir.mkdir(parents=True, exist_ok=True)
     if letter_dir is not None:
         letter_dir.mkdir(parents=True, exist_ok=True)
-    orders = records.list_orders(OrderState.SEALED, limit=EXPORT_LIMIT)
+    orders = records.list_orders(OrderState.SEALED, limit=EXPORT_LIMIT, channel="bureau")
     report = ExportReport([], [], [])
+    if letter_dir is not None:  # activation orders: the card has its blob, the mailer the letter
+        for order in records.list_orders(
+            OrderState.PERSONALIZED, limit=EXPORT_LIMIT, channel="activation"
+        ):
+            output = records.sealed_output(order.id)
+            if output.pin_letter is not None:
+                path = letter_dir / f"{output.card_serial.hex().upper()}{LETTER_SUFFIX}"
+                _write_atomically(path, output.pin_letter)
+                report.letters.append(path)
     for done, order in enumerate(orders, start=1):
         output = records.sealed_output(order.id)
         name = output.card_serial.hex().upper()

@@ -1,9 +1,12 @@
 """Numbered schema migrations, applied in order by `apply_migrations` (``sealcard issuer init``).
 
 Each migration is a module ``mNNNN_<what>.py`` with ``VERSION``, ``DESCRIPTION`` and
-``statements(dialect) -> list[str]``. A migration runs in one transaction with the row that
-records it in ``schema_version``, so it is applied entirely or not at all. Never edit an applied
-migration: add the next number.
+``statements(dialect) -> list[str]``; a step that must read the schema first (SQLite rebuilds a
+table to drop a constraint) may instead define ``run(tx)``. A migration runs in one transaction
+with the row that records it in ``schema_version``, so it is applied entirely or not at all.
+A module with ``SQLITE_FOREIGN_KEYS_OFF = True`` runs on SQLite with foreign keys off (the
+documented way to rebuild a table others refer to) and ``PRAGMA foreign_key_check`` must find
+nothing before it commits. Never edit an applied migration: add the next number.
 """
 
 from __future__ import annotations
@@ -25,6 +28,20 @@ class Migration:
     version: int
     description: str
     module: ModuleType
+
+    @property
+    def foreign_keys_off(self) -> bool:
+        """Whether SQLite must run this step with foreign keys off (table rebuilds)."""
+        return bool(getattr(self.module, "SQLITE_FOREIGN_KEYS_OFF", False))
+
+    def apply(self, tx: Tx, dialect: Dialect) -> None:
+        """Run this step inside `tx`."""
+        run = getattr(self.module, "run", None)
+        if run is not None:
+            run(tx)
+            return
+        for statement in self.statements(dialect):
+            tx.execute(statement)
 
     def statements(self, dialect: Dialect) -> list[str]:
         """The SQL of this step for one engine."""
@@ -110,17 +127,31 @@ def apply_migrations(db: Database, target: int | None = None) -> list[int]:
     for migration in migrations:
         if migration.version > target:
             break
-        with db.transaction() as tx:
-            if db.dialect is Dialect.POSTGRES:
-                tx.execute("LOCK TABLE schema_version IN EXCLUSIVE MODE")
-            if _current(tx) >= migration.version:
-                continue  # another process applied it meanwhile
-            for statement in migration.statements(db.dialect):
-                tx.execute(statement)
-            tx.execute(
-                "INSERT INTO schema_version (version, description, applied_at) VALUES (?, ?, ?)",
-                (migration.version, migration.description, datetime.now(UTC).isoformat()),
-            )
+        fk_off = migration.foreign_keys_off and db.dialect is Dialect.SQLITE
+        if fk_off:
+            db.sqlite_pragma("foreign_keys", "OFF")  # a no-op inside a transaction: set it here
+        try:
+            with db.transaction() as tx:
+                if db.dialect is Dialect.POSTGRES:
+                    tx.execute("LOCK TABLE schema_version IN EXCLUSIVE MODE")
+                if _current(tx) >= migration.version:
+                    continue  # another process applied it meanwhile
+                migration.apply(tx, db.dialect)
+                if fk_off:
+                    broken = tx.all("PRAGMA foreign_key_check")
+                    if broken:
+                        raise MigrationError(
+                            f"migration {migration.version} would break {len(broken)} foreign"
+                            f" key(s), first in table {broken[0][0]}: nothing was changed"
+                        )
+                tx.execute(
+                    "INSERT INTO schema_version (version, description, applied_at)"
+                    " VALUES (?, ?, ?)",
+                    (migration.version, migration.description, datetime.now(UTC).isoformat()),
+                )
+        finally:
+            if fk_off:
+                db.sqlite_pragma("foreign_keys", "ON")
         applied.append(migration.version)
     return applied
 
