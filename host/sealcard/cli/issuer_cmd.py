@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from sealcard.cli.issuer_audit_cmd import audit_group
 from sealcard.cli.issuer_card_cmd import card_group
 from sealcard.cli.issuer_common import home_option, issuer_emit, issuer_json_option, open_records
 from sealcard.cli.issuer_hsm_cmd import hsm_group
@@ -261,6 +262,7 @@ def seal_cmd(
             finally:
                 if bar is not None:
                     bar.__exit__(None, None, None)
+            _sign_audit_checkpoint(records, token)
         finally:
             token.close()
     reasons = {
@@ -283,6 +285,16 @@ def seal_cmd(
     issuer_emit(as_json, payload, text)
 
 
+def _sign_audit_checkpoint(records: Records, token: Any) -> None:
+    """Sign the audit log at the end of a run that wrote to it (docs/audit.md)."""
+    from sealcard.hsm.system_hsm import AuditKey
+    from sealcard.parties import issuer_audit
+
+    key = AuditKey(token)
+    if token.has_object(key.label):  # homes from before the audit key: `audit checkpoint`
+        issuer_audit.checkpoint(records, key)
+
+
 # -- subgroups and commands from the sibling modules ---------------------------------------------
 
 issuer.add_command(pack_group)
@@ -290,3 +302,4 @@ issuer.add_command(hsm_group)
 issuer.add_command(export_cmd)
 issuer.add_command(results_cmd)
 issuer.add_command(card_group)
+issuer.add_command(audit_group)

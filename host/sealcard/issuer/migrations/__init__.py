@@ -1,9 +1,10 @@
 """Numbered schema migrations, applied in order by `apply_migrations` (``sealcard issuer init``).
 
 Each migration is a module ``mNNNN_<what>.py`` with ``VERSION``, ``DESCRIPTION`` and
-``statements(dialect) -> list[str]``. A migration runs in one transaction with the row that
-records it in ``schema_version``, so it is applied entirely or not at all. Never edit an applied
-migration: add the next number.
+``statements(dialect) -> list[str]``, and optionally ``migrate_rows(tx)`` for data that SQL alone
+cannot compute (it runs after the statements, in the same transaction). A migration runs in one
+transaction with the row that records it in ``schema_version``, so it is applied entirely or not
+at all. Never edit an applied migration: add the next number.
 """
 
 from __future__ import annotations
@@ -32,6 +33,14 @@ class Migration:
         if not isinstance(result, list):
             raise MigrationError(f"migration {self.version} returned no statement list")
         return [str(s) for s in result]
+
+    def apply(self, tx: Tx) -> None:
+        """Run this step inside `tx`: its statements, then its row migration if it has one."""
+        for statement in self.statements(tx.dialect):
+            tx.execute(statement)
+        migrate_rows = getattr(self.module, "migrate_rows", None)
+        if migrate_rows is not None:
+            migrate_rows(tx)
 
 
 def known_migrations() -> list[Migration]:
@@ -100,8 +109,7 @@ def apply_migrations(db: Database, target: int | None = None) -> list[int]:
                 tx.execute("LOCK TABLE schema_version IN EXCLUSIVE MODE")
             if _current(tx) >= migration.version:
                 continue  # another process applied it meanwhile
-            for statement in migration.statements(db.dialect):
-                tx.execute(statement)
+            migration.apply(tx)
             tx.execute(
                 "INSERT INTO schema_version (version, description, applied_at) VALUES (?, ?, ?)",
                 (migration.version, migration.description, datetime.now(UTC).isoformat()),
