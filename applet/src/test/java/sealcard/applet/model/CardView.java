@@ -218,10 +218,17 @@ public final class CardView {
         return out.toString();
     }
 
+    private static final Map<String, Field> FIELDS = new java.util.HashMap<>();
+
     private static Object get(Object owner, String name) {
         try {
-            Field field = owner.getClass().getDeclaredField(name);
-            field.setAccessible(true);
+            String key = owner.getClass().getName() + "#" + name;
+            Field field = FIELDS.get(key);
+            if (field == null) {
+                field = owner.getClass().getDeclaredField(name);
+                field.setAccessible(true);
+                FIELDS.put(key, field);
+            }
             return field.get(owner);
         } catch (ReflectiveOperationException e) {
             throw new IllegalStateException("no field " + name + " in "
@@ -229,15 +236,18 @@ public final class CardView {
         }
     }
 
+    private static final char[] DIGITS = "0123456789ABCDEF".toCharArray();
+
     static String hex(byte value) {
-        return String.format("%02X", value & 0xFF);
+        return hex(new byte[] {value});
     }
 
     public static String hex(byte[] data) {
-        StringBuilder out = new StringBuilder();
-        for (byte b : data) {
-            out.append(String.format("%02X", b & 0xFF));
+        char[] out = new char[data.length * 2];
+        for (int i = 0; i < data.length; i++) {
+            out[2 * i] = DIGITS[(data[i] >> 4) & 0xF];
+            out[2 * i + 1] = DIGITS[data[i] & 0xF];
         }
-        return out.toString();
+        return new String(out);
     }
 }
