@@ -47,8 +47,8 @@ final class SideChannelSuite {
     }
 
     Report run() throws Exception {
-        timing(full ? 5000 : 700);
-        signatures(full ? 20_000 : 1500, full ? 5000 : 500);
+        timing(full ? 5000 : 500);
+        signatures(full ? 20_000 : 800, full ? 5000 : 200);
         return report;
     }
 
