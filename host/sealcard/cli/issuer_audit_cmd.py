@@ -7,6 +7,8 @@ checkpoints, the export format and what it does and does not protect against.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -65,17 +67,25 @@ def verify_cmd(
     Exit 0: intact. Exit 1: one line naming the first entry that was changed, deleted,
     moved or inserted (or the checkpoint that fails).
     """
+    from sealcard.errors import ConfigurationError
     from sealcard.parties import issuer_audit
 
-    key = issuer_audit.load_key(key_file or _default_key(home))
-    if export_file is not None:
-        result = issuer_audit.verify_export(export_file, key)
-        where = str(export_file)
-    else:
-        _, records = open_records(home)
-        with records.db:
-            result = issuer_audit.verify_records(records, key)
-        where = "database"
+    key_path = key_file or _default_key(home)
+    if key_file is None and not key_path.exists():
+        raise ConfigurationError(
+            f"no audit key at {key_path}: pass --key, or run `sealcard issuer audit checkpoint`"
+            " once to create it in the issuer-system HSM"
+        )
+    key = issuer_audit.load_key(key_path)
+    with _progress(as_json) as progress:
+        if export_file is not None:
+            result = issuer_audit.verify_export(export_file, key, progress)
+            where = str(export_file)
+        else:
+            _, records = open_records(home)
+            with records.db:
+                result = issuer_audit.verify_records(records, key, progress)
+            where = "database"
     payload = _payload(result, where)
     if not result.ok:
         assert result.problem is not None
@@ -96,6 +106,27 @@ def verify_cmd(
         f" checkpoint(s), last at entry {result.last_checkpoint_seq}{tail}"
     )
     issuer_emit(as_json, payload, text)
+
+
+@contextmanager
+def _progress(as_json: bool) -> Iterator[Callable[[int], None] | None]:
+    """A running count of the entries checked, on a terminal's stderr (not with --json, not
+    into a pipe: there a failure stays one line)."""
+    if as_json or not sys.stderr.isatty():
+        yield None
+        return
+    shown = False
+
+    def show(done: int) -> None:
+        nonlocal shown
+        shown = True
+        click.echo(f"\rchecked {done} entries", nl=False, err=True)
+
+    try:
+        yield show
+    finally:
+        if shown:
+            click.echo("", err=True)
 
 
 def _payload(result: AuditVerification, where: str) -> dict[str, Any]:
