@@ -58,8 +58,11 @@ final class BlobSuite {
                 what = "bits";
                 blob = good.clone();
                 int flips = 1 + random.nextInt(4);
-                for (int i = 0; i < flips; i++) {
-                    int bit = random.nextInt(blob.length * 8);
+                java.util.Set<Integer> bits = new java.util.HashSet<>(); // distinct: two flips
+                while (bits.size() < flips) { // of one bit would give the good blob back
+                    bits.add(random.nextInt(blob.length * 8));
+                }
+                for (int bit : bits) {
                     blob[bit / 8] ^= (byte) (1 << (bit % 8));
                 }
             } else if (kind < 40) {
