@@ -13,6 +13,7 @@ the answers); the device authentication keys are made in the HSM and known to no
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -133,6 +134,20 @@ def test_main_job_leaves_no_secret_outside_its_container(
     found += scanner.scan_bytes(output, "the demo's output")
     assert len(watch.cmdlines) > 20  # the sampler saw the job's processes
     assert not found, "\n".join(f.line() for f in found)
+
+    # -- the main job's audit log: intact, and signed up to its last entry (seal, the issuer's
+    #    PIN reset and termination each sign a checkpoint at their end)
+    verify = subprocess.run(
+        ["sealcard", "issuer", "audit", "verify", "--home", str(home), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    audit = json.loads(verify.stdout)
+    assert audit["intact"] and audit["checkpoints"] >= 3 and audit["unprotected_tail"] == 0
 
     # -- and the scan can fail: the same secrets, no containers allowed, are found in them
     strict = scan.Scanner([scan.Secret(s.name, s.value) for s in secrets if s.allowed])

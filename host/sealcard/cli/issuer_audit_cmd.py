@@ -176,8 +176,9 @@ def checkpoint_cmd(home: Path | None, as_json: bool) -> None:
     """Sign the log's current last entry with the audit key in the issuer-system HSM.
 
     Entries after the last checkpoint are protected by the chain alone (anyone who can write
-    the database could cut them off): run this often, e.g. from a timer. `issuer seal`
-    signs one at its end by itself. Creates the audit key on first use for older homes.
+    the database could cut them off): run this often, e.g. from a timer. `issuer seal` and
+    `issuer card reset-pin/terminate` sign one at their end by themselves. Creates the audit
+    key on first use for older homes.
     """
     from sealcard.hsm.config import load_settings
     from sealcard.hsm.setup import audit_key_path, write_audit_key_pem

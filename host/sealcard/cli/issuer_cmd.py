@@ -227,6 +227,7 @@ def seal_cmd(
     from sealcard.hsm.system_hsm import DeviceAuthKeys, RequestSigner
     from sealcard.hsm.token import Token
     from sealcard.issuer.batch import DEFAULT_CHUNK_SIZE, DEFAULT_KEYGEN_THREADS, seal_orders
+    from sealcard.parties import issuer_audit
 
     issuer_home, records = open_records(home)
     settings = load_settings(issuer_home.root, issuer_home.raw_config())
@@ -262,7 +263,7 @@ def seal_cmd(
             finally:
                 if bar is not None:
                     bar.__exit__(None, None, None)
-            _sign_audit_checkpoint(records, token)
+            issuer_audit.checkpoint_in_token(records, token)  # docs/audit.md
         finally:
             token.close()
     reasons = {
@@ -283,16 +284,6 @@ def seal_cmd(
         f" ({report.per_second:.0f}/s); {reasons[report.stopped]}"
     )
     issuer_emit(as_json, payload, text)
-
-
-def _sign_audit_checkpoint(records: Records, token: Any) -> None:
-    """Sign the audit log at the end of a run that wrote to it (docs/audit.md)."""
-    from sealcard.hsm.system_hsm import AuditKey
-    from sealcard.parties import issuer_audit
-
-    key = AuditKey(token)
-    if token.has_object(key.label):  # homes from before the audit key: `audit checkpoint`
-        issuer_audit.checkpoint(records, key)
 
 
 # -- subgroups and commands from the sibling modules ---------------------------------------------

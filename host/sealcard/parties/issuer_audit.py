@@ -12,6 +12,8 @@ from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from sealcard.hsm.system_hsm import AuditKey
+from sealcard.hsm.token import Token
 from sealcard.issuer import audit
 from sealcard.issuer.audit import AuditVerification, Checkpoint
 from sealcard.issuer.errors import IssuerError
@@ -47,6 +49,16 @@ def checkpoint(records: Records, signer: CheckpointSigner) -> Checkpoint | None:
     with records.db.transaction() as tx:
         stored = audit.add_checkpoint(tx, cp)
     return cp if stored else None
+
+
+def checkpoint_in_token(records: Records, token: Token) -> Checkpoint | None:
+    """`checkpoint` with the audit key of an open issuer-system token, at the end of a command
+    that wrote to the log; None also when the token has no audit key yet (a home made before
+    it: `sealcard issuer audit checkpoint` creates it)."""
+    key = AuditKey(token)
+    if not token.has_object(key.label):
+        return None
+    return checkpoint(records, key)
 
 
 def verify_records(
