@@ -52,7 +52,11 @@ sealcard readers
 
 step "2. issuer: records, SoftHSM2 tokens, the issuer HSM service; publish the issuer public key"
 sealcard issuer init
-sealcard issuer hsm init
+if [ -n "${SEALCARD_DEMO_SEED_SHARES:-}" ]; then  # SLIP-39 shares: a test that must know the seed
+  sealcard issuer hsm init --restore <"$SEALCARD_DEMO_SEED_SHARES"
+else
+  sealcard issuer hsm init
+fi
 sealcard issuer hsm start
 sealcard issuer hsm issuer-key --out "$WORK/issuer.pub.pem"
 

@@ -25,10 +25,13 @@ def _card_admin(home: Path | None, reader: str | None) -> Iterator[tuple[Any, An
 
     issuer_home, records = open_records(home)
     settings = load_settings(issuer_home.root, issuer_home.raw_config())
+    from sealcard.parties import issuer_audit
+
     token = Token.open(settings.system)
     try:
         with records.db, open_session(reader) as (_, session):
             yield session, records, DeviceAuthKeys(token)
+            issuer_audit.checkpoint_in_token(records, token)  # the command's entry, signed
     finally:
         token.close()
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from sealcard.cli.issuer_audit_cmd import audit_group
 from sealcard.cli.issuer_card_cmd import card_group
 from sealcard.cli.issuer_common import home_option, issuer_emit, issuer_json_option, open_records
 from sealcard.cli.issuer_hsm_cmd import hsm_group
@@ -301,6 +302,7 @@ def seal_cmd(
     from sealcard.hsm.system_hsm import DeviceAuthKeys, RequestSigner
     from sealcard.hsm.token import Token
     from sealcard.issuer.batch import DEFAULT_CHUNK_SIZE, DEFAULT_KEYGEN_THREADS, seal_orders
+    from sealcard.parties import issuer_audit
 
     issuer_home, records = open_records(home)
     settings = load_settings(issuer_home.root, issuer_home.raw_config())
@@ -336,6 +338,7 @@ def seal_cmd(
             finally:
                 if bar is not None:
                     bar.__exit__(None, None, None)
+            issuer_audit.checkpoint_in_token(records, token)  # docs/audit.md
         finally:
             token.close()
     reasons = {
@@ -368,3 +371,4 @@ issuer.add_command(card_group)
 user_group.add_command(user_import)
 issuer.add_command(operator_group)
 issuer.add_command(serve_cmd)
+issuer.add_command(audit_group)

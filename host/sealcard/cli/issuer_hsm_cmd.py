@@ -19,9 +19,19 @@ def hsm_group() -> None:
     """The issuer HSM and the issuer-system HSM (SoftHSM2 by default, any PKCS#11 module)."""
 
 
+_log_level_option = click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
+    default=lambda: os.environ.get("SEALCARD_LOG_LEVEL", "INFO").upper(),
+    show_default="$SEALCARD_LOG_LEVEL, else INFO",
+    help="How much the service logs (requests, never their content, at any level).",
+)
+
+
 @hsm_group.command(name="serve")
 @home_option
-def hsm_serve(home: Path | None) -> None:
+@_log_level_option
+def hsm_serve(home: Path | None, log_level: str) -> None:
     """Run the issuer HSM service in the foreground (Ctrl-C or SIGTERM stops it).
 
     It is the only process that holds the BIP32 seed or a user private key in clear. It
@@ -29,7 +39,15 @@ def hsm_serve(home: Path | None) -> None:
     issuer system's request key. Run it under a service manager in production.
     """
     issuer_home = load_home(home)
-    argv = [sys.executable, "-m", "sealcard.hsm.issuer_service", "--home", str(issuer_home.root)]
+    argv = [
+        sys.executable,
+        "-m",
+        "sealcard.hsm.issuer_service",
+        "--home",
+        str(issuer_home.root),
+        "--log-level",
+        log_level,
+    ]
     os.execv(sys.executable, argv)  # noqa: S606 - our own interpreter and module, no shell
 
 
@@ -165,12 +183,13 @@ _START_TIMEOUT_S = 60.0
 
 @hsm_group.command(name="start")
 @home_option
+@_log_level_option
 @issuer_json_option
-def hsm_start(home: Path | None, as_json: bool) -> None:
+def hsm_start(home: Path | None, log_level: str, as_json: bool) -> None:
     """Start the issuer HSM service in the background (pid in HOME/run/issuer-hsm.pid).
 
     For development and tests; in production run `issuer hsm serve` under a service manager.
-    Its errors go to HOME/run/issuer-hsm.log.
+    Its log goes to HOME/run/issuer-hsm.log.
     """
     import subprocess
     import sys
@@ -184,7 +203,15 @@ def hsm_start(home: Path | None, as_json: bool) -> None:
         raise ConfigurationError(f"the issuer HSM service already runs (pid file {pid_file})")
     issuer_home.socket_path.unlink(missing_ok=True)
     log = (issuer_home.run_dir / "issuer-hsm.log").open("ab")
-    argv = [sys.executable, "-m", "sealcard.hsm.issuer_service", "--home", str(issuer_home.root)]
+    argv = [
+        sys.executable,
+        "-m",
+        "sealcard.hsm.issuer_service",
+        "--home",
+        str(issuer_home.root),
+        "--log-level",
+        log_level,
+    ]
     proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
         argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
     )

@@ -2,9 +2,11 @@
 
 Every write goes through `Records`; every order state change goes through
 `sealcard.issuer.lifecycle.check_transition`. The audit log is append-only (this API has no
-update or delete for it, and database triggers refuse them). No secret is ever written here:
-the device authentication private keys are stored only wrapped by the issuer-system HSM, the
-sealed blobs are encrypted to their card, and the PIN letters are encrypted to the mailer.
+update or delete for it, and database triggers refuse them) and tamper-evident: every entry is
+chained to the one before by a hash (`sealcard.issuer.audit`, docs/audit.md). No secret is ever
+written here: the device authentication private keys are stored only wrapped by the
+issuer-system HSM, the sealed blobs are encrypted to their card, and the PIN letters are
+encrypted to the mailer.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sealcard.issuer import audit as audit_chain
 from sealcard.issuer.db import Database, Dialect, Tx, redact_url
 from sealcard.issuer.errors import (
     CardAlreadyUsedError,
@@ -326,17 +329,19 @@ class Records:
         card_serial: bytes | None = None,
         detail: dict[str, Any] | None = None,
     ) -> None:
-        tx.execute(
-            "INSERT INTO audit_log (at, actor, action, order_id, card_serial, detail)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                now(),
-                self.actor,
-                action,
-                order_id,
-                None if card_serial is None else card_serial.hex(),
-                None if detail is None else json.dumps(detail, sort_keys=True),
-            ),
+        """Append one chained entry; the last write of `tx` (it locks the chain head)."""
+        audit_chain.append(
+            tx,
+            [
+                (
+                    now(),
+                    self.actor,
+                    action,
+                    order_id,
+                    None if card_serial is None else card_serial.hex(),
+                    None if detail is None else json.dumps(detail, sort_keys=True),
+                )
+            ],
         )
 
     def _audit_many(
@@ -345,10 +350,10 @@ class Records:
         action: str,
         rows: Sequence[tuple[int | None, bytes | None, dict[str, Any] | str | None]],
     ) -> None:
+        """Append one chained entry per row; the last write of `tx` (it locks the chain head)."""
         at = now()
-        tx.executemany(
-            "INSERT INTO audit_log (at, actor, action, order_id, card_serial, detail)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+        audit_chain.append(
+            tx,
             [
                 (
                     at,

@@ -2,11 +2,13 @@
 
 Each migration is a module ``mNNNN_<what>.py`` with ``VERSION``, ``DESCRIPTION`` and
 ``statements(dialect) -> list[str]``; a step that must read the schema first (SQLite rebuilds a
-table to drop a constraint) may instead define ``run(tx)``. A migration runs in one transaction
-with the row that records it in ``schema_version``, so it is applied entirely or not at all.
-A module with ``SQLITE_FOREIGN_KEYS_OFF = True`` runs on SQLite with foreign keys off (the
-documented way to rebuild a table others refer to) and ``PRAGMA foreign_key_check`` must find
-nothing before it commits. Never edit an applied migration: add the next number.
+table to drop a constraint) may instead define ``run(tx)``, and a step may add ``migrate_rows(tx)``
+for data that SQL alone cannot compute (it runs after the statements, in the same transaction).
+A migration runs in one transaction with the row that records it in ``schema_version``, so it is
+applied entirely or not at all. A module with ``SQLITE_FOREIGN_KEYS_OFF = True`` runs on SQLite
+with foreign keys off (the documented way to rebuild a table others refer to) and
+``PRAGMA foreign_key_check`` must find nothing before it commits. Never edit an applied
+migration: add the next number.
 """
 
 from __future__ import annotations
@@ -35,13 +37,16 @@ class Migration:
         return bool(getattr(self.module, "SQLITE_FOREIGN_KEYS_OFF", False))
 
     def apply(self, tx: Tx, dialect: Dialect) -> None:
-        """Run this step inside `tx`."""
+        """Run this step inside `tx`: `run(tx)` or its statements, then its row migration."""
         run = getattr(self.module, "run", None)
         if run is not None:
             run(tx)
-            return
-        for statement in self.statements(dialect):
-            tx.execute(statement)
+        else:
+            for statement in self.statements(dialect):
+                tx.execute(statement)
+        migrate_rows = getattr(self.module, "migrate_rows", None)
+        if migrate_rows is not None:
+            migrate_rows(tx)
 
     def statements(self, dialect: Dialect) -> list[str]:
         """The SQL of this step for one engine."""
@@ -49,6 +54,7 @@ class Migration:
         if not isinstance(result, list):
             raise MigrationError(f"migration {self.version} returned no statement list")
         return [str(s) for s in result]
+
 
 
 def known_migrations() -> list[Migration]:
