@@ -4,6 +4,7 @@ derivation element, the element-owner trigger, bulk intake and single-use challe
 from __future__ import annotations
 
 import pytest
+from schema_one import write_schema_1_stock
 from software_hsm import SoftwareDeviceAuthKeys, SoftwareIssuerHsm
 
 from sealcard.issuer.accounts import Accounts, Challenge
@@ -25,9 +26,7 @@ def test_schema_1_data_survives_and_replacement_works(any_db_url: str) -> None:
     db = Database(any_db_url)
     apply_migrations(db, target=1)
     pack = fabricate_pack(3, "P-DB", rsa_pool=1)
-    old = Records(db, "tester")
-    old.initialize(BASE)
-    old.import_pack(pack.pack_serial, pack.cards)
+    write_schema_1_stock(db, BASE, pack)
     with db.transaction() as tx:
         tx.execute("INSERT INTO users (name, address, created_at) VALUES ('Ada', 'x', 'then')")
         user_id = int(tx.scalar("SELECT id FROM users"))

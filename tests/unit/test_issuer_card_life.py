@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from schema_one import write_schema_1_stock
 from software_hsm import SoftwareDeviceAuthKeys, SoftwareIssuerHsm
 
 from sealcard.issuer.batch import seal_orders
@@ -171,36 +172,8 @@ def test_bulk_users_and_orders_all_or_nothing(records: Records) -> None:
 def test_migration_from_schema_1_keeps_every_row(tmp_path: Path, pack: FakePack) -> None:
     db = Database(f"sqlite:///{tmp_path / 'old.db'}")
     apply_migrations(db, target=1)
-    with db.transaction() as tx:
-        tx.execute("INSERT INTO settings (name, value) VALUES ('derivation_base', ?)", (BASE,))
-    with db.transaction() as tx:  # schema 1's own columns: written by hand (today's Records
-        # writes columns and tables that later migrations add, such as the audit chain)
-        seq = tx.scalar(
-            "INSERT INTO packs (pack_serial, imported_at, card_count, source)"
-            " VALUES (?, 'then', ?, 'fake') RETURNING seq",
-            (pack.pack_serial, len(pack.cards)),
-        )
-        for pos, c in enumerate(pack.cards):
-            tx.execute(
-                "INSERT INTO cards (serial, pack_seq, position, device_public_key,"
-                " issuer_auth_public_key, device_key_cert, issuer_auth_cert, signed_device_key,"
-                " verified, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'available')",
-                (
-                    c.serial.hex(),
-                    seq,
-                    pos,
-                    c.device_public_key_der,
-                    c.issuer_auth_public_key_der,
-                    c.device_key_cert,
-                    c.issuer_auth_cert,
-                    c.signed_device_key,
-                    int(c.verified),
-                ),
-            )
-        tx.execute(
-            "INSERT INTO audit_log (at, actor, action, detail) VALUES ('then', 'tester',"
-            " 'pack.import', '{}')"
-        )
+    write_schema_1_stock(db, BASE, pack)
+    with db.transaction() as tx:  # schema 1's own columns: written by hand
         tx.execute("INSERT INTO users (name, address, created_at) VALUES ('Ada', 'x', 'then')")
         tx.execute("UPDATE counters SET value = 3 WHERE name = 'derivation_index'")
         ids = []
