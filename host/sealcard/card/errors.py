@@ -14,7 +14,12 @@ from sealcard.card.constants import (
     SW_WRONG_DATA,
     SW_WRONG_LENGTH,
 )
-from sealcard.errors import SealcardError, VerificationError
+from sealcard.errors import (
+    ConfigurationError,
+    SealcardError,
+    UnavailableError,
+    VerificationError,
+)
 from sealcard.transport.errors import ApduError
 from sealcard.transport.sw import PIN_TRIES_MASK
 
@@ -100,8 +105,13 @@ class PinNotSetError(WrongStateError):
     """VERIFY SW_CONDITIONS_NOT_SATISFIED: no PIN set yet (the user chooses it first)."""
 
 
-class NotSealcardError(SealcardError):
+class NotSealcardError(UnavailableError):
     """The card in the reader has no sealcard applet (SELECT failed)."""
+
+
+class SecretFormatError(ConfigurationError, ValueError):
+    """A PIN or PUK that is not the allowed number of ASCII digits (checked before any APDU;
+    the message names the rule, never the value)."""
 
 
 class CardResponseError(SealcardError):
