@@ -9,7 +9,10 @@ from pathlib import Path
 import click
 
 from sealcard.cli.issuer_common import home_option, hsm_client, issuer_emit, issuer_json_option
+from sealcard.files import check_new_file, prepare_dir, remove_if_empty, write_new_file
 from sealcard.issuer.config import load_home
+
+MODULE_ENV = "SEALCARD_PKCS11_MODULE"
 
 
 @click.group(name="hsm")
@@ -42,7 +45,9 @@ def hsm_serve(home: Path | None) -> None:
     "--module",
     "module_path",
     default=None,
-    help="PKCS#11 module for SoftHSM2 (default: $SEALCARD_PKCS11_MODULE, else found).",
+    envvar=MODULE_ENV,
+    show_envvar=True,
+    help="PKCS#11 module for SoftHSM2 (default: found).",
 )
 @click.option(
     "--restore",
@@ -114,14 +119,14 @@ def mailer_group() -> None:
 @issuer_json_option
 def mailer_add(home: Path | None, mailer_id: str, key_file: Path, as_json: bool) -> None:
     """Register (or replace) a mailer's public key in the issuer HSM (service must run)."""
-    from cryptography.hazmat.primitives import serialization
+    from sealcard.crypto.keys import load_public_key, spki_der
 
-    data = key_file.read_bytes()
-    if b"-----BEGIN" in data:
-        key = serialization.load_pem_public_key(data)
-        data = key.public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+    try:
+        data = spki_der(load_public_key(key_file.read_bytes()))
+    except (ValueError, TypeError) as exc:
+        raise click.BadParameter(
+            f"{key_file}: {exc}; give the mailer's RSA public key", param_hint="--key"
+        ) from None
     with hsm_client(home) as client:
         mailers = client.register_mailer(mailer_id, data)
     issuer_emit(
@@ -258,6 +263,8 @@ def hsm_issuer_key(home: Path | None, out: Path | None, as_json: bool) -> None:
     """The issuer's public key (EC P-256), for the card provider to inject into every card."""
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+    if out is not None:
+        check_new_file(out, what="the issuer key file", fix="give another --out")
     with hsm_client(home) as client:
         key = client.issuer_public_key()
     pem = key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
@@ -299,20 +306,29 @@ def hsm_backup_seed(
 
     if threshold > shares:
         raise click.UsageError("--threshold cannot exceed --shares")
-    out_dir.mkdir(mode=0o700, parents=True, exist_ok=False)
-    issuer_home = load_home(home)
-    settings = load_settings(issuer_home.root, issuer_home.raw_config())
-    token = Token.open(settings.issuer, pool_size=1)
+    # A new folder only: shares of two ceremonies must never mix. Made before anything else,
+    # removed again if the ceremony fails before a share is written.
+    prepare_dir(
+        out_dir,
+        what="the shares' folder",
+        fix="give a new folder with --out-dir (shares of two backups must never mix)",
+        new=True,
+    )
     try:
-        mnemonics = export_seed_shares(token, threshold, shares)
-    finally:
-        token.close()
+        issuer_home = load_home(home)
+        settings = load_settings(issuer_home.root, issuer_home.raw_config())
+        token = Token.open(settings.issuer, pool_size=1)
+        try:
+            mnemonics = export_seed_shares(token, threshold, shares)
+        finally:
+            token.close()
+    except BaseException:
+        remove_if_empty(out_dir)
+        raise
     paths = []
     for number, mnemonic in enumerate(mnemonics, start=1):
         path = out_dir / f"share-{number}-of-{shares}.txt"
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(mnemonic + "\n")
+        write_new_file(path, (mnemonic + "\n").encode("utf-8"), 0o600)
         paths.append(str(path))
     issuer_emit(
         as_json,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sealcard.errors import SealcardError
+from sealcard.errors import SealcardError, UnavailableError
 
 
 class HsmError(SealcardError):
@@ -26,7 +26,7 @@ class RequestRefused(HsmError):  # noqa: N818 - the agreed name (ISSUER_API.md)
         self.reason = reason
 
 
-class ServiceUnavailableError(HsmError):
+class ServiceUnavailableError(HsmError, UnavailableError):
     """The issuer HSM service does not answer on its socket."""
 
 

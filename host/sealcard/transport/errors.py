@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sealcard.errors import SealcardError
+from sealcard.errors import SealcardError, UnavailableError
 from sealcard.transport.sw import sw_name
 
 
-class TransportError(SealcardError):
+class TransportError(UnavailableError):
     """Talking to a reader or a card failed below the APDU level."""
 
 
