@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable
 from typing import Protocol
 
@@ -411,3 +412,35 @@ def test_cli_pin_and_sign_over_fd(
     assert user_key.public_key.verify(bytes.fromhex(answer["der"]), HASH, hasher=None)
     keys = json.loads(runner.invoke(cli, ["card", "pubkey", "--json"]).stdout)
     assert keys["compressed"] == user_key.public_key.format().hex()
+
+
+def test_debug_trace_shows_headers_and_status_words_never_data(
+    caplog: pytest.LogCaptureFixture,
+    card: FakeSealcard,
+    issuer: ec.EllipticCurvePrivateKey,
+    device_auth: ec.EllipticCurvePrivateKey,
+    user_key: coincurve.PrivateKey,
+) -> None:
+    """`sealcard --debug`: CLA INS P1 P2, Lc, Le and the SW; a PIN command hides even its Lc."""
+    blob = make_blob(card, issuer, device_auth, user_key)
+    caplog.set_level(logging.DEBUG, logger="sealcard.apdu")
+    session = SealcardSession(card)
+    session.personalize(blob)
+    with pytest.raises(InvalidPinError):
+        session.verify_pin(b"000000")
+    session.verify_pin(PIN)
+    session.change_pin(PIN, NEW_PIN)
+    lines = [record.getMessage() for record in caplog.records]
+    assert lines[0] == "> 00 A4 04 00 Lc=10 Le=256"
+    assert lines[1].startswith("< 9000 (")
+    assert f"> 00 20 00 {c.PIN_REF_USER:02X} Lc=**" in lines
+    assert "< 63C2 (0 bytes)" in lines
+    ins = f"{c.Ins.PERSONALIZE:02X} 00 00"
+    chain = [line for line in lines if line[2:].startswith((f"80 {ins}", f"90 {ins}"))]
+    assert sum(int(line.rsplit("Lc=", 1)[1]) for line in chain) == len(blob)  # chained blob
+    secrets = [PIN, NEW_PIN, b"000000", user_key.secret, blob[-64:]]
+    text = "\n".join(lines)
+    for secret in secrets:
+        assert secret.hex() not in text.lower() and secret.hex().upper() not in text
+        assert secret.decode("latin-1") not in text
+    assert all(len(line) < 40 for line in lines)  # header, lengths and SW only
