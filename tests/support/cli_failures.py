@@ -50,12 +50,15 @@ NONE_PLACEHOLDERS = {
     "results_bad": "a file that is not a bureau result file",
     "hash": "64 hex digits",
     "fd": "a file descriptor holding the case's fd_data",
+    "fd2": "another one, holding fd2_data",
 }
 SIM_PLACEHOLDERS = {
-    **NONE_PLACEHOLDERS,
+    **{k: NONE_PLACEHOLDERS[k] for k in ("tmp", "file", "issuer_key", "hash", "fd", "fd2")},
+    "ca_dir": "the folder of the CA that initialized the card",
     "reader": "the reader holding the card prepared in the case's `card` state",
     "root": "the root.pem of the CA that initialized that card",
     "blob_other": "a sealed blob for another card",
+    "blob_bad_signature": "the card's own blob with a flipped bit in the issuer signature",
 }
 
 
@@ -77,6 +80,7 @@ class Case:
     """For needs="sim": the card state (blank, initialized, foreign, personalized, wiped,
     terminated)."""
     fd_data: bytes | None = None
+    fd2_data: bytes | None = None
     lacks: tuple[str, ...] = ()
     """Text that must not appear anywhere in the output (library internals, secrets)."""
 
@@ -353,7 +357,7 @@ CASES: tuple[Case, ...] = (
         "card info",
         ("card", "info", "-r", "no such reader"),
         UNAVAILABLE,
-        "the readers are 0: Sealcard Sim 0 00 00",
+        "no reader matches 'no such reader'; the readers are 0: Sealcard Sim",
         "ReaderNotFoundError",
         needs="sim",
         card="blank",
@@ -371,8 +375,17 @@ CASES: tuple[Case, ...] = (
         "card personalize",
         ("card", "personalize", "-r", "{reader}", "--blob", "{blob_other}"),
         REFUSED,
-        "other card",
-        "WrongCardError",
+        "the blob is for card 0000000000000000",
+        "BlobNotForThisCardError",
+        needs="sim",
+        card="initialized",
+    ),
+    Case(
+        "card personalize",
+        ("card", "personalize", "-r", "{reader}", "--blob", "{blob_bad_signature}"),
+        REFUSED,
+        "the card refused the blob, unchanged: its issuer signature does not verify",
+        "BadSignatureError",
         needs="sim",
         card="initialized",
     ),
@@ -411,33 +424,36 @@ CASES: tuple[Case, ...] = (
     ),
     Case(
         "card pin change",
-        ("card", "pin", "change", "-r", "{reader}", "--pin-fd", "{fd}", "--new-pin-fd", "{fd}"),
+        ("card", "pin", "change", "-r", "{reader}", "--pin-fd", "{fd}", "--new-pin-fd", "{fd2}"),
         REFUSED,
         "wrong PIN",
         "InvalidPinError",
         needs="sim",
         card="personalized",
         fd_data=b"000000\n",
+        fd2_data=b"1111\n",
     ),
     Case(
         "card pin unblock",
-        ("card", "pin", "unblock", "-r", "{reader}", "--puk-fd", "{fd}", "--new-pin-fd", "{fd}"),
+        ("card", "pin", "unblock", "-r", "{reader}", "--puk-fd", "{fd}", "--new-pin-fd", "{fd2}"),
         REFUSED,
         "wrong PUK",
         "InvalidPinError",
         needs="sim",
         card="personalized",
         fd_data=b"00000000\n",
+        fd2_data=b"1111\n",
     ),
     Case(
         "card pin set",
-        ("card", "pin", "set", "-r", "{reader}", "--new-pin-fd", "{fd}", "--puk-fd", "{fd}"),
+        ("card", "pin", "set", "-r", "{reader}", "--new-pin-fd", "{fd}", "--puk-fd", "{fd2}"),
         REFUSED,
         "already has a PIN",
         "WrongStateError",
         needs="sim",
         card="personalized",
-        fd_data=b"12345678\n",
+        fd_data=b"1234\n",
+        fd2_data=b"12345678\n",
     ),
     Case(
         "card pubkey",
@@ -461,12 +477,16 @@ CASES: tuple[Case, ...] = (
     ),
     Case(
         "provider init-card",
-        ("provider", "init-card", "-r", "{reader}", "--issuer-key", "{issuer_key}"),
+        (
+            *("provider", "init-card", "-r", "{reader}", "--issuer-key", "{issuer_key}"),
+            *("--ca-dir", "{ca_dir}", "--passphrase-fd", "{fd}"),
+        ),
         REFUSED,
         "step A needs a BLANK card",
         "CardNotBlankError",
         needs="sim",
         card="initialized",
+        fd_data=b"sim test passphrase\n",
     ),
 )
 
@@ -519,16 +539,23 @@ class Run:
     args: list[str] = field(default_factory=list)
 
 
-def run_sealcard(args: list[str], env: Mapping[str, str], fd_data: bytes | None = None) -> Run:
-    """Run `sealcard ARGS` (stdin not a terminal); `{fd}` in ARGS is a pipe holding fd_data."""
-    pass_fds: tuple[int, ...] = ()
-    read_end = None
-    if fd_data is not None:
+def run_sealcard(
+    args: list[str],
+    env: Mapping[str, str],
+    fd_data: bytes | None = None,
+    fd2_data: bytes | None = None,
+) -> Run:
+    """Run `sealcard ARGS` (stdin not a terminal); `{fd}` and `{fd2}` in ARGS are pipes holding
+    fd_data and fd2_data."""
+    pass_fds: list[int] = []
+    for placeholder, data in (("{fd}", fd_data), ("{fd2}", fd2_data)):
+        if data is None:
+            continue
         read_end, write_end = os.pipe()
-        os.write(write_end, fd_data)
+        os.write(write_end, data)
         os.close(write_end)
-        pass_fds = (read_end,)
-        args = [a.replace("{fd}", str(read_end)) for a in args]
+        pass_fds.append(read_end)
+        args = [a.replace(placeholder, str(read_end)) for a in args]
     try:
         done = subprocess.run(
             [sealcard_executable(), *args],
@@ -537,25 +564,25 @@ def run_sealcard(args: list[str], env: Mapping[str, str], fd_data: bytes | None 
             capture_output=True,
             text=True,
             timeout=TIMEOUT_S,
-            pass_fds=pass_fds,
+            pass_fds=tuple(pass_fds),
             check=False,
         )
     finally:
-        if read_end is not None:
-            os.close(read_end)
+        for fd in pass_fds:
+            os.close(fd)
     return Run(done.returncode, done.stdout, done.stderr, args)
 
 
 def fill(args: tuple[str, ...], values: Mapping[str, str]) -> list[str]:
     """The arguments with {placeholders} filled ({fd} is filled by run_sealcard)."""
-    return [arg.format_map({**values, "fd": "{fd}"}) for arg in args]
+    return [arg.format_map({**values, "fd": "{fd}", "fd2": "{fd2}"}) for arg in args]
 
 
 def run_case(
     case: Case, values: Mapping[str, str], env: Mapping[str, str], *, as_json: bool
 ) -> Run:
     args = fill(case.args, values) + ([JSON_FLAG] if as_json else [])
-    return run_sealcard(args, env, case.fd_data)
+    return run_sealcard(args, env, case.fd_data, case.fd2_data)
 
 
 def check(case: Case, run: Run, *, as_json: bool) -> None:

@@ -69,7 +69,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "results_bad": str(tmp / "results.json"),
         "hash": "ab" * 32,
     }
-    assert set(values) | {"fd"} == set(NONE_PLACEHOLDERS)
+    assert set(values) | {"fd", "fd2"} == set(NONE_PLACEHOLDERS)
     return values
 
 
