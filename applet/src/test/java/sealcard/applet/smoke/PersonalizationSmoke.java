@@ -234,6 +234,11 @@ final class PersonalizationSmoke {
                 5 + card.serial().length + 2 + 256);
         expectSw("PERSONALIZE signed by another issuer key", personalize(sc, Sealing.blob(card.serial(),
                 ciphertext, stranger.getPrivate())), Constants.SW_SECURITY_STATUS_NOT_SATISFIED);
+        for (int i = 0; i < 4; i++) { // a valid ECDSA signature, but (r, n - s): refused
+            expectSw("PERSONALIZE with the high-S twin of a good signature", personalize(sc,
+                    Sealing.blobWithS(card.serial(), ciphertext, card.issuer().getPrivate(), true)),
+                    Constants.SW_SECURITY_STATUS_NOT_SATISFIED);
+        }
 
         // Well signed, but the padding or the payload is wrong: one SW for all.
         byte[] authPoint = Sealing.point((ECPublicKey) Sealing.p256Pair().getPublic());
