@@ -105,8 +105,11 @@ final class SimulatedCard {
 
     synchronized byte[] transmit(byte[] apdu) {
         apdus++;
+        if (!CommandApdu.isWellFormed(apdu)) {
+            return CommandApdu.SW_WRONG_LENGTH.clone(); // as a card: Lc does not match the data
+        }
         try {
-            return asRealCard(apdu, simulator.transmitCommand(apdu));
+            return asRealCard(apdu, simulator.transmitCommand(CommandApdu.forJcardsim(apdu)));
         } catch (RuntimeException | Error e) {
             Log.error("card " + index + ": jCardSim failed on an APDU", e);
             return SW_UNKNOWN.clone();
