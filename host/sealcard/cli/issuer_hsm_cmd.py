@@ -193,7 +193,7 @@ def hsm_start(home: Path | None, as_json: bool) -> None:
     )
     pid_file.write_text(f"{proc.pid}\n", encoding="utf-8")
     deadline = time.monotonic() + _START_TIMEOUT_S
-    while not issuer_home.socket_path.exists():
+    while not _listening(issuer_home.socket_path):
         if proc.poll() is not None or time.monotonic() > deadline:
             pid_file.unlink(missing_ok=True)
             log_path = issuer_home.run_dir / "issuer-hsm.log"
@@ -204,6 +204,20 @@ def hsm_start(home: Path | None, as_json: bool) -> None:
         {"pid": proc.pid, "socket": str(issuer_home.socket_path)},
         f"issuer HSM service running, pid {proc.pid}, socket {issuer_home.socket_path}",
     )
+
+
+def _listening(socket_path: Path) -> bool:
+    """Whether the service accepts connections (its socket file exists a moment before)."""
+    import socket
+
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(socket_path))
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
 
 
 def _alive(pid: int) -> bool:
