@@ -172,6 +172,15 @@ CASES: tuple[Case, ...] = (
     ),
     Case("card info", ("card", "info", "-r", "no such reader"), UNAVAILABLE, "PC/SC service"),
     Case("card personalize", ("card", "personalize", "--blob", "{file}"), UNAVAILABLE, "PC/SC"),
+    Case(
+        "card personalize",
+        ("card", "personalize", "--blob", "{file}", "--bureau-pin-fd", "{fd}"),
+        USAGE,
+        "a PIN is 4 to 12 digits (0-9); file descriptor",
+        "UsageError",
+        fd_data=b"12ab\n12345678\n",
+        lacks=("12ab", "12345678"),
+    ),
     Case("card pin status", ("card", "pin", "status"), UNAVAILABLE, "PC/SC service"),
     Case(
         "card pin verify",

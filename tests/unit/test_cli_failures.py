@@ -8,6 +8,8 @@ without a failure row, or without --json, fails here.
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import subprocess
 from collections.abc import Iterator
@@ -155,7 +157,7 @@ def test_exit_code_survives_the_entry_point(
 
 def test_debug_logs_nothing_but_a_warning_without_a_card(none_env: dict[str, str]) -> None:
     """-v turns the log on with a warning; the failure stays one `error:` line after it."""
-    run = run_sealcard(["-v", "card", "pin", "status"], none_env)
+    run = run_sealcard(["card", "pin", "status", "-v"], none_env)  # after the command too
     lines = run.stderr.splitlines()
     assert run.code == 3
     assert lines[0].startswith("warning: debug log on")
@@ -173,3 +175,48 @@ def test_sealcard_is_the_installed_console_script() -> None:
         check=True,
     )
     assert probe.stdout.startswith(env["PYTHONPATH"] + os.sep)
+
+
+@pytest.fixture
+def quiet_logger() -> Iterator[None]:
+    """-v adds a handler to the 'sealcard' logger of this process: take it away again."""
+    logger = logging.getLogger("sealcard")
+    handlers, level = list(logger.handlers), logger.level
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+
+
+def test_a_bug_is_one_line_exit_4_and_its_traceback_only_with_debug(
+    monkeypatch: pytest.MonkeyPatch, quiet_logger: None
+) -> None:
+    from click.testing import CliRunner
+
+    from sealcard.cli import readers_cmd
+
+    def bug() -> list[str]:
+        raise RuntimeError("an unexpected state")
+
+    monkeypatch.setattr(readers_cmd, "list_readers", bug)
+    plain = CliRunner().invoke(cli, ["readers", "--json"])
+    assert plain.exit_code == 4
+    assert plain.stderr.splitlines() == [
+        "error: internal error (RuntimeError: an unexpected state); this is a bug: run the "
+        "command again as `sealcard --debug ...` for the traceback and report it"
+    ]
+    assert json.loads(plain.stdout)["error"] == "InternalError"
+    debug = CliRunner().invoke(cli, ["readers", "-v"])
+    assert debug.exit_code == 4 and "Traceback" in debug.stderr
+
+
+def test_ctrl_c_is_130(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from sealcard.cli import readers_cmd
+
+    def interrupted() -> list[str]:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(readers_cmd, "list_readers", interrupted)
+    result = CliRunner().invoke(cli, ["readers"])
+    assert result.exit_code == 130 and result.stderr == "error: aborted\n"

@@ -12,9 +12,23 @@ import click
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from sealcard.card.constants import HASH_LENGTH, Capability, State
-from sealcard.card.encoding import CardStatus, PinStatus
-from sealcard.card.errors import BlockedError, InvalidPinError, NotFoundError, WrongStateError
+from sealcard.card.constants import (
+    HASH_LENGTH,
+    PIN_MAX_LENGTH,
+    PIN_MIN_LENGTH,
+    PUK_MAX_LENGTH,
+    PUK_MIN_LENGTH,
+    Capability,
+    State,
+)
+from sealcard.card.encoding import CardStatus, PinStatus, digits
+from sealcard.card.errors import (
+    BlockedError,
+    InvalidPinError,
+    NotFoundError,
+    SecretFormatError,
+    WrongStateError,
+)
 from sealcard.card.secp256k1 import point_bytes
 from sealcard.card.session import SealcardSession
 from sealcard.cli.common import (
@@ -307,6 +321,17 @@ def personalize(
         if len(lines) != 2:  # a PIN line and a PUK line
             raise ConfigurationError("--bureau-pin-fd needs two lines: the PIN, then the PUK")
         pin, puk = lines[0].strip(), lines[1].strip()
+        for value, kind, low, high in (
+            (pin, "PIN", PIN_MIN_LENGTH, PIN_MAX_LENGTH),
+            (puk, "PUK", PUK_MIN_LENGTH, PUK_MAX_LENGTH),
+        ):
+            try:
+                digits(value, kind, low, high)
+            except SecretFormatError as exc:
+                raise click.BadParameter(
+                    f"{exc}; file descriptor {bureau_pin_fd} gave something else",
+                    param_hint="--bureau-pin-fd",
+                ) from None
     with open_session(reader, extended=extended) as (name, session):
         result = bureau.personalize_card(session, blob, bureau_pin=pin, bureau_puk=puk)
     key = point_bytes(result.user_public_key, compressed=True).hex()

@@ -108,14 +108,6 @@ def emit(
         click.echo(text)
 
 
-def emit_error(message: str, *, as_json: bool, kind: str, **extra: Any) -> None:
-    """A failure for a person (`error: ...` on stderr) or a script (JSON on stdout)."""
-    if as_json:
-        click.echo(json.dumps({"ok": False, "error": kind, "message": message, **extra}))
-    else:
-        click.echo(f"error: {message}", err=True)
-
-
 def resolve_reader(wanted: str, known: Sequence[str]) -> str:
     """The reader `wanted` means: an exact name, a number in `known` (as `sealcard readers`
     lists them), or a part of exactly one name (any case), as opensc-tool and GlobalPlatformPro

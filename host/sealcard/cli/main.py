@@ -14,6 +14,7 @@ from sealcard.cli import bureau_cmd, card_cmd, issuer_cmd, provider_cmd, readers
 from sealcard.cli.outcome import ExitCode, report_failure, wants_json
 
 DEBUG_ENV: Final = "SEALCARD_DEBUG"
+DEBUG_FLAGS: Final = ("--debug", "-v")
 DEBUG_WARNING: Final = (
     "warning: debug log on: APDU headers and status words go to stderr (never data, PINs or "
     "keys); turn it off for normal use"
@@ -40,7 +41,7 @@ class SealcardGroup(click.Group):
         standalone_mode: bool = True,
         **extra: Any,
     ) -> Any:
-        argv = list(sys.argv[1:] if args is None else args)
+        argv = _debug_first(list(sys.argv[1:] if args is None else args))
         try:
             returned = super().main(
                 argv,
@@ -58,6 +59,27 @@ class SealcardGroup(click.Group):
         if standalone_mode:
             sys.exit(int(code))
         return int(code)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Ctrl-C or a closed stdin at a prompt: abort without click's extra empty line."""
+        try:
+            return super().invoke(ctx)
+        except (KeyboardInterrupt, EOFError) as exc:
+            raise click.exceptions.Abort from exc
+
+
+def _debug_first(argv: list[str]) -> list[str]:
+    """`--debug`/`-v` anywhere on the line (`sealcard card info -v`) as the global option it is.
+
+    No command has an option of its own named so (docs/cli.md reserves -v), so moving it in
+    front of the command changes nothing else; after `--` it is an argument and stays.
+    """
+    end = argv.index("--") if "--" in argv else len(argv)
+    flags = [arg for arg in argv[:end] if arg in DEBUG_FLAGS]
+    if not flags:
+        return argv
+    rest = [arg for arg in argv[:end] if arg not in DEBUG_FLAGS]
+    return ["--debug", *rest, *argv[end:]]
 
 
 def _debug(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
@@ -86,11 +108,12 @@ def enable_debug_log() -> None:
     "-v",
     is_flag=True,
     envvar=DEBUG_ENV,
+    show_envvar=True,
     expose_value=False,
     is_eager=True,
     callback=_debug,
-    help=f"Log APDU headers and status words (never data) to stderr, for support; a bug's "
-    f"traceback too. Give it before the command: sealcard -v card info. Default ${DEBUG_ENV}.",
+    help="Log APDU headers and status words (never data) to stderr, for support; a bug's "
+    "traceback too. Anywhere on the line: sealcard -v card info.",
 )
 def cli() -> None:
     """Issue smart cards that hold a customer's blockchain key.

@@ -18,7 +18,7 @@ class KeyNotFoundError(HsmError):
 
 
 def _with_reason(reason: str, message: str) -> str:
-    """"reason: message", once: a message relayed from the service already starts with it
+    """ "reason: message", once: a message relayed from the service already starts with it
     (it used to read "malformed: malformed: ...")."""
     prefix = f"{reason}: "
     return message if message.startswith(prefix) else prefix + message
