@@ -138,9 +138,7 @@ def pick_reader(reader: str | None) -> str:
     if len(with_card) == 1:
         return with_card[0]
     if not with_card:
-        known = list_readers()
-        hint = f" Readers: {', '.join(known)}." if known else " No reader is attached."
-        raise NoCardError(f"no card in any reader.{hint}")
+        raise _no_card()
     raise ConfigurationError(
         f"{len(with_card)} readers hold a card; pick one with --reader (a name, a part of it "
         f"or a number): {', '.join(with_card)}"
@@ -155,10 +153,14 @@ def pick_readers(readers: Sequence[str]) -> list[str]:
         return list(dict.fromkeys(resolve_reader(reader, known) for reader in readers))
     names = readers_with_card()
     if not names:
-        known = list_readers()
-        hint = f" Readers: {', '.join(known)}." if known else " No reader is attached."
-        raise NoCardError(f"no card in any reader.{hint}")
+        raise _no_card()
     return names
+
+
+def _no_card() -> NoCardError:
+    known = list_readers()
+    hint = f" Readers: {', '.join(known)}." if known else " No reader is attached."
+    return NoCardError(f"no card in any reader.{hint}")
 
 
 @contextmanager
