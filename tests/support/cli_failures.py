@@ -226,7 +226,13 @@ CASES: tuple[Case, ...] = (
         fd_data=b"12345x\n",
         lacks=("12345x",),
     ),
-    Case("card sign", ("card", "sign", "--hash", "zz"), USAGE, "not hex", "UsageError"),
+    Case(
+        "card sign",
+        ("card", "sign", "--hash", "zz"),
+        USAGE,
+        "Invalid value for --hash: not hex; a hash is 32 bytes (64 hex digits)",
+        "UsageError",
+    ),
     Case(
         "card authenticate",
         ("card", "authenticate"),

@@ -489,12 +489,13 @@ def no_user_key(status: CardStatus) -> str:
 
 
 def _hash_arg(value: str) -> bytes:
+    expected = f"a hash is {HASH_LENGTH} bytes ({2 * HASH_LENGTH} hex digits)"
     try:
         raw = bytes.fromhex(value.removeprefix("0x"))
     except ValueError:
-        raise click.BadParameter("not hex") from None
+        raise click.BadParameter(f"not hex; {expected}", param_hint="--hash") from None
     if len(raw) != HASH_LENGTH:
-        raise click.BadParameter(f"a hash is {HASH_LENGTH} bytes ({2 * HASH_LENGTH} hex digits)")
+        raise click.BadParameter(expected, param_hint="--hash")
     return raw
 
 

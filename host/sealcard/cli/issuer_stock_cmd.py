@@ -187,7 +187,11 @@ def results_cmd(home: Path | None, results_file: Path, as_json: bool) -> None:
             if card.get("serial")
         ]
     except (ValueError, KeyError, TypeError) as exc:
-        raise click.BadParameter(f"not a bureau result file: {exc}") from exc
+        raise click.BadParameter(
+            f"{results_file} is not a bureau result file ({type(exc).__name__}: {exc}); give "
+            "the file `sealcard bureau personalize --results` wrote",
+            param_hint="--results",
+        ) from None
     _, records = open_records(home)
     with records.db:
         counts = apply_bureau_results(records, results)
