@@ -100,7 +100,7 @@ sealcard issuer export --blob-dir "$WORK/bureau/blobs" --letter-dir "$WORK/maile
 step "10. bureau: match every card by serial, personalize it, report the result data"
 sealcard bureau personalize --blob-dir "$WORK/bureau/blobs" --results "$WORK/bureau/results.json" \
   "${pack_readers[@]}"
-sealcard issuer results "$WORK/bureau/results.json"
+sealcard issuer results --results "$WORK/bureau/results.json"
 
 step "11. user of the first card: the public key and its addresses"
 sealcard card pubkey --reader "${READERS[0]}"

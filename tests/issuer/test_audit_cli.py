@@ -87,7 +87,7 @@ def test_tampered_database_exits_1_with_one_line(home: Path) -> None:
     assert as_json.returncode == 1
     payload = json.loads(as_json.stdout)
     assert payload["ok"] is False and payload["first_bad_seq"] == 3
-    assert payload["error"] == "audit_log_tampered"
+    assert payload["error"] == "AuditLogTampered"
 
 
 def test_wrong_key_and_missing_file(home: Path, tmp_path: Path) -> None:

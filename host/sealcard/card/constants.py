@@ -14,7 +14,7 @@ from sealcard.transport.sw import SW
 
 AID_PACKAGE: Final = bytes.fromhex("F05345414C43415244")
 AID_APPLET: Final = bytes.fromhex("F05345414C4341524401")
-APPLET_VERSION: Final = 0x0100
+APPLET_VERSION: Final = 0x0101
 
 CLA_ISO7816: Final = 0x00
 CLA_PROPRIETARY: Final = 0x80

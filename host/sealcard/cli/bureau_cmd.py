@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
-from sealcard.cli.common import json_option, readers_option
+from sealcard.cli.common import json_option, pick_readers, readers_option
+from sealcard.cli.outcome import CliFail
 from sealcard.errors import ConfigurationError
 from sealcard.parties.bureau import CardOutcome, personalize_readers
-from sealcard.transport.pcsc import readers_with_card
 
 BLOB_SUFFIX = ".blob"
 
@@ -86,9 +86,7 @@ def personalize(
       sealcard bureau personalize --blob-dir from-issuer/ --results results.json
     """
     blobs = load_blobs(blob_dir)
-    names = list(readers) or readers_with_card()
-    if not names:
-        raise ConfigurationError("no card in any reader")
+    names = pick_readers(readers)
 
     def show(outcome: CardOutcome) -> None:
         if as_json:
@@ -106,9 +104,11 @@ def personalize(
     }
     if results is not None:
         results.write_text(json.dumps(report, indent=2) + "\n")
+    summary = f"{report['personalized']} personalized, {report['failed']} failed"
+    if not report["ok"]:
+        payload = {key: value for key, value in report.items() if key != "ok"}
+        raise CliFail(f"{summary} (see each card's reason)", kind="CardsFailed", payload=payload)
     if as_json:
         click.echo(json.dumps(report))
     else:
-        click.echo(f"{report['personalized']} personalized, {report['failed']} failed")
-    if not report["ok"]:
-        raise SystemExit(1)
+        click.echo(summary)

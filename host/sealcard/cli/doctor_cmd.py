@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 import textwrap
 from pathlib import Path
 
 import click
 
-from sealcard.cli.common import JSON_HELP_ONE_OBJECT, emit, emit_error, json_option
+from sealcard.cli.common import JSON_HELP_ONE_OBJECT, emit, json_option
 from sealcard.cli.issuer_common import home_option
+from sealcard.cli.outcome import CliFail
 from sealcard.doctor import Check, Job, Report, Status, default_jobs, run_checks
 
 _WRAP = 100
@@ -64,10 +64,10 @@ def doctor(jobs: tuple[str, ...], home: Path | None, as_json: bool) -> None:
         emit(as_json, report.to_json(), render(report), sort_keys=True)
         return
     failed = ", ".join(f"{c.job.value}/{c.name}" for c in report.failed)
-    message = f"{len(report.failed)} check(s) failed: {failed}"
     if not as_json:
         click.echo(render(report))
-    emit_error(message, as_json=as_json, kind="CheckFailed", **report.to_json())
-    # sys.exit, not ctx.exit: main() runs click with standalone_mode=False, where click
-    # turns ctx.exit(code) into a return value that is lost.
-    sys.exit(1)
+    raise CliFail(
+        f"{len(report.failed)} check(s) failed: {failed}",
+        kind="CheckFailed",
+        payload=report.to_json(),
+    )

@@ -14,8 +14,8 @@ from typing import Any
 
 import click
 
-from sealcard.cli.common import emit_error
 from sealcard.cli.issuer_common import home_option, issuer_emit, issuer_json_option, open_records
+from sealcard.cli.outcome import CliFail
 from sealcard.issuer.audit import AuditVerification
 from sealcard.issuer.config import load_home
 
@@ -89,13 +89,9 @@ def verify_cmd(
     payload = _payload(result, where)
     if not result.ok:
         assert result.problem is not None
-        emit_error(
-            f"audit log ({where}): {result.problem}",
-            as_json=as_json,
-            kind="audit_log_tampered",
-            **payload,
+        raise CliFail(
+            f"audit log ({where}): {result.problem}", kind="AuditLogTampered", payload=payload
         )
-        sys.exit(1)  # 1: a check failed (the exit path of main() would swallow click's Exit)
     tail = (
         f"; {result.unprotected_tail} entries after the last checkpoint (chained, not yet signed)"
         if result.unprotected_tail

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from sealcard.cli.common import JSON_HELP_ONE_OBJECT, emit, json_option
-from sealcard.issuer.config import IssuerHome, load_home
+from sealcard.issuer.config import HOME_ENV, IssuerHome, load_home
 from sealcard.issuer.records import Records
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -27,7 +27,9 @@ def home_option(func: F) -> F:
         "--home",
         type=click.Path(file_okay=False, path_type=Path),
         default=None,
-        help="Issuer home folder (default: $SEALCARD_ISSUER_HOME, else ./issuer-home).",
+        envvar=HOME_ENV,
+        show_envvar=True,
+        help="Issuer home folder (default: ./issuer-home).",
     )(func)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from datetime import date
@@ -11,7 +12,10 @@ from typing import BinaryIO
 import click
 
 from sealcard.cli.issuer_common import home_option, hsm_client, issuer_emit, issuer_json_option
+from sealcard.files import check_new_file, prepare_dir, remove_if_empty, write_new_file
 from sealcard.issuer.config import load_home
+
+MODULE_ENV = "SEALCARD_PKCS11_MODULE"
 
 
 @click.group(name="hsm")
@@ -62,7 +66,9 @@ def hsm_serve(home: Path | None, log_level: str) -> None:
     "--module",
     "module_path",
     default=None,
-    help="PKCS#11 module for SoftHSM2 (default: $SEALCARD_PKCS11_MODULE, else found).",
+    envvar=MODULE_ENV,
+    show_envvar=True,
+    help="PKCS#11 module for SoftHSM2 (default: found).",
 )
 @click.option(
     "--restore",
@@ -134,14 +140,14 @@ def mailer_group() -> None:
 @issuer_json_option
 def mailer_add(home: Path | None, mailer_id: str, key_file: Path, as_json: bool) -> None:
     """Register (or replace) a mailer's public key in the issuer HSM (service must run)."""
-    from cryptography.hazmat.primitives import serialization
+    from sealcard.crypto.keys import load_public_key, spki_der
 
-    data = key_file.read_bytes()
-    if b"-----BEGIN" in data:
-        key = serialization.load_pem_public_key(data)
-        data = key.public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+    try:
+        data = spki_der(load_public_key(key_file.read_bytes()))
+    except (ValueError, TypeError) as exc:
+        raise click.BadParameter(
+            f"{key_file}: {exc}; give the mailer's RSA public key", param_hint="--key"
+        ) from None
     with hsm_client(home) as client:
         mailers = client.register_mailer(mailer_id, data)
     issuer_emit(
@@ -217,7 +223,7 @@ def hsm_start(home: Path | None, log_level: str, as_json: bool) -> None:
     )
     pid_file.write_text(f"{proc.pid}\n", encoding="utf-8")
     deadline = time.monotonic() + _START_TIMEOUT_S
-    while not issuer_home.socket_path.exists():
+    while not _listening(issuer_home.socket_path):
         if proc.poll() is not None or time.monotonic() > deadline:
             pid_file.unlink(missing_ok=True)
             log_path = issuer_home.run_dir / "issuer-hsm.log"
@@ -228,6 +234,20 @@ def hsm_start(home: Path | None, log_level: str, as_json: bool) -> None:
         {"pid": proc.pid, "socket": str(issuer_home.socket_path)},
         f"issuer HSM service running, pid {proc.pid}, socket {issuer_home.socket_path}",
     )
+
+
+def _listening(socket_path: Path) -> bool:
+    """Whether the service accepts connections (its socket file exists a moment before)."""
+    import socket
+
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(socket_path))
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
 
 
 def _alive(pid: int) -> bool:
@@ -287,6 +307,8 @@ def hsm_issuer_key(home: Path | None, out: Path | None, as_json: bool) -> None:
     """The issuer's public key (EC P-256), for the card provider to inject into every card."""
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+    if out is not None:
+        check_new_file(out, what="the issuer key file", fix="give another --out")
     with hsm_client(home) as client:
         key = client.issuer_public_key()
     pem = key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
@@ -340,35 +362,45 @@ def hsm_backup_seed(
 
     if threshold > shares:
         raise click.UsageError("--threshold cannot exceed --shares")
-    if out_dir.exists():
-        raise click.UsageError(f"--out-dir {out_dir} exists: name a new folder")
-    issuer_home = load_home(home)
-    settings = load_settings(issuer_home.root, issuer_home.raw_config())
-    subject, key_sha256 = _issuer_identity(settings.issuer_certificate)
-    token = Token.open(settings.issuer, pool_size=1)
+    # A new folder only: shares of two ceremonies must never mix. Made before anything else,
+    # removed again if the ceremony fails before a share is written.
+    prepare_dir(
+        out_dir,
+        what="the shares' folder",
+        fix="give a new folder with --out-dir (shares of two backups must never mix)",
+        new=True,
+    )
     try:
-        mnemonics = export_seed_shares(token, threshold, shares)
-    finally:
-        token.close()
-    out_dir.mkdir(mode=0o700, parents=True)
+        issuer_home = load_home(home)
+        settings = load_settings(issuer_home.root, issuer_home.raw_config())
+        subject, key_sha256 = _issuer_identity(settings.issuer_certificate)
+        token = Token.open(settings.issuer, pool_size=1)
+        try:
+            mnemonics = export_seed_shares(token, threshold, shares)
+        finally:
+            token.close()
+    except BaseException:
+        remove_if_empty(out_dir)
+        raise
     today = dt.datetime.now(dt.UTC).date()
+    suffix = "pdf" if file_format == "pdf" else "txt"
     paths: list[str] = []
     try:
         for number, mnemonic in enumerate(mnemonics, start=1):
-            suffix = "pdf" if file_format == "pdf" else "txt"
             path = out_dir / f"share-{number}-of-{shares}.{suffix}"
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            if file_format == "pdf":
+                sheet = io.BytesIO()
+                _write_sheet(sheet, mnemonic, shares, subject, key_sha256, today)
+                content = sheet.getvalue()
+            else:
+                content = (mnemonic + "\n").encode("ascii")
             paths.append(str(path))
-            with os.fdopen(descriptor, "wb") as handle:
-                if file_format == "pdf":
-                    _write_sheet(handle, mnemonic, shares, subject, key_sha256, today)
-                else:
-                    handle.write(mnemonic.encode("ascii") + b"\n")
+            write_new_file(path, content, 0o600)
     except BaseException:
         # A partial set is still a set: remove every share written, and the folder.
         for written in paths:
             Path(written).unlink(missing_ok=True)
-        out_dir.rmdir()
+        remove_if_empty(out_dir)
         raise
     issuer_emit(
         as_json,

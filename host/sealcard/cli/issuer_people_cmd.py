@@ -122,9 +122,10 @@ def operator_add(
     from sealcard.parties.issuer.access import add_staff
     from sealcard.parties.issuer.home import open_issuer
 
-    password = read_secret(password_fd, "Password", confirm=True).decode("utf-8", "replace")
+    password = read_secret(password_fd, "Password", option="--password-fd", confirm=True)
+    password_text = password.decode("utf-8", "replace")
     with open_issuer(home) as ctx:
-        account = add_staff(ctx, login, Role(role), password)
+        account = add_staff(ctx, login, Role(role), password_text)
     issuer_emit(
         as_json,
         {"account": {"id": account.id, "login": account.login, "role": account.role.value}},

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from sealcard.cli.common import readers_option
+from sealcard.cli.common import pick_readers, readers_option, require_root, root_option
 from sealcard.cli.issuer_common import (
     home_option,
     hsm_client,
@@ -76,19 +76,13 @@ def pack_list(home: Path | None, as_json: bool) -> None:
 
 @pack_group.command(name="import-cards")
 @home_option
-@click.option(
-    "--root",
-    "root_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    required=True,
-    help="The card provider's root certificate (PEM or DER): every card must chain to it.",
-)
+@root_option("The card provider's root certificate (PEM or DER): every card must chain to it.")
 @readers_option("Reader holding a card (repeat). Default: every reader holding a card.")
 @click.option("--pack", "pack_serial", default=None, help="Pack serial (default: CARDS-<time>).")
 @issuer_json_option
 def pack_import_cards(
     home: Path | None,
-    root_path: Path,
+    root_path: Path | None,
     readers: tuple[str, ...],
     pack_serial: str | None,
     as_json: bool,
@@ -107,12 +101,10 @@ def pack_import_cards(
     from sealcard.issuer.handover import card_init_from_public_data
     from sealcard.issuer.packs import import_pack
     from sealcard.parties.provider import check_card, load_root_certificate
-    from sealcard.transport.pcsc import PcscConnection, readers_with_card
+    from sealcard.transport.pcsc import PcscConnection
 
-    root = load_root_certificate(root_path)
-    names = list(readers) or readers_with_card()
-    if not names:
-        raise click.UsageError("no card in any reader")
+    root = load_root_certificate(require_root(root_path))
+    names = pick_readers(readers)
     with hsm_client(home) as client:
         issuer_key = client.issuer_public_key()
     cards = []
@@ -171,7 +163,13 @@ def export_cmd(home: Path | None, blob_dir: Path, letter_dir: Path | None, as_js
 
 @click.command(name="results")
 @home_option
-@click.argument("results_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--results",
+    "results_file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The bureau's result data (`sealcard bureau personalize --results FILE`).",
+)
 @issuer_json_option
 def results_cmd(home: Path | None, results_file: Path, as_json: bool) -> None:
     """Apply the bureau's result data (from `sealcard bureau personalize --results`).
@@ -189,7 +187,11 @@ def results_cmd(home: Path | None, results_file: Path, as_json: bool) -> None:
             if card.get("serial")
         ]
     except (ValueError, KeyError, TypeError) as exc:
-        raise click.BadParameter(f"not a bureau result file: {exc}") from exc
+        raise click.BadParameter(
+            f"{results_file} is not a bureau result file ({type(exc).__name__}: {exc}); give "
+            "the file `sealcard bureau personalize --results` wrote",
+            param_hint="--results",
+        ) from None
     _, records = open_records(home)
     with records.db:
         counts = apply_bureau_results(records, results)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -14,19 +13,23 @@ from sealcard.cli.card_cmd import cert_json, key_json, status_json
 from sealcard.cli.common import (
     emit,
     extended_option,
+    fd_option,
     json_option,
     open_session,
     pick_reader,
+    read_fd,
     reader_option,
+    require_terminal,
 )
 from sealcard.crypto.keys import load_p256_public_key
-from sealcard.errors import ConfigurationError
+from sealcard.files import remove_if_empty
 from sealcard.parties.platform_check import PlatformReport, Verdict, check_platform
 from sealcard.parties.provider import (
     PASSPHRASE_ENV,
     ROOT_CERT_FILE,
     ROOT_KEY_FILE,
     ProviderCA,
+    check_passphrase,
     initialize_card,
     passphrase_from_env,
 )
@@ -34,28 +37,27 @@ from sealcard.transport.pcsc import PcscConnection
 
 CA_DIR_ENV = "SEALCARD_PROVIDER_CA_DIR"
 DEFAULT_CA_DIR = "provider-ca"
-MAX_PASSPHRASE_BYTES = 4096
 
-passphrase_fd_option = click.option(
+passphrase_fd_option = fd_option(
     "--passphrase-fd",
-    type=int,
-    metavar="FD",
-    help=f"Read the CA passphrase from this file descriptor (first line). Otherwise "
-    f"${PASSPHRASE_ENV}, otherwise a prompt. Never give it on the command line.",
+    f"Read the CA passphrase from file descriptor N (first line; e.g. `--passphrase-fd 3 "
+    f"3<file`). Otherwise ${PASSPHRASE_ENV}, otherwise a prompt. Never give it on the "
+    "command line.",
 )
 
 
 def read_passphrase(fd: int | None, *, confirm: bool) -> bytes:
     """The passphrase from a file descriptor, the environment, or a hidden prompt."""
     if fd is not None:
-        try:
-            raw = os.read(fd, MAX_PASSPHRASE_BYTES)
-        except OSError as exc:
-            raise ConfigurationError(f"cannot read the passphrase from fd {fd}") from exc
-        return raw.split(b"\n", 1)[0].rstrip(b"\r")
+        return read_fd(fd, "the CA passphrase").split(b"\n", 1)[0].rstrip(b"\r")
     from_env = passphrase_from_env()
     if from_env is not None:
         return from_env
+    require_terminal(
+        "provider CA passphrase",
+        f"give it on a file descriptor (--passphrase-fd N, e.g. `--passphrase-fd 3 3<file`) "
+        f"or in ${PASSPHRASE_ENV}",
+    )
     text: str = click.prompt(
         "provider CA passphrase", hide_input=True, confirmation_prompt=confirm, err=True
     )
@@ -65,8 +67,10 @@ def read_passphrase(fd: int | None, *, confirm: bool) -> bytes:
 ca_dir_option = click.option(
     "--ca-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=lambda: os.environ.get(CA_DIR_ENV, DEFAULT_CA_DIR),
-    show_default=f"${CA_DIR_ENV} or ./{DEFAULT_CA_DIR}",
+    default=DEFAULT_CA_DIR,
+    show_default=True,
+    envvar=CA_DIR_ENV,
+    show_envvar=True,
     help="Provider CA directory (from `sealcard provider ca init`).",
 )
 
@@ -105,8 +109,15 @@ def ca_init(
 
     Example: sealcard provider ca init --out-dir provider-ca
     """
-    passphrase = read_passphrase(passphrase_fd, confirm=True)
-    ca = ProviderCA.create(out_dir, passphrase, common_name=name, organisation=organisation)
+    created = ProviderCA.prepare_directory(out_dir)
+    try:
+        passphrase = read_passphrase(passphrase_fd, confirm=True)
+        check_passphrase(passphrase)
+        ca = ProviderCA.create(out_dir, passphrase, common_name=name, organisation=organisation)
+    except BaseException:
+        if created:
+            remove_if_empty(out_dir)
+        raise
     cert_path = out_dir / ROOT_CERT_FILE
     if as_json:
         payload = {
@@ -187,7 +198,12 @@ def init_card(
     try:
         issuer_key = load_p256_public_key(issuer_key_path.read_bytes())
     except (ValueError, TypeError) as exc:
-        raise click.BadParameter(str(exc), param_hint="--issuer-key") from exc
+        raise click.BadParameter(
+            f"{issuer_key_path}: {exc}; give the issuer's public key "
+            "(sealcard issuer hsm issuer-key --out FILE)",
+            param_hint="--issuer-key",
+        ) from None
+    ProviderCA.check_directory(ca_dir)  # before anyone is asked for its passphrase
     ca = ProviderCA.load(ca_dir, read_passphrase(passphrase_fd, confirm=False))
     with open_session(reader, extended=extended) as (name, session):
         result = initialize_card(

@@ -9,7 +9,13 @@ from typing import Any, TypeVar
 import click
 
 from sealcard import sim as simulation
-from sealcard.cli.common import JSON_HELP_ONE_OBJECT, emit, json_option
+from sealcard.cli.common import (
+    JSON_HELP_ONE_OBJECT,
+    emit,
+    json_option,
+    reader_option,
+    resolve_reader,
+)
 from sealcard.sim import config as sim_config
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -20,8 +26,10 @@ def _run_dir_option(func: F) -> F:
         "--run-dir",
         type=click.Path(file_okay=False, path_type=Path),
         default=None,
+        envvar=sim_config.RUN_DIR_ENV,
+        show_envvar=True,
         help=f"Where pid files, logs, reader.conf.d and the control socket live "
-        f"(default: ${sim_config.RUN_DIR_ENV}, else {sim_config.DEFAULT_RUN_DIR}).",
+        f"(default: {sim_config.DEFAULT_RUN_DIR}).",
     )(func)
 
 
@@ -109,7 +117,9 @@ def sim() -> None:
     "--jar",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     default=None,
-    help="The simulator jar (default: $SEALCARD_SIM_JAR, else build/sealcard-sim.jar).",
+    envvar=sim_config.JAR_ENV,
+    show_envvar=True,
+    help="The simulator jar (default: build/sealcard-sim.jar).",
 )
 @click.option(
     "--applet-class",
@@ -190,23 +200,32 @@ def down(run_dir: Path | None, as_json: bool) -> None:
     _emit(as_json, result.to_json(), text)
 
 
-def _pick_card(card: int | None, reader: str | None) -> int:
+def _pick_card(card: int | None, reader: str | None, run_dir: Path | None) -> int:
+    """The card number named by --card or --reader, in a simulator that runs (checked before
+    anything is said or done)."""
     if (card is None) == (reader is None):
         raise click.UsageError("name one card: --card N or --reader NAME")
+    current = simulation.status(run_dir)
+    if not current.running:
+        raise simulation.SimulatorNotRunningError(
+            f"no simulator runs in {current.run_dir}: `sealcard sim up` first"
+        )
     if reader is not None:
-        try:
-            return simulation.card_index(reader)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--reader") from exc
+        return simulation.card_index(resolve_reader(reader, current.readers))
     assert card is not None
+    if card >= len(current.cards):
+        raise click.BadParameter(
+            f"no card {card}: the simulator has cards 0..{len(current.cards) - 1}",
+            param_hint="--card",
+        )
     return card
 
 
 _card_option = click.option(
     "--card", type=click.IntRange(min=0), default=None, help="Card number (0 = first)."
 )
-_reader_option = click.option(
-    "--reader", default=None, help='Or the reader name, e.g. "Sealcard Sim 0 00 01".'
+_reader_option = reader_option(
+    'Or its reader: the name (e.g. "Sealcard Sim 0 00 01"), a unique part of it, or its number.'
 )
 
 
@@ -220,7 +239,7 @@ def reset(card: int | None, reader: str | None, run_dir: Path | None, as_json: b
 
     The card stays in its reader; open connections find it reset (no applet selected).
     """
-    index = _pick_card(card, reader)
+    index = _pick_card(card, reader, run_dir)
     simulation.reset_card(index, run_dir)
     _emit(
         as_json,
@@ -248,7 +267,7 @@ def tear(
 
     Data written by completed commands stays (it is EEPROM). Returns once pcscd sees the card again.
     """
-    index = _pick_card(card, reader)
+    index = _pick_card(card, reader, run_dir)
     _progress(f"pulling card {index} out for {absent_ms} ms")
     simulation.tear_card(index, absent_ms, run_dir=run_dir)
     _emit(

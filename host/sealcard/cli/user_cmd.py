@@ -54,7 +54,7 @@ def _issuer_options(func: Callable[..., Any]) -> Callable[..., Any]:
 def _password(fd: int | None) -> str:
     if fd is None and os.environ.get(PASSWORD_ENV):
         return os.environ[PASSWORD_ENV]
-    return read_secret(fd, "Password").decode("utf-8", "replace")
+    return read_secret(fd, "Password", option="--password-fd").decode("utf-8", "replace")
 
 
 @contextmanager
@@ -108,8 +108,8 @@ def activate_cmd(
 
     def choose() -> tuple[bytes, bytes]:
         return (
-            read_secret(pin_fd, "Choose your PIN (4-12 digits)", confirm=True),
-            read_secret(puk_fd, "Choose your PUK (8-12 digits)", confirm=True),
+            read_secret(pin_fd, "Choose your PIN (4-12 digits)", option="--pin-fd", confirm=True),
+            read_secret(puk_fd, "Choose your PUK (8-12 digits)", option="--puk-fd", confirm=True),
         )
 
     with (
@@ -197,7 +197,7 @@ def reset_pin_cmd(
 ) -> None:  # fmt: skip
     """Set a new PIN through your bank (when PIN and PUK are lost): needs the bank's
     approval first. The bank signs the command for this card; both counters are refilled."""
-    new_pin = read_secret(new_pin_fd, "New PIN (4-12 digits)", confirm=True)
+    new_pin = read_secret(new_pin_fd, "New PIN (4-12 digits)", option="--new-pin-fd", confirm=True)
     _relay("reset-pin", reader, issuer_url, login, password_fd, issuer_cert, as_json, new_pin)
 
 

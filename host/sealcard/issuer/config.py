@@ -22,6 +22,7 @@ from typing import Any
 import tomli_w
 
 from sealcard.errors import ConfigurationError
+from sealcard.files import prepare_dir
 from sealcard.issuer.db import DatabaseUrl
 from sealcard.issuer.records import DEFAULT_DERIVATION_BASE, validate_base_path
 
@@ -142,7 +143,12 @@ def init_home(
     validate_base_path(derivation_base)
     if database_url is not None:
         DatabaseUrl.parse(database_url)  # refuse a bad URL before writing anything
-    root.mkdir(mode=_PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    prepare_dir(
+        root,
+        what="the issuer home",
+        fix=f"choose a folder you can write with --home (or ${HOME_ENV})",
+        mode=_PRIVATE_DIR_MODE,
+    )
     for sub in ("hsm", "secrets", "run"):
         (root / sub).mkdir(mode=_PRIVATE_DIR_MODE, exist_ok=True)
     os.chmod(root / "secrets", _PRIVATE_DIR_MODE)

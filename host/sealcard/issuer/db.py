@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from sealcard.issuer.errors import (
     AppendOnlyViolationError,
     DatabaseError,
+    DatabaseUnavailableError,
     DuplicateRecordError,
     IssuerError,
 )
@@ -244,7 +245,7 @@ class Database:
         try:
             return psycopg.connect(url, autocommit=True)
         except psycopg.Error as exc:
-            raise DatabaseError(f"cannot connect to {redact_url(url)}: {exc}") from exc
+            raise DatabaseUnavailableError(f"cannot connect to {redact_url(url)}: {exc}") from exc
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:

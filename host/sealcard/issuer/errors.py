@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sealcard.errors import SealcardError
+from sealcard.errors import ConfigurationError, SealcardError, UnavailableError
 
 
 class IssuerError(SealcardError):
@@ -13,12 +13,17 @@ class DatabaseError(IssuerError):
     """The database could not be reached, or a statement failed."""
 
 
+class DatabaseUnavailableError(DatabaseError, UnavailableError):
+    """The database server does not answer (or refuses the connection)."""
+
+
 class MigrationError(DatabaseError):
     """The schema is newer than this code, or a migration failed."""
 
 
-class RecordNotFoundError(IssuerError):
-    """A user, order, pack or card named by the caller does not exist."""
+class RecordNotFoundError(IssuerError, ConfigurationError):
+    """A user, order, pack or card named by the caller does not exist (a wrong value given:
+    the CLI exits with 2)."""
 
 
 class DuplicateRecordError(IssuerError):

@@ -15,7 +15,7 @@ public final class Constants {
     }
 
     // ---- Applet ----------------------------------------------------------------------
-    public static final short APPLET_VERSION = (short) 0x0100;
+    public static final short APPLET_VERSION = (short) 0x0101;
 
     // ---- Classes (CLA) -----------------------------------------------------------------
     public static final byte CLA_ISO7816 = (byte) 0x00;

@@ -15,9 +15,9 @@ final class DataObjects {
     private static final byte VERSION_LENGTH = (byte) 2;
     private static final byte STATE_LENGTH = (byte) 1;
     private static final byte CAPABILITIES_LENGTH = (byte) 2;
-    private static final byte PIN_SET = (byte) 1;
-    private static final byte PIN_NOT_SET = (byte) 0;
-    private static final short PIN_STATUS_LENGTH = (short) 3;
+    private static final byte YES = (byte) 1;
+    private static final byte NO = (byte) 0;
+    private static final short PIN_STATUS_LENGTH = (short) 4;
     private static final short PLATFORM_LENGTH = (short) 8;
 
     private final Persistent persistent;
@@ -87,9 +87,12 @@ final class DataObjects {
                         persistent.userPublicPointLength);
                 return;
             case Constants.DO_PIN_STATUS:
-                scratch[0] = persistent.pinSet ? PIN_SET : PIN_NOT_SET;
+                scratch[0] = persistent.pinSet ? YES : NO;
                 scratch[1] = persistent.pin.getTriesRemaining();
                 scratch[2] = persistent.puk.getTriesRemaining();
+                // A blocked PUK wipes the user key, and the issuer may reset the PIN after:
+                // only this byte tells the holder that the card can no longer sign.
+                scratch[3] = persistent.userKeyPresent ? YES : NO;
                 sender.sendScratch(apdu, PIN_STATUS_LENGTH);
                 return;
             default:

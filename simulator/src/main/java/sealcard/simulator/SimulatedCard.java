@@ -114,11 +114,16 @@ final class SimulatedCard {
         apdus++;
         long start = System.nanoTime();
         byte[] response;
-        try {
-            response = asRealCard(apdu, simulator.transmitCommand(apdu));
-        } catch (RuntimeException | Error e) {
-            Log.error("card " + index + ": jCardSim failed on an APDU", e);
-            response = SW_UNKNOWN.clone();
+        if (!CommandApdu.isWellFormed(apdu)) {
+            response = CommandApdu.SW_WRONG_LENGTH.clone(); // as a card: Lc does not match the data
+        } else {
+            try {
+                response = asRealCard(apdu,
+                        simulator.transmitCommand(CommandApdu.forJcardsim(apdu)));
+            } catch (RuntimeException | Error e) {
+                Log.error("card " + index + ": jCardSim failed on an APDU", e);
+                response = SW_UNKNOWN.clone();
+            }
         }
         waitUntil(start + timing.nanos(apdu, response));
         return response;

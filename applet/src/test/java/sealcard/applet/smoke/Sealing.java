@@ -30,6 +30,8 @@ public final class Sealing {
     public static final int HASH_LENGTH = 32;
     public static final BigInteger SECP256K1_N = new BigInteger(
             "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141", 16);
+    public static final BigInteger P256_N = new BigInteger(
+            "FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551", 16);
     private static final SecureRandom RANDOM = new SecureRandom();
 
     private Sealing() {
@@ -189,9 +191,38 @@ public final class Sealing {
         return signer.sign();
     }
 
+    /** A blob as the issuer HSM makes it: the issuer signature in low-S form (s <= n/2). */
     public static byte[] blob(byte[] serial, byte[] ciphertext, PrivateKey issuer) throws Exception {
+        return blobWithS(serial, ciphertext, issuer, false);
+    }
+
+    /** The same signature in its low-S or its high-S form: both verify as ECDSA. */
+    public static byte[] blobWithS(byte[] serial, byte[] ciphertext, PrivateKey issuer, boolean high)
+            throws Exception {
         byte[] signed = signedPart(serial, ciphertext);
-        byte[] signature = ecdsa(issuer, signed);
+        BigInteger[] rs = derToRs(ecdsa(issuer, signed));
+        BigInteger s = rs[1];
+        boolean isHigh = s.compareTo(P256_N.shiftRight(1)) > 0;
+        if (isHigh != high) {
+            s = P256_N.subtract(s);
+        }
+        byte[] signature = rsToDer(rs[0], s);
         return concat(signed, new byte[] {(byte) signature.length}, signature);
+    }
+
+    /** (r, s) of a DER ECDSA signature with short-form lengths. */
+    static BigInteger[] derToRs(byte[] der) {
+        int rLength = der[3];
+        BigInteger r = new BigInteger(1, Arrays.copyOfRange(der, 4, 4 + rLength));
+        int sLength = der[5 + rLength];
+        BigInteger s = new BigInteger(1, Arrays.copyOfRange(der, 6 + rLength, 6 + rLength + sLength));
+        return new BigInteger[] {r, s};
+    }
+
+    static byte[] rsToDer(BigInteger r, BigInteger s) {
+        byte[] rBytes = r.toByteArray(); // minimal, with a sign byte when the top bit is set
+        byte[] sBytes = s.toByteArray();
+        return concat(new byte[] {0x30, (byte) (4 + rBytes.length + sBytes.length), 0x02,
+            (byte) rBytes.length}, rBytes, new byte[] {0x02, (byte) sBytes.length}, sBytes);
     }
 }

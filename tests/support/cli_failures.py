@@ -1,0 +1,624 @@
+"""The failure path of every `sealcard` command, run the way a script meets it.
+
+Each `Case` is one command line that must fail: the installed `sealcard` executable runs it
+as a subprocess (PYTHONPATH pointing at this tree, stdin not a terminal) twice, as written
+and with `--json`, and `check` asserts the contract of docs/cli.md:
+
+- the exit code of the case (the same with and without --json);
+- exactly one line on stderr, `error: ...`, containing `says` (no traceback);
+- with --json, stdout is one JSON object with "ok": false, the same "exit_code", the
+  "message" of that stderr line, and "error" equal to `error` when the case names one.
+
+To add a row for a new command or a new failure: append a `Case` to `CASES` with the command
+path (`command`), the arguments (placeholders in braces are filled by the tier's fixture:
+see `NONE_PLACEHOLDERS` and `SIM_PLACEHOLDERS`) and the tier it needs (`needs`): "none" runs
+in tests/unit (no pcscd reachable, no HSM, an issuer home on SQLite), "sim" in tests/sim on
+a simulated card prepared in the state `card` names. `test_every_command_has_a_failure_row`
+fails when a command has no row at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+REPO = Path(__file__).resolve().parents[2]
+HOST = REPO / "host"
+JSON_FLAG = "--json"
+ERROR_PREFIX = "error: "
+TIMEOUT_S = 120.0
+
+NONE_PLACEHOLDERS = {
+    "tmp": "a scratch folder of the module",
+    "file": "an existing regular file (a path under it cannot be created)",
+    "bad_pem": "a PEM certificate cut short",
+    "bad_key": "a PEM public key cut short",
+    "issuer_key": "a valid EC P-256 public key (PEM)",
+    "home": "an issuer home made by `issuer init` (SQLite, no HSM)",
+    "nohome": "a folder without an issuer home",
+    "ca_dir": "a provider CA folder (passphrase unknown to the command)",
+    "root": "that CA's root.pem",
+    "empty_dir": "an existing empty folder",
+    "results_bad": "a file that is not a bureau result file",
+    "hash": "64 hex digits",
+    "fd": "a file descriptor holding the case's fd_data",
+    "fd2": "another one, holding fd2_data",
+}
+SIM_PLACEHOLDERS = {
+    **{k: NONE_PLACEHOLDERS[k] for k in ("tmp", "file", "issuer_key", "hash", "fd", "fd2")},
+    "ca_dir": "the folder of the CA that initialized the card",
+    "reader": "the reader holding the card prepared in the case's `card` state",
+    "root": "the root.pem of the CA that initialized that card",
+    "blob_other": "a sealed blob for another card",
+    "blob_bad_signature": "the card's own blob with a flipped bit in the issuer signature",
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One command line that must fail, and how."""
+
+    command: str
+    """The command path as `sealcard ...` spells it, e.g. "card pin verify"."""
+    args: tuple[str, ...]
+    """Everything after `sealcard`, with {placeholders}."""
+    code: int
+    says: str
+    """A part of the one stderr line (after 'error: ') that shows it failed for this reason."""
+    error: str | None = None
+    """The JSON "error" kind, when it is stable."""
+    needs: str = "none"
+    card: str | None = None
+    """For needs="sim": the card state (blank, initialized, foreign, personalized, wiped,
+    terminated)."""
+    fd_data: bytes | None = None
+    fd2_data: bytes | None = None
+    lacks: tuple[str, ...] = ()
+    """Text that must not appear anywhere in the output (library internals, secrets)."""
+
+    @property
+    def id(self) -> str:
+        return f"{self.command}: {self.says}"
+
+
+# Exit codes, named as docs/cli.md defines them.
+REFUSED, USAGE, UNAVAILABLE = 1, 2, 3
+
+CASES: tuple[Case, ...] = (
+    # -- readers and the simulator --------------------------------------------------------------
+    Case("readers", ("readers",), UNAVAILABLE, "PC/SC service", "PcscServiceError"),
+    Case(
+        "sim up", ("sim", "up", "--cards", "0"), USAGE, "Invalid value for '--cards'", "UsageError"
+    ),
+    Case("sim down", ("sim", "down", "--bogus"), USAGE, "No such option '--bogus'", "UsageError"),
+    Case(
+        "sim reset",
+        ("sim", "reset", "--card", "0", "--run-dir", "{tmp}/no-sim"),
+        UNAVAILABLE,
+        "no simulator",
+        "SimulatorNotRunningError",
+    ),
+    Case("sim reset", ("sim", "reset"), USAGE, "name one card", "UsageError"),
+    Case(
+        "sim tear",
+        ("sim", "tear", "--card", "0", "--run-dir", "{tmp}/no-sim"),
+        UNAVAILABLE,
+        "no simulator",
+        "SimulatorNotRunningError",
+    ),
+    Case("sim status", ("sim", "status", "--bogus"), USAGE, "No such option", "UsageError"),
+    # -- provider ---------------------------------------------------------------------------------
+    Case(
+        "provider ca init",
+        ("provider", "ca", "init", "--out-dir", "{file}/ca"),
+        USAGE,
+        "a part of that path is a file",
+        "ConfigurationError",
+    ),
+    Case(
+        "provider ca init",
+        ("provider", "ca", "init", "--out-dir", "{ca_dir}"),
+        USAGE,
+        "refusing to overwrite a CA",
+        "ConfigurationError",
+    ),
+    Case(
+        "provider ca init",
+        ("provider", "ca", "init", "--out-dir", "{tmp}/new-ca"),
+        USAGE,
+        "no terminal to ask for the provider CA passphrase",
+        "UsageError",
+    ),
+    Case(
+        "provider init-card",
+        ("provider", "init-card", "--issuer-key", "{bad_key}", "--ca-dir", "{ca_dir}"),
+        USAGE,
+        "PEM text is damaged",
+        "UsageError",
+        lacks=("ParseError", "ASN.1"),
+    ),
+    Case(
+        "provider init-card",
+        ("provider", "init-card", "--issuer-key", "{issuer_key}", "--ca-dir", "{tmp}/no-ca"),
+        USAGE,
+        "no provider CA folder",
+        "ConfigurationError",
+        lacks=("GetPassWarning", "aborted"),
+    ),
+    Case(
+        "provider init-card",
+        ("provider", "init-card", "--issuer-key", "{issuer_key}", "--ca-dir", "{ca_dir}"),
+        USAGE,
+        "--passphrase-fd N",
+        "UsageError",
+        lacks=("GetPassWarning", "aborted"),
+    ),
+    # -- card (no card reachable) -------------------------------------------------------------
+    Case(
+        "card info",
+        ("card", "info", "--root", "{bad_pem}"),
+        USAGE,
+        "PEM text is damaged",
+        "ConfigurationError",
+        lacks=("ParseError", "ShortData"),
+    ),
+    Case("card info", ("card", "info", "-r", "no such reader"), UNAVAILABLE, "PC/SC service"),
+    Case("card personalize", ("card", "personalize", "--blob", "{file}"), UNAVAILABLE, "PC/SC"),
+    Case(
+        "card personalize",
+        ("card", "personalize", "--blob", "{file}", "--bureau-pin-fd", "{fd}"),
+        USAGE,
+        "a PIN is 4 to 12 digits (0-9); file descriptor",
+        "UsageError",
+        fd_data=b"12ab\n12345678\n",
+        lacks=("12ab", "12345678"),
+    ),
+    Case("card pin status", ("card", "pin", "status"), UNAVAILABLE, "PC/SC service"),
+    Case(
+        "card pin verify",
+        ("card", "pin", "verify", "--pin-fd", "{fd}"),
+        USAGE,
+        "a PIN is 4 to 12 digits",
+        "UsageError",
+        fd_data=b"12ab\n",
+        lacks=("12ab",),
+    ),
+    Case(
+        "card pin change",
+        ("card", "pin", "change", "--pin-fd", "{fd}"),
+        USAGE,
+        "no terminal to ask for the new PIN",
+        "UsageError",
+        fd_data=b"1234\n",
+    ),
+    Case(
+        "card pin unblock",
+        ("card", "pin", "unblock", "--puk-fd", "{fd}"),
+        USAGE,
+        "a PUK is 8 to 12 digits",
+        "UsageError",
+        fd_data=b"1234\n",
+    ),
+    Case("card pin set", ("card", "pin", "set"), USAGE, "--new-pin-fd N", "UsageError"),
+    Case("card pubkey", ("card", "pubkey"), UNAVAILABLE, "PC/SC service", "PcscServiceError"),
+    Case(
+        "card sign",
+        ("card", "sign", "--hash", "{hash}", "--pin-fd", "{fd}"),
+        USAGE,
+        "a PIN is 4 to 12 digits",
+        "UsageError",
+        fd_data=b"",
+    ),
+    Case(
+        "card sign",
+        ("card", "sign", "--hash", "{hash}", "--pin-fd", "{fd}"),
+        USAGE,
+        "a PIN is 4 to 12 digits",
+        "UsageError",
+        fd_data=b"12345x\n",
+        lacks=("12345x",),
+    ),
+    Case(
+        "card sign",
+        ("card", "sign", "--hash", "zz"),
+        USAGE,
+        "Invalid value for --hash: not hex; a hash is 32 bytes (64 hex digits)",
+        "UsageError",
+    ),
+    Case(
+        "card authenticate",
+        ("card", "authenticate"),
+        USAGE,
+        "give the provider root certificate",
+        "ConfigurationError",
+    ),
+    # -- issuer -----------------------------------------------------------------------------------
+    Case(
+        "issuer init",
+        ("issuer", "init", "--home", "{file}/home"),
+        USAGE,
+        "cannot create the issuer home",
+        "ConfigurationError",
+    ),
+    Case(
+        "issuer user add",
+        ("issuer", "user", "add", "--home", "{nohome}", "--name", "A", "--address", "B"),
+        USAGE,
+        "no issuer home",
+        "ConfigurationError",
+    ),
+    Case(
+        "issuer order",
+        ("issuer", "order", "--home", "{home}", "--user", "99", "--mailer", "post"),
+        USAGE,
+        "no user 99",
+        "RecordNotFoundError",
+    ),
+    Case("issuer status", ("issuer", "status", "--home", "{nohome}"), USAGE, "no issuer home"),
+    Case("issuer seal", ("issuer", "seal", "--home", "{home}"), USAGE, "hsm init"),
+    Case(
+        "issuer pack import-fake",
+        ("issuer", "pack", "import-fake", "--home", "{nohome}", "--cards", "1"),
+        USAGE,
+        "no issuer home",
+    ),
+    Case("issuer pack list", ("issuer", "pack", "list", "--home", "{nohome}"), USAGE, "no issuer"),
+    Case(
+        "issuer pack import-cards",
+        ("issuer", "pack", "import-cards", "--home", "{home}", "--root", "{bad_pem}"),
+        USAGE,
+        "PEM text is damaged",
+        "ConfigurationError",
+    ),
+    Case("issuer hsm serve", ("issuer", "hsm", "serve", "--home", "{nohome}"), USAGE, "no issuer"),
+    Case("issuer hsm init", ("issuer", "hsm", "init", "--home", "{nohome}"), USAGE, "no issuer"),
+    Case(
+        "issuer hsm mailer add",
+        ("issuer", "hsm", "mailer", "add", "--home", "{home}", "--id", "m", "--key", "{bad_key}"),
+        USAGE,
+        "PEM text is damaged",
+        "UsageError",
+        lacks=("ASN.1",),
+    ),
+    Case(
+        "issuer hsm mailer list",
+        ("issuer", "hsm", "mailer", "list", "--home", "{home}"),
+        USAGE,
+        "hsm init",
+    ),
+    Case("issuer hsm xpub", ("issuer", "hsm", "xpub", "--home", "{home}"), USAGE, "hsm init"),
+    Case("issuer hsm start", ("issuer", "hsm", "start", "--home", "{nohome}"), USAGE, "no issuer"),
+    Case("issuer hsm stop", ("issuer", "hsm", "stop", "--home", "{nohome}"), USAGE, "no issuer"),
+    Case(
+        "issuer hsm issuer-key",
+        ("issuer", "hsm", "issuer-key", "--home", "{home}", "--out", "{file}/key.pem"),
+        USAGE,
+        "cannot write the issuer key file",
+        "ConfigurationError",
+    ),
+    Case(
+        "issuer hsm backup-seed",
+        (
+            *("issuer", "hsm", "backup-seed", "--home", "{home}"),
+            *("--threshold", "2", "--shares", "3", "--out-dir", "{empty_dir}"),
+        ),
+        USAGE,
+        "exists already",
+        "ConfigurationError",
+    ),
+    Case(
+        "issuer export",
+        ("issuer", "export", "--home", "{nohome}", "--blob-dir", "{tmp}/blobs"),
+        USAGE,
+        "no issuer home",
+    ),
+    Case(
+        "issuer results",
+        ("issuer", "results", "--home", "{home}", "--results", "{results_bad}"),
+        USAGE,
+        "not a bureau result file",
+        "UsageError",
+    ),
+    Case(
+        "issuer card reset-pin",
+        ("issuer", "card", "reset-pin", "--home", "{nohome}", "--new-pin-fd", "{fd}"),
+        USAGE,
+        "no issuer home",
+        fd_data=b"1234\n",
+    ),
+    Case(
+        "issuer card terminate",
+        ("issuer", "card", "terminate", "--home", "{home}"),
+        USAGE,
+        "give --yes",
+        "UsageError",
+    ),
+    # -- bureau -----------------------------------------------------------------------------------
+    Case(
+        "bureau personalize",
+        ("bureau", "personalize", "--blob-dir", "{empty_dir}"),
+        USAGE,
+        "no *.blob files",
+        "ConfigurationError",
+    ),
+    # -- on simulated cards (tests/sim) -----------------------------------------------------------
+    Case(
+        "card info",
+        ("card", "info", "-r", "{reader}", "--root", "{root}"),
+        REFUSED,
+        "NOT GENUINE",
+        "NotGenuine",
+        needs="sim",
+        card="foreign",
+    ),
+    Case(
+        "card authenticate",
+        ("card", "authenticate", "-r", "{reader}", "--root", "{root}"),
+        REFUSED,
+        "NOT GENUINE",
+        "NotGenuine",
+        needs="sim",
+        card="foreign",
+    ),
+    Case(
+        "card info",
+        ("card", "info", "-r", "no such reader"),
+        UNAVAILABLE,
+        "no reader matches 'no such reader'; the readers are 0: Sealcard Sim",
+        "ReaderNotFoundError",
+        needs="sim",
+        card="blank",
+    ),
+    Case(
+        "card info",
+        ("card", "info", "-r", "sealcard sim"),
+        USAGE,
+        "matches 4 readers",
+        "ConfigurationError",
+        needs="sim",
+        card="blank",
+    ),
+    Case(
+        "card personalize",
+        ("card", "personalize", "-r", "{reader}", "--blob", "{blob_other}"),
+        REFUSED,
+        "the blob is for card 0000000000000000",
+        "BlobNotForThisCardError",
+        needs="sim",
+        card="initialized",
+    ),
+    Case(
+        "card personalize",
+        ("card", "personalize", "-r", "{reader}", "--blob", "{blob_bad_signature}"),
+        REFUSED,
+        "the card refused the blob, unchanged: its issuer signature does not verify",
+        "BadSignatureError",
+        needs="sim",
+        card="initialized",
+    ),
+    Case(
+        "card pin verify",
+        ("card", "pin", "verify", "-r", "{reader}", "--pin-fd", "{fd}"),
+        REFUSED,
+        "INITIALIZED: it has no user key and no PIN until it is personalized",
+        "PinNotSetError",
+        needs="sim",
+        card="initialized",
+        fd_data=b"482916\n",
+        lacks=("no PIN is set yet", "482916"),
+    ),
+    Case(
+        "card pin verify",
+        ("card", "pin", "verify", "-r", "{reader}", "--pin-fd", "{fd}"),
+        REFUSED,
+        "was terminated by its issuer",
+        "PinNotSetError",
+        needs="sim",
+        card="terminated",
+        fd_data=b"482916\n",
+        lacks=("no PIN is set yet",),
+    ),
+    Case(
+        "card pin verify",
+        ("card", "pin", "verify", "-r", "{reader}", "--pin-fd", "{fd}"),
+        REFUSED,
+        "wrong PIN",
+        "InvalidPinError",
+        needs="sim",
+        card="personalized",
+        fd_data=b"000000\n",
+        lacks=("000000",),
+    ),
+    Case(
+        "card pin change",
+        ("card", "pin", "change", "-r", "{reader}", "--pin-fd", "{fd}", "--new-pin-fd", "{fd2}"),
+        REFUSED,
+        "wrong PIN",
+        "InvalidPinError",
+        needs="sim",
+        card="personalized",
+        fd_data=b"000000\n",
+        fd2_data=b"1111\n",
+    ),
+    Case(
+        "card pin unblock",
+        ("card", "pin", "unblock", "-r", "{reader}", "--puk-fd", "{fd}", "--new-pin-fd", "{fd2}"),
+        REFUSED,
+        "wrong PUK",
+        "InvalidPinError",
+        needs="sim",
+        card="personalized",
+        fd_data=b"00000000\n",
+        fd2_data=b"1111\n",
+    ),
+    Case(
+        "card pin set",
+        ("card", "pin", "set", "-r", "{reader}", "--new-pin-fd", "{fd}", "--puk-fd", "{fd2}"),
+        REFUSED,
+        "already has a PIN",
+        "WrongStateError",
+        needs="sim",
+        card="personalized",
+        fd_data=b"1234\n",
+        fd2_data=b"12345678\n",
+    ),
+    Case(
+        "card pubkey",
+        ("card", "pubkey", "-r", "{reader}"),
+        REFUSED,
+        "BLANK: it holds no user key until it is personalized",
+        "NoUserKey",
+        needs="sim",
+        card="blank",
+        lacks=("6A88",),
+    ),
+    Case(
+        "card sign",
+        ("card", "sign", "-r", "{reader}", "--hash", "{hash}", "--pin-fd", "{fd}"),
+        REFUSED,
+        "the user key is gone",
+        "WrongStateError",
+        needs="sim",
+        card="wiped",
+        fd_data=b"5555\n",
+    ),
+    Case(
+        "provider init-card",
+        (
+            *("provider", "init-card", "-r", "{reader}", "--issuer-key", "{issuer_key}"),
+            *("--ca-dir", "{ca_dir}", "--passphrase-fd", "{fd}"),
+        ),
+        REFUSED,
+        "step A needs a BLANK card",
+        "CardNotBlankError",
+        needs="sim",
+        card="initialized",
+        fd_data=b"sim test passphrase\n",
+    ),
+)
+
+
+def cases(needs: str) -> list[Case]:
+    return [case for case in CASES if case.needs == needs]
+
+
+def leaf_commands(
+    group: click.Group, prefix: tuple[str, ...] = ()
+) -> Iterator[tuple[str, click.Command]]:
+    """Every command (not group) under `group`, as ("issuer hsm init", command)."""
+    for name, command in sorted(group.commands.items()):
+        path = (*prefix, name)
+        if isinstance(command, click.Group):
+            yield from leaf_commands(command, path)
+        else:
+            yield " ".join(path), command
+
+
+def takes_json(command: click.Command) -> bool:
+    return any(JSON_FLAG in getattr(p, "opts", ()) for p in command.params)
+
+
+# ---- running the installed executable -----------------------------------------------------------
+
+
+def sealcard_executable() -> str:
+    """The installed `sealcard` console script (what users and scripts run)."""
+    found = shutil.which("sealcard")
+    if found is None:
+        raise RuntimeError("the sealcard executable is not installed (tools/setup.sh)")
+    return found
+
+
+def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a run: this tree's code, no sealcard settings from the caller's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEALCARD_")}
+    env["PYTHONPATH"] = str(HOST)
+    env.pop("PYTHONWARNINGS", None)
+    env.update(extra or {})
+    return env
+
+
+@dataclass
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+    args: list[str] = field(default_factory=list)
+
+
+def run_sealcard(
+    args: list[str],
+    env: Mapping[str, str],
+    fd_data: bytes | None = None,
+    fd2_data: bytes | None = None,
+) -> Run:
+    """Run `sealcard ARGS` (stdin not a terminal); `{fd}` and `{fd2}` in ARGS are pipes holding
+    fd_data and fd2_data."""
+    pass_fds: list[int] = []
+    for placeholder, data in (("{fd}", fd_data), ("{fd2}", fd2_data)):
+        if data is None:
+            continue
+        read_end, write_end = os.pipe()
+        os.write(write_end, data)
+        os.close(write_end)
+        pass_fds.append(read_end)
+        args = [a.replace(placeholder, str(read_end)) for a in args]
+    try:
+        done = subprocess.run(
+            [sealcard_executable(), *args],
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
+            pass_fds=tuple(pass_fds),
+            check=False,
+        )
+    finally:
+        for fd in pass_fds:
+            os.close(fd)
+    return Run(done.returncode, done.stdout, done.stderr, args)
+
+
+def fill(args: tuple[str, ...], values: Mapping[str, str]) -> list[str]:
+    """The arguments with {placeholders} filled ({fd} is filled by run_sealcard)."""
+    return [arg.format_map({**values, "fd": "{fd}", "fd2": "{fd2}"}) for arg in args]
+
+
+def run_case(
+    case: Case, values: Mapping[str, str], env: Mapping[str, str], *, as_json: bool
+) -> Run:
+    args = fill(case.args, values) + ([JSON_FLAG] if as_json else [])
+    return run_sealcard(args, env, case.fd_data, case.fd2_data)
+
+
+def check(case: Case, run: Run, *, as_json: bool) -> None:
+    """The contract of docs/cli.md for a failure (see the module docstring)."""
+    shown = (
+        f"sealcard {' '.join(run.args)}\n--- exit {run.code}\n--- stdout\n{run.stdout}"
+        f"--- stderr\n{run.stderr}"
+    )
+    assert run.code == case.code, shown
+    lines = run.stderr.splitlines()
+    assert len(lines) == 1, f"expected exactly one stderr line\n{shown}"
+    line = lines[0]
+    assert line.startswith(ERROR_PREFIX) and case.says in line, shown
+    assert "Traceback" not in run.stderr + run.stdout, shown
+    for text in case.lacks:
+        assert text not in run.stdout + run.stderr, f"{text!r} must not appear\n{shown}"
+    if not as_json:
+        return
+    document: dict[str, Any] = json.loads(run.stdout)
+    assert document["ok"] is False, shown
+    assert document["exit_code"] == case.code, shown
+    assert document["message"] == line.removeprefix(ERROR_PREFIX), shown
+    if case.error is not None:
+        assert document["error"] == case.error, shown
