@@ -135,8 +135,9 @@ def intake(work: Path, customers: int, orders: int) -> dict[str, float]:
     )  # fmt: skip
     t4 = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "sealcard.cli.main", "issuer", "user", "import", str(csv_path),
-         "--credentials-out", str(work / "creds.csv"), "--home", str(cli_home), "--json"],
+        [sys.executable, "-m", "sealcard.cli.main", "issuer", "user", "import",
+         "--file", str(csv_path), "--credentials-out", str(work / "creds.csv"),
+         "--home", str(cli_home), "--json"],
         check=True, capture_output=True, env=env,
     )  # fmt: skip
     t5 = time.perf_counter()

@@ -59,7 +59,7 @@ def test_checkpoint_verify_export(home: Path, tmp_path: Path) -> None:
     export = tmp_path / "log.jsonl"
     assert ok(home, "audit", "export", "--out", str(export))["entries"] == 5
     again = sealcard(home, "audit", "export", "--out", str(export))
-    assert again.returncode == 1 and "exists" in again.stderr
+    assert again.returncode == 2 and "exists" in again.stderr  # an output in the way: usage
     offline = ok(
         home, "audit", "verify", "--file", str(export), "--key", str(home / "hsm" / "audit-key.pem")
     )
@@ -92,10 +92,10 @@ def test_tampered_database_exits_1_with_one_line(home: Path) -> None:
 
 def test_wrong_key_and_missing_file(home: Path, tmp_path: Path) -> None:
     missing = sealcard(home, "audit", "verify", "--file", str(tmp_path / "nope.jsonl"))
-    assert missing.returncode == 1 and len(missing.stderr.strip().splitlines()) == 1
+    assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
     not_pem = tmp_path / "key.pem"
     not_pem.write_text("hello")
     bad_key = sealcard(home, "audit", "verify", "--key", str(not_pem))
-    assert bad_key.returncode == 1 and "PEM" in bad_key.stderr
+    assert bad_key.returncode == 2 and "PEM" in bad_key.stderr
     usage = sealcard(home, "audit", "verify", "--bogus")
     assert usage.returncode == 2

@@ -141,8 +141,8 @@ def issuer_side(tmp_path_factory: pytest.TempPathFactory, ca: ProviderCA) -> Ite
         customers = work / "customers.csv"
         customers.write_text(CUSTOMERS)
         creds = work / "creds.csv"
-        _ok(run(["issuer", "user", "import", str(customers), "--credentials-out", str(creds),
-                 "--home", str(home), "--json"]))  # fmt: skip
+        _ok(run(["issuer", "user", "import", "--file", str(customers),
+                 "--credentials-out", str(creds), "--home", str(home), "--json"]))  # fmt: skip
         credentials = {
             line.split(",")[1]: line.split(",")[2] for line in creds.read_text().splitlines()[1:]
         }
@@ -153,7 +153,7 @@ def issuer_side(tmp_path_factory: pytest.TempPathFactory, ca: ProviderCA) -> Ite
         port = _free_port()
         server = subprocess.Popen(
             [sys.executable, "-m", "sealcard.cli.main", "issuer", "serve", "--home", str(home),
-             "--listen", f"127.0.0.1:{port}", "--provider-root", str(root), "--workers", "2",
+             "--listen", f"127.0.0.1:{port}", "--root", str(root), "--workers", "2",
              "--log-level", "warning"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip

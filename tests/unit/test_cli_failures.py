@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -54,6 +55,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     ProviderCA.create(tmp / "ca", b"a passphrase nobody types here")
     (tmp / "empty").mkdir()
     (tmp / "results.json").write_text('{"cards": [{"serial": "zz"}]}\n')
+    (tmp / "bad.csv").write_text("C1,Ada\n")
+    latin1 = "customer_ref,name,address\nC1,Zo\xeb,Gen\xe8ve\n".encode("latin-1")
+    (tmp / "latin1.csv").write_bytes(latin1)
+    with socket.socket() as probe:  # a port nothing listens on (bound once, then closed)
+        probe.bind(("127.0.0.1", 0))
+        dead_port = probe.getsockname()[1]
     home = tmp / "home"
     made = run_sealcard(["issuer", "init", "--home", str(home)], child_env())
     assert made.code == 0, made.stderr
@@ -69,6 +76,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "root": str(tmp / "ca" / "root.pem"),
         "empty_dir": str(tmp / "empty"),
         "results_bad": str(tmp / "results.json"),
+        "bad_csv": str(tmp / "bad.csv"),
+        "not_utf8": str(tmp / "latin1.csv"),
+        "dead_url": f"https://127.0.0.1:{dead_port}",
         "hash": "ab" * 32,
     }
     assert set(values) | {"fd", "fd2"} == set(NONE_PLACEHOLDERS)
@@ -125,6 +135,9 @@ def test_nothing_half_done(world: dict[str, str], none_runs: dict[tuple[int, boo
     assert not any(Path(world["empty_dir"]).iterdir())  # backup-seed did not write into it
     assert sorted(p.name for p in Path(world["ca_dir"]).iterdir()) == ["root-key.pem", "root.pem"]
     assert not Path(world["nohome"]).exists()
+    assert not (tmp / "shares").exists()  # backup-seed removed the folder it made
+    assert not (tmp / "first-logins.csv").exists()  # an import refused wrote no credentials
+    assert not (tmp / "tls-home").exists()  # issuer init refused before making the home
 
 
 def test_every_command_has_a_failure_row() -> None:

@@ -145,7 +145,7 @@ def test_user_import_and_order_file_through_the_cli(tmp_path: Path) -> None:
     customers.write_text(CUSTOMERS)
     creds = tmp_path / "creds.csv"
     run = _sealcard(
-        "issuer", "user", "import", str(customers), "--credentials-out", str(creds),
+        "issuer", "user", "import", "--file", str(customers), "--credentials-out", str(creds),
         "--home", str(home), "--json",
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
@@ -154,18 +154,18 @@ def test_user_import_and_order_file_through_the_cli(tmp_path: Path) -> None:
     password = creds.read_text().splitlines()[1].split(",")[2]
     assert password not in run.stdout + run.stderr  # the secret went to the file only
     again = _sealcard(
-        "issuer", "user", "import", str(customers), "--credentials-out", str(tmp_path / "c2.csv"),
-        "--home", str(home),
+        "issuer", "user", "import", "--file", str(customers),
+        "--credentials-out", str(tmp_path / "c2.csv"), "--home", str(home),
     )  # fmt: skip
     assert again.returncode == 1
     assert again.stderr.startswith("error: 2 customer number(s) exist already")
     assert len(again.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "c2.csv").exists()
     exists = _sealcard(
-        "issuer", "user", "import", str(customers), "--credentials-out", str(creds),
+        "issuer", "user", "import", "--file", str(customers), "--credentials-out", str(creds),
         "--home", str(home),
     )  # fmt: skip
-    assert exists.returncode == 1 and "exists" in exists.stderr
+    assert exists.returncode == 2 and "exists" in exists.stderr  # an output in the way: usage
     orders = tmp_path / "orders.csv"
     orders.write_text("customer_ref,channel,pin_source\nC1,activation,none\nC2,bureau,none\n")
     run = _sealcard("issuer", "order", "--file", str(orders), "--home", str(home), "--json")
@@ -174,6 +174,6 @@ def test_user_import_and_order_file_through_the_cli(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("customer_ref,channel,pin_source\nC1,pigeon,none\n")
     run = _sealcard("issuer", "order", "--file", str(bad), "--home", str(home))
-    assert run.returncode == 1 and "line 2: channel 'pigeon'" in run.stderr
+    assert run.returncode == 2 and "line 2: channel 'pigeon'" in run.stderr  # a bad file: usage
     usage = _sealcard("issuer", "order", "--home", str(home))
     assert usage.returncode == 2 and "either --user or --file" in usage.stderr

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+
+import pytest
 
 from sealcard.card import constants as c
 from sealcard.card.card_manager import (
@@ -136,3 +139,40 @@ def test_an_installed_applet_with_every_required_capability_can_host() -> None:
     report = check_platform(ScriptedCard(manager(50_000, 3_000), applet_with(caps)))
     assert report.can_host is True
     assert report.card_manager.gp_version == "2.2.1"
+
+
+def test_the_command_says_can_not_host_in_one_line_exit_1_with_the_report(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`provider check-platform` on a card too small: the report for a person, then one
+    `error:` line and exit 1; with --json the whole report under "ok": false."""
+    from click.testing import CliRunner
+
+    from sealcard.cli import provider_cmd
+    from sealcard.cli.main import cli
+
+    class Connection(ScriptedCard):
+        atr = bytes.fromhex("3B8F8001")
+
+        def __enter__(self) -> Connection:
+            return self
+
+        def __exit__(self, *_exc: object) -> None:
+            return None
+
+    def open_card(_name: str, **_kwargs: object) -> Connection:
+        return Connection(manager(NEEDED_PERSISTENT_BYTES - 1, 4_000))
+
+    monkeypatch.setattr(provider_cmd, "pick_reader", lambda _reader: "Scripted Reader 00 00")
+    monkeypatch.setattr(provider_cmd.PcscConnection, "open", open_card)
+    text = CliRunner().invoke(cli, ["provider", "check-platform"])
+    assert text.exit_code == 1
+    assert "verdict: can NOT host the sealcard applet" in text.stdout
+    assert text.stderr.splitlines() == [
+        "error: the card in 'Scripted Reader 00 00' can NOT host the sealcard applet: failed "
+        "free persistent memory (docs/real-cards.md explains each check)"
+    ]
+    as_json = CliRunner().invoke(cli, ["provider", "check-platform", "--json"])
+    report = json.loads(as_json.stdout)
+    assert as_json.exit_code == 1 and report["ok"] is False and report["error"] == "CannotHost"
+    assert report["can_host"] is False and report["exit_code"] == 1

@@ -1,6 +1,6 @@
-"""`sealcard issuer serve` as a user meets it: refusals before anything listens (exit 1, one
-line on stderr), and a running server that answers over TLS with the certificate
-`issuer init` made (checked against its fingerprint)."""
+"""`sealcard issuer serve` as a user meets it: refusals before anything listens (exit 2, a
+setting to fix, in one line on stderr), and a running server that answers over TLS with the
+certificate `issuer init` made (checked against its fingerprint)."""
 
 from __future__ import annotations
 
@@ -28,20 +28,20 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_serve_refuses_before_listening(tmp_path: Path) -> None:
     missing = _run("issuer", "serve", "--home", str(tmp_path / "nowhere"), "--no-hsm")
-    assert missing.returncode == 1
+    assert missing.returncode == 2
     assert missing.stderr.startswith("error: no issuer home at") and "issuer init" in missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1
     home = tmp_path / "home"
     assert _run("issuer", "init", "--home", str(home)).returncode == 0
     bad = _run("issuer", "serve", "--home", str(home), "--no-hsm", "--listen", "nonsense")
-    assert bad.returncode == 1 and "is not HOST:PORT" in bad.stderr
+    assert bad.returncode == 2 and "is not HOST:PORT" in bad.stderr
     no_hsm = _run("issuer", "serve", "--home", str(home))
-    assert no_hsm.returncode == 1 and "issuer hsm init" in no_hsm.stderr
-    root = _run("issuer", "serve", "--home", str(home), "--no-hsm", "--provider-root", "/nope")
+    assert no_hsm.returncode == 2 and "issuer hsm init" in no_hsm.stderr
+    root = _run("issuer", "serve", "--home", str(home), "--no-hsm", "--root", "/nope")
     assert root.returncode == 2  # a usage error: the file does not exist
     (home / "tls" / "server-key.pem").unlink()
     gone = _run("issuer", "serve", "--home", str(home), "--no-hsm")
-    assert gone.returncode == 1 and "missing TLS file" in gone.stderr
+    assert gone.returncode == 2 and "missing TLS file" in gone.stderr
 
 
 def test_serve_answers_over_tls_and_stops_on_sigterm(tmp_path: Path) -> None:

@@ -108,6 +108,16 @@ def emit(
         click.echo(text)
 
 
+def read_text_file(path: Path) -> str:
+    """A UTF-8 input file the command line named (`--file`), or a usage error naming it."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"{path} is not UTF-8 text; save it as UTF-8") from None
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {path}: {exc.strerror}") from None
+
+
 def resolve_reader(wanted: str, known: Sequence[str]) -> str:
     """The reader `wanted` means: an exact name, a number in `known` (as `sealcard readers`
     lists them), or a part of exactly one name (any case), as opensc-tool and GlobalPlatformPro

@@ -46,14 +46,14 @@ def _default_key(home: Path | None) -> Path:
 @click.option(
     "--file",
     "export_file",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
     help="Verify this export (from `issuer audit export`) instead of the database.",
 )
 @click.option(
     "--key",
     "key_file",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
     help="The audit key's public half (PEM) you trust [default: hsm/audit-key.pem in the "
     "home]. An auditor passes the key recorded when the HSM was set up.",

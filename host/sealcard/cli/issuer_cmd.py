@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from sealcard.cli.common import read_text_file
 from sealcard.cli.issuer_audit_cmd import audit_group
 from sealcard.cli.issuer_card_cmd import card_group
 from sealcard.cli.issuer_common import home_option, issuer_emit, issuer_json_option, open_records
@@ -208,7 +209,7 @@ def order_cmd(
         from sealcard.formats.intake_csv import parse_orders
         from sealcard.parties.issuer.intake import import_orders
 
-        rows = parse_orders(orders_file.read_text(encoding="utf-8"))
+        rows = parse_orders(read_text_file(orders_file))
         with open_issuer(home) as ctx:
             ids = import_orders(ctx, rows).orders
         issuer_emit(

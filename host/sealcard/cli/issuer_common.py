@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import click
 
@@ -34,6 +34,23 @@ def home_option(func: F) -> F:
 
 
 issuer_json_option = json_option(JSON_HELP_ONE_OBJECT)
+
+LOG_LEVELS: Final = ("debug", "info", "warning", "error", "critical")
+LOG_LEVEL_ENV: Final = "SEALCARD_LOG_LEVEL"
+
+
+def log_level_option(func: F) -> F:
+    """`--log-level LEVEL` of a long-running service (parameter `log_level`, in lower case
+    whatever case was given), default $SEALCARD_LOG_LEVEL, else info."""
+    return click.option(
+        "--log-level",
+        type=click.Choice(LOG_LEVELS, case_sensitive=False),
+        default="info",
+        show_default=True,
+        envvar=LOG_LEVEL_ENV,
+        show_envvar=True,
+        help="How much the service logs (requests, never their content, at any level).",
+    )(func)
 
 
 def issuer_emit(as_json: bool, payload: dict[str, Any], text: str) -> None:

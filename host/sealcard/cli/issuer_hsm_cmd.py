@@ -11,7 +11,13 @@ from typing import BinaryIO
 
 import click
 
-from sealcard.cli.issuer_common import home_option, hsm_client, issuer_emit, issuer_json_option
+from sealcard.cli.issuer_common import (
+    home_option,
+    hsm_client,
+    issuer_emit,
+    issuer_json_option,
+    log_level_option,
+)
 from sealcard.files import check_new_file, prepare_dir, remove_if_empty, write_new_file
 from sealcard.issuer.config import load_home
 
@@ -23,18 +29,9 @@ def hsm_group() -> None:
     """The issuer HSM and the issuer-system HSM (SoftHSM2 by default, any PKCS#11 module)."""
 
 
-_log_level_option = click.option(
-    "--log-level",
-    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
-    default=lambda: os.environ.get("SEALCARD_LOG_LEVEL", "INFO").upper(),
-    show_default="$SEALCARD_LOG_LEVEL, else INFO",
-    help="How much the service logs (requests, never their content, at any level).",
-)
-
-
 @hsm_group.command(name="serve")
 @home_option
-@_log_level_option
+@log_level_option
 def hsm_serve(home: Path | None, log_level: str) -> None:
     """Run the issuer HSM service in the foreground (Ctrl-C or SIGTERM stops it).
 
@@ -50,7 +47,7 @@ def hsm_serve(home: Path | None, log_level: str) -> None:
         "--home",
         str(issuer_home.root),
         "--log-level",
-        log_level,
+        log_level.upper(),  # the service's logging takes the level's name
     ]
     os.execv(sys.executable, argv)  # noqa: S606 - our own interpreter and module, no shell
 
@@ -189,7 +186,7 @@ _START_TIMEOUT_S = 60.0
 
 @hsm_group.command(name="start")
 @home_option
-@_log_level_option
+@log_level_option
 @issuer_json_option
 def hsm_start(home: Path | None, log_level: str, as_json: bool) -> None:
     """Start the issuer HSM service in the background (pid in HOME/run/issuer-hsm.pid).
@@ -216,7 +213,7 @@ def hsm_start(home: Path | None, log_level: str, as_json: bool) -> None:
         "--home",
         str(issuer_home.root),
         "--log-level",
-        log_level,
+        log_level.upper(),  # the service's logging takes the level's name
     ]
     proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
         argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True

@@ -12,12 +12,19 @@ from typing import Any
 
 import click
 
-from sealcard.cli.common import fd_option, read_secret
+from sealcard.cli.common import fd_option, read_secret, read_text_file
 from sealcard.cli.issuer_common import home_option, issuer_emit, issuer_json_option
+from sealcard.issuer.config import load_home
 
 
 @click.command(name="import")
-@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--file",
+    "csv_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="The customers, a CSV (UTF-8) with the header customer_ref,name,address[,login].",
+)
 @click.option(
     "--credentials-out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -37,10 +44,10 @@ from sealcard.cli.issuer_common import home_option, issuer_emit, issuer_json_opt
 def user_import(
     csv_file: Path, credentials_out: Path, threads: int | None, home: Path | None, as_json: bool
 ) -> None:
-    """Add every customer of CSV_FILE, each with an account for the HTTPS API.
+    """Add every customer of a CSV file, each with an account for the HTTPS API.
 
     \b
-    CSV_FILE (UTF-8, header line):  customer_ref,name,address[,login]
+    --file (UTF-8, header line):  customer_ref,name,address[,login]
     customer_ref is the bank's customer number; login defaults to it.
 
     The whole file is checked first and taken whole or not at all (a customer number or
@@ -56,7 +63,7 @@ def user_import(
     )
 
     check_credentials_path(credentials_out)
-    rows = parse_customers(_read_text(csv_file))
+    rows = parse_customers(read_text_file(csv_file))
     bar: Any = None
 
     def progress(done: int, total: int) -> None:
@@ -80,17 +87,6 @@ def user_import(
         {"customers": intake.users, "credentials_file": str(credentials_out)},
         f"{intake.users} customer(s) added; first credentials in {credentials_out} (mode 0600)",
     )
-
-
-def _read_text(path: Path) -> str:
-    from sealcard.errors import ConfigurationError
-
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ConfigurationError(f"{path} is not UTF-8 text") from None
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read {path}: {exc.strerror}") from None
 
 
 @click.group(name="operator")
@@ -122,7 +118,8 @@ def operator_add(
     from sealcard.parties.issuer.access import add_staff
     from sealcard.parties.issuer.home import open_issuer
 
-    password = read_secret(password_fd, "Password", option="--password-fd", confirm=True)
+    load_home(home)  # no issuer home: say so before anyone types a password
+    password = read_secret(password_fd, "new staff password", option="--password-fd", confirm=True)
     password_text = password.decode("utf-8", "replace")
     with open_issuer(home) as ctx:
         account = add_staff(ctx, login, Role(role), password_text)

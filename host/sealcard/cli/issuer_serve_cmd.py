@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from sealcard.cli.issuer_common import home_option
+from sealcard.cli.common import ROOT_ENV
+from sealcard.cli.issuer_common import home_option, log_level_option
 
 
 @click.command(name="serve")
@@ -19,12 +20,14 @@ from sealcard.cli.issuer_common import home_option
     help="Address to listen on [default: [api] listen of config.toml, 127.0.0.1:8443].",
 )
 @click.option(
-    "--provider-root",
+    "--root",
     "provider_roots",
     multiple=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    envvar=ROOT_ENV,
+    show_envvar=True,
     help="A card provider's root certificate that activation trusts (repeat; added to "
-    "[api] provider_roots).",
+    "[api] provider_roots; in the environment, several separated by ':').",
 )
 @click.option(
     "--no-hsm",
@@ -36,12 +39,7 @@ from sealcard.cli.issuer_common import home_option
     "--workers", type=click.IntRange(1, 64), default=8, show_default=True,
     help="Threads serving requests (each with its own database connection).",
 )  # fmt: skip
-@click.option(
-    "--log-level",
-    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
-    default="info",
-    show_default=True,
-)
+@log_level_option
 def serve_cmd(
     home: Path | None,
     listen: str | None,

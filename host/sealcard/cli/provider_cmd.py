@@ -21,6 +21,7 @@ from sealcard.cli.common import (
     reader_option,
     require_terminal,
 )
+from sealcard.cli.outcome import CliFail
 from sealcard.crypto.keys import load_p256_public_key
 from sealcard.files import remove_if_empty
 from sealcard.parties.platform_check import PlatformReport, Verdict, check_platform
@@ -268,10 +269,19 @@ def check_platform_cmd(reader: str | None, as_json: bool) -> None:
     name = pick_reader(reader)
     with PcscConnection.open(name, exclusive=False) as connection:
         report = check_platform(connection, atr=connection.atr)
-    emit(as_json, {"reader": name, **platform_json(report)}, platform_text(name, report),
-         indent=2)
-    if report.can_host is False:
-        raise click.exceptions.Exit(1)
+    payload = {"reader": name, **platform_json(report)}
+    if report.can_host is not False:
+        emit(as_json, payload, platform_text(name, report), indent=2)
+        return
+    if not as_json:
+        click.echo(platform_text(name, report))
+    failed = [c.name for c in report.checks if c.required and c.verdict == Verdict.FAIL]
+    raise CliFail(
+        f"the card in {name!r} can NOT host the sealcard applet: failed {', '.join(failed)} "
+        "(docs/real-cards.md explains each check)",
+        kind="CannotHost",
+        payload=payload,
+    )
 
 
 def platform_json(report: PlatformReport) -> dict[str, Any]:

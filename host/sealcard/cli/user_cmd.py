@@ -4,6 +4,7 @@ issuer's HTTPS API (activation of a card, issuer commands relayed to it)."""
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,8 +18,10 @@ from sealcard.cli.common import (
     fd_option,
     json_option,
     open_session,
+    read_digits,
     read_secret,
     reader_option,
+    require_terminal,
 )
 
 PASSWORD_ENV = "SEALCARD_ISSUER_PASSWORD"  # noqa: S105 (a variable name)
@@ -54,6 +57,12 @@ def _issuer_options(func: Callable[..., Any]) -> Callable[..., Any]:
 def _password(fd: int | None) -> str:
     if fd is None and os.environ.get(PASSWORD_ENV):
         return os.environ[PASSWORD_ENV]
+    if fd is None:
+        require_terminal(
+            "password",
+            f"give it on a file descriptor (--password-fd N, e.g. `--password-fd 3 3<file`) "
+            f"or in ${PASSWORD_ENV}",
+        )
     return read_secret(fd, "Password", option="--password-fd").decode("utf-8", "replace")
 
 
@@ -106,10 +115,25 @@ def activate_cmd(
     """
     from sealcard.parties.user_system import activate_card
 
+    # PIN and PUK on descriptors are read and checked before anything happens; a prompt
+    # asks only when the issuer leaves them to the user, after the card took its key.
+    pin = None if pin_fd is None else read_digits(pin_fd, "PIN", option="--pin-fd")
+    puk = None if puk_fd is None else read_digits(puk_fd, "PUK", option="--puk-fd", kind="PUK")
+
     def choose() -> tuple[bytes, bytes]:
+        if (pin is None or puk is None) and not sys.stdin.isatty():
+            raise click.UsageError(
+                "the card is activated and holds its key, but there is no terminal to choose "
+                "its PIN and PUK: set them with `sealcard card pin set --new-pin-fd N "
+                "--puk-fd N` (or give --pin-fd and --puk-fd to `user activate`)"
+            )
         return (
-            read_secret(pin_fd, "Choose your PIN (4-12 digits)", option="--pin-fd", confirm=True),
-            read_secret(puk_fd, "Choose your PUK (8-12 digits)", option="--puk-fd", confirm=True),
+            pin
+            or read_digits(None, "Choose your PIN (4-12 digits)", option="--pin-fd", confirm=True),
+            puk
+            or read_digits(
+                None, "Choose your PUK (8-12 digits)", option="--puk-fd", kind="PUK", confirm=True
+            ),
         )
 
     with (
@@ -197,7 +221,7 @@ def reset_pin_cmd(
 ) -> None:  # fmt: skip
     """Set a new PIN through your bank (when PIN and PUK are lost): needs the bank's
     approval first. The bank signs the command for this card; both counters are refilled."""
-    new_pin = read_secret(new_pin_fd, "New PIN (4-12 digits)", option="--new-pin-fd", confirm=True)
+    new_pin = read_digits(new_pin_fd, "New PIN (4-12 digits)", option="--new-pin-fd", confirm=True)
     _relay("reset-pin", reader, issuer_url, login, password_fd, issuer_cert, as_json, new_pin)
 
 
@@ -213,6 +237,7 @@ def terminate_cmd(
     """End this card for good (the key on it is wiped; your bank can issue a replacement
     with the same key and addresses)."""
     if not yes:
+        require_terminal("confirmation", "give --yes to terminate without a question")
         click.confirm("Terminate this card for good?", abort=True, err=True)
     _relay("terminate", reader, issuer_url, login, password_fd, issuer_cert, as_json)
 

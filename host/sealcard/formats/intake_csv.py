@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from sealcard.errors import SealcardError
+from sealcard.errors import ConfigurationError
 
 MAX_REF_LENGTH: Final = 64
 MAX_TEXT_LENGTH: Final = 512
@@ -38,8 +38,9 @@ CHANNELS: Final = ("bureau", "activation")
 PIN_SOURCES: Final = ("hsm", "none")
 
 
-class IntakeFileError(SealcardError):
-    """The file is not a valid intake file; `problems` lists each bad line (nothing added)."""
+class IntakeFileError(ConfigurationError):
+    """The file is not a valid intake file; `problems` lists each bad line (nothing added).
+    A file the caller named is wrong: the CLI exits 2, the API answers 400."""
 
     def __init__(self, what: str, problems: Sequence[str]) -> None:
         shown = list(problems[:MAX_REPORTED_ERRORS])

@@ -25,6 +25,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from sealcard.crypto.keys import unreadable
 from sealcard.issuer.db import Database, Dialect, Tx
 from sealcard.issuer.errors import IssuerError
 
@@ -518,8 +519,8 @@ def load_public_key(pem: bytes) -> ec.EllipticCurvePublicKey:
     """The audit key from PEM (SubjectPublicKeyInfo, EC P-256)."""
     try:
         key = serialization.load_pem_public_key(pem)
-    except ValueError as exc:
-        raise IssuerError(f"not a PEM public key: {exc}") from exc
+    except ValueError:
+        raise IssuerError(unreadable("a public key", pem)) from None
     if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
         raise IssuerError("the audit key must be an EC P-256 public key")
     return key

@@ -15,14 +15,14 @@ from typing import Any
 
 import httpx
 
-from sealcard.errors import ConfigurationError, SealcardError
+from sealcard.errors import ConfigurationError, SealcardError, UnavailableError
 
 DEFAULT_TIMEOUT_S = 60.0
 
 
 class IssuerApiError(SealcardError):
     """The issuer refused (its `code` and message), or could not be reached (`code`
-    "unreachable")."""
+    "unreachable": `IssuerUnreachableError`)."""
 
     def __init__(self, message: str, code: str, status: int | None = None) -> None:
         super().__init__(message)
@@ -30,14 +30,28 @@ class IssuerApiError(SealcardError):
         self.status = status
 
 
+class IssuerUnreachableError(IssuerApiError, UnavailableError):
+    """No answer from the issuer, or its answer that it cannot serve now (HTTP 503): trying
+    again later may work (the CLI exits 3)."""
+
+
+class IssuerUntrustedError(IssuerApiError, ConfigurationError):
+    """The issuer's TLS certificate is not trusted: the user names it (the CLI exits 2)."""
+
+
 def _tls(issuer_cert: Path | None) -> ssl.SSLContext | bool:
     if issuer_cert is None:
         return True
     try:
         context = ssl.create_default_context(cafile=str(issuer_cert))
-    except (OSError, ssl.SSLError) as exc:
+    except ssl.SSLError:  # the library's reason names its internals ("_ssl.c:4154")
         raise ConfigurationError(
-            f"cannot use {issuer_cert} as the issuer's certificate: {exc}"
+            f"cannot use {issuer_cert} as the issuer's certificate: it holds no PEM "
+            "certificate; give the certificate (PEM) your bank gave you"
+        ) from None
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot use {issuer_cert} as the issuer's certificate: {exc.strerror}"
         ) from None
     return context
 
@@ -85,15 +99,16 @@ class IssuerApiClient:
             answer = self._http.request(method, path, json=body, headers=self._auth())
         except httpx.ConnectError as exc:
             if "CERTIFICATE_VERIFY_FAILED" in str(exc):
-                raise IssuerApiError(
+                raise IssuerUntrustedError(
                     f"the TLS certificate of {self._http.base_url} is not trusted: if your bank"
                     " gave you its certificate, pass it with --issuer-cert FILE",
                     "untrusted",
                 ) from None
-            raise IssuerApiError(f"cannot reach the issuer at {self._http.base_url}: {exc}",
-                                 "unreachable") from None  # fmt: skip
+            raise IssuerUnreachableError(
+                f"cannot reach the issuer at {self._http.base_url}: {exc}", "unreachable"
+            ) from None
         except httpx.HTTPError as exc:
-            raise IssuerApiError(
+            raise IssuerUnreachableError(
                 f"the issuer did not answer ({type(exc).__name__})", "unreachable"
             ) from None
         try:
@@ -106,6 +121,10 @@ class IssuerApiClient:
         if answer.status_code >= 400:
             message = str(payload.get("message", "refused")) if isinstance(payload, dict) else ""
             code = str(payload.get("error", "refused")) if isinstance(payload, dict) else "refused"
+            if answer.status_code == 503:
+                raise IssuerUnreachableError(
+                    f"the issuer cannot serve this now: {message}", code, answer.status_code
+                )
             raise IssuerApiError(f"the issuer refused: {message}", code, answer.status_code)
         return payload
 

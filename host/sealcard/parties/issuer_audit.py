@@ -12,6 +12,8 @@ from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from sealcard.errors import ConfigurationError
+from sealcard.files import check_new_file
 from sealcard.hsm.system_hsm import AuditKey
 from sealcard.hsm.token import Token
 from sealcard.issuer import audit
@@ -84,10 +86,10 @@ def export(records: Records, path: Path) -> tuple[int, int]:
 
     Returns (entries, checkpoints). An existing file is not overwritten.
     """
-    if path.exists():
-        raise IssuerError(f"{path} exists: choose another file (an export is never overwritten)")
-    if not path.parent.is_dir():
-        raise IssuerError(f"the folder {path.parent} does not exist")
+    check_new_file(
+        path, what="the export", fix="give a new file (an export is never overwritten)",
+        overwrite=False,
+    )  # fmt: skip
     exported_at = datetime.now(UTC).isoformat(timespec="microseconds")
     partial = path.with_name(f".{path.name}.partial")
     try:
@@ -97,18 +99,23 @@ def export(records: Records, path: Path) -> tuple[int, int]:
             os.fsync(out.fileno())
         os.link(partial, path)  # fails rather than replace a file that appeared meanwhile
     except FileExistsError as exc:
-        raise IssuerError(f"{exc.filename} exists: choose another file") from exc
+        raise ConfigurationError(f"{exc.filename} exists: give a new file") from exc
     except OSError as exc:
-        raise IssuerError(f"cannot write {path}: {exc.strerror}") from exc
+        raise ConfigurationError(f"cannot write {path}: {exc.strerror}") from exc
     finally:
         partial.unlink(missing_ok=True)
     return counts
 
 
 def load_key(path: Path) -> ec.EllipticCurvePublicKey:
-    """The audit key's public half from a PEM file."""
+    """The audit key's public half from a PEM file (a file the caller named: a
+    ConfigurationError when it cannot be read or holds no such key)."""
     try:
-        pem = path.read_bytes()
+        return audit.load_public_key(path.read_bytes())
     except OSError as exc:
-        raise IssuerError(f"cannot read the audit key {path}: {exc.strerror}") from exc
-    return audit.load_public_key(pem)
+        raise ConfigurationError(f"cannot read the audit key {path}: {exc.strerror}") from exc
+    except IssuerError as exc:
+        raise ConfigurationError(
+            f"the audit key {path}: {exc}; give the audit key's public half (PEM), as "
+            "`issuer hsm init` wrote it to HOME/hsm/audit-key.pem"
+        ) from None

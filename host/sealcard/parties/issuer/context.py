@@ -10,7 +10,7 @@ from typing import Protocol
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from sealcard.errors import SealcardError
+from sealcard.errors import ConfigurationError, SealcardError, UnavailableError
 from sealcard.hsm.issuer_client import SealRequest, SealResult
 from sealcard.issuer.accounts import Accounts
 from sealcard.issuer.records import Records
@@ -128,13 +128,15 @@ class ConflictError(RefusedError):
     code = "conflict"
 
 
-class BadRequestError(RefusedError):
-    """The request itself is malformed."""
+class BadRequestError(RefusedError, ConfigurationError):
+    """The request itself is malformed, or a value in it breaks a rule (the CLI exits 2: a
+    value to fix)."""
 
     code = "malformed"
 
 
-class ServiceUnavailableError(RefusedError):
-    """An HSM role this use case needs is not configured or not reachable."""
+class ServiceUnavailableError(RefusedError, UnavailableError):
+    """An HSM role this use case needs is not configured or not reachable (HTTP 503; the CLI
+    exits 3)."""
 
     code = "unavailable"
