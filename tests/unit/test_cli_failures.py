@@ -203,7 +203,7 @@ def quiet_logger() -> Iterator[None]:
 def test_a_bug_is_one_line_exit_4_and_its_traceback_only_with_debug(
     monkeypatch: pytest.MonkeyPatch, quiet_logger: None
 ) -> None:
-    from click.testing import CliRunner
+    from click_runner import separate_runner
 
     from sealcard.cli import readers_cmd
 
@@ -211,19 +211,19 @@ def test_a_bug_is_one_line_exit_4_and_its_traceback_only_with_debug(
         raise RuntimeError("an unexpected state")
 
     monkeypatch.setattr(readers_cmd, "list_readers", bug)
-    plain = CliRunner().invoke(cli, ["readers", "--json"])
+    plain = separate_runner().invoke(cli, ["readers", "--json"])
     assert plain.exit_code == 4
     assert plain.stderr.splitlines() == [
         "error: internal error (RuntimeError: an unexpected state); this is a bug: run the "
         "command again as `sealcard --debug ...` for the traceback and report it"
     ]
     assert json.loads(plain.stdout)["error"] == "InternalError"
-    debug = CliRunner().invoke(cli, ["readers", "-v"])
+    debug = separate_runner().invoke(cli, ["readers", "-v"])
     assert debug.exit_code == 4 and "Traceback" in debug.stderr
 
 
 def test_ctrl_c_is_130(monkeypatch: pytest.MonkeyPatch) -> None:
-    from click.testing import CliRunner
+    from click_runner import separate_runner
 
     from sealcard.cli import readers_cmd
 
@@ -231,5 +231,5 @@ def test_ctrl_c_is_130(monkeypatch: pytest.MonkeyPatch) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(readers_cmd, "list_readers", interrupted)
-    result = CliRunner().invoke(cli, ["readers"])
+    result = separate_runner().invoke(cli, ["readers"])
     assert result.exit_code == 130 and result.stderr == "error: aborted\n"

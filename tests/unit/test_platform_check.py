@@ -146,7 +146,7 @@ def test_the_command_says_can_not_host_in_one_line_exit_1_with_the_report(
 ) -> None:
     """`provider check-platform` on a card too small: the report for a person, then one
     `error:` line and exit 1; with --json the whole report under "ok": false."""
-    from click.testing import CliRunner
+    from click_runner import separate_runner
 
     from sealcard.cli import provider_cmd
     from sealcard.cli.main import cli
@@ -165,14 +165,14 @@ def test_the_command_says_can_not_host_in_one_line_exit_1_with_the_report(
 
     monkeypatch.setattr(provider_cmd, "pick_reader", lambda _reader: "Scripted Reader 00 00")
     monkeypatch.setattr(provider_cmd.PcscConnection, "open", open_card)
-    text = CliRunner().invoke(cli, ["provider", "check-platform"])
+    text = separate_runner().invoke(cli, ["provider", "check-platform"])
     assert text.exit_code == 1
     assert "verdict: can NOT host the sealcard applet" in text.stdout
     assert text.stderr.splitlines() == [
         "error: the card in 'Scripted Reader 00 00' can NOT host the sealcard applet: failed "
         "free persistent memory (docs/real-cards.md explains each check)"
     ]
-    as_json = CliRunner().invoke(cli, ["provider", "check-platform", "--json"])
+    as_json = separate_runner().invoke(cli, ["provider", "check-platform", "--json"])
     report = json.loads(as_json.stdout)
     assert as_json.exit_code == 1 and report["ok"] is False and report["error"] == "CannotHost"
     assert report["can_host"] is False and report["exit_code"] == 1

@@ -376,7 +376,7 @@ def test_cli_pin_and_sign_over_fd(
     import os
     from collections.abc import Iterator
 
-    from click.testing import CliRunner
+    from click_runner import separate_runner
 
     from sealcard.cli import card_cmd
     from sealcard.cli.main import cli
@@ -397,7 +397,7 @@ def test_cli_pin_and_sign_over_fd(
         os.close(write)
         return read
 
-    runner = CliRunner()
+    runner = separate_runner()
     wrong = runner.invoke(
         cli, ["card", "pin", "verify", "--pin-fd", str(fd_with(b"000000")), "--json"]
     )
