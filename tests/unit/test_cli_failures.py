@@ -42,7 +42,7 @@ PARALLEL_RUNS = 4
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """The placeholders of the "none" rows, made once for the module."""
     tmp = tmp_path_factory.mktemp("cli-failures")
     (tmp / "a-file").write_text("not a folder\n")
@@ -58,9 +58,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     (tmp / "bad.csv").write_text("C1,Ada\n")
     latin1 = "customer_ref,name,address\nC1,Zo\xeb,Gen\xe8ve\n".encode("latin-1")
     (tmp / "latin1.csv").write_bytes(latin1)
-    with socket.socket() as probe:  # a port nothing listens on (bound once, then closed)
-        probe.bind(("127.0.0.1", 0))
-        dead_port = probe.getsockname()[1]
+    # A port nothing listens on: bound and never listened on, held for the module, so that a
+    # connection is refused at once and no other test can take the port meanwhile.
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    dead_port = dead.getsockname()[1]
     home = tmp / "home"
     made = run_sealcard(["issuer", "init", "--home", str(home)], child_env())
     assert made.code == 0, made.stderr
@@ -82,7 +84,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "hash": "ab" * 32,
     }
     assert set(values) | {"fd", "fd2"} == set(NONE_PLACEHOLDERS)
-    return values
+    with dead:
+        yield values
 
 
 @pytest.fixture(scope="module")
