@@ -130,7 +130,7 @@ def test_failure_row_on_a_card(
     for as_json in (False, True):  # a fresh card for each: a failed PIN costs a try
         issued = prepare(case.card, card, ca, other_ca, issuer)
         values = _values(files, card, ca, issued)
-        assert set(values) | {"fd", "fd2"} == set(SIM_PLACEHOLDERS)
+        assert set(values) | {"fd", "fd2", "run"} == set(SIM_PLACEHOLDERS)
         check(case, run_case(case, values, env, as_json=as_json), as_json=as_json)
 
 

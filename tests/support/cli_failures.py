@@ -54,9 +54,11 @@ NONE_PLACEHOLDERS = {
     "hash": "64 hex digits",
     "fd": "a file descriptor holding the case's fd_data",
     "fd2": "another one, holding fd2_data",
+    "run": "plain or json: which of a row's two runs (they run at once: a path a failing "
+    "command may create for a moment must differ between them)",
 }
 SIM_PLACEHOLDERS = {
-    **{k: NONE_PLACEHOLDERS[k] for k in ("tmp", "file", "issuer_key", "hash", "fd", "fd2")},
+    **{k: NONE_PLACEHOLDERS[k] for k in ("tmp", "file", "issuer_key", "hash", "fd", "fd2", "run")},
     "ca_dir": "the folder of the CA that initialized the card",
     "reader": "the reader holding the card prepared in the case's `card` state",
     "root": "the root.pem of the CA that initialized that card",
@@ -528,7 +530,7 @@ CASES: tuple[Case, ...] = (
         "issuer hsm backup-seed",
         (
             *("issuer", "hsm", "backup-seed", "--home", "{home}", "--format", "pdf"),
-            *("--threshold", "2", "--shares", "3", "--out-dir", "{tmp}/shares"),
+            *("--threshold", "2", "--shares", "3", "--out-dir", "{tmp}/shares-{run}"),
         ),
         USAGE,
         "run `sealcard issuer hsm init`",
@@ -899,7 +901,8 @@ def fill(args: tuple[str, ...], values: Mapping[str, str]) -> list[str]:
 def run_case(
     case: Case, values: Mapping[str, str], env: Mapping[str, str], *, as_json: bool
 ) -> Run:
-    args = fill(case.args, values) + ([JSON_FLAG] if as_json else [])
+    run = {"run": "json" if as_json else "plain"}
+    args = fill(case.args, {**values, **run}) + ([JSON_FLAG] if as_json else [])
     return run_sealcard(args, env, case.fd_data, case.fd2_data)
 
 

@@ -83,7 +83,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
         "dead_url": f"https://127.0.0.1:{dead_port}",
         "hash": "ab" * 32,
     }
-    assert set(values) | {"fd", "fd2"} == set(NONE_PLACEHOLDERS)
+    assert set(values) | {"fd", "fd2", "run"} == set(NONE_PLACEHOLDERS)
     with dead:
         yield values
 
@@ -138,7 +138,8 @@ def test_nothing_half_done(world: dict[str, str], none_runs: dict[tuple[int, boo
     assert not any(Path(world["empty_dir"]).iterdir())  # backup-seed did not write into it
     assert sorted(p.name for p in Path(world["ca_dir"]).iterdir()) == ["root-key.pem", "root.pem"]
     assert not Path(world["nohome"]).exists()
-    assert not (tmp / "shares").exists()  # backup-seed removed the folder it made
+    assert not (tmp / "shares-plain").exists()  # backup-seed removed the folder it made
+    assert not (tmp / "shares-json").exists()
     assert not (tmp / "first-logins.csv").exists()  # an import refused wrote no credentials
     assert not (tmp / "tls-home").exists()  # issuer init refused before making the home
 
