@@ -30,6 +30,12 @@ class ServiceUnavailableError(HsmError):
     """The issuer HSM service does not answer on its socket."""
 
 
+class AnswerLostError(ServiceUnavailableError):
+    """A request reached the issuer HSM service but its answer did not come back (the service
+    closed the connection, stopped, or took too long). The client never sends such a request
+    again by itself: whether it was carried out is unknown."""
+
+
 class BadResponseError(HsmError):
     """A reply the issuer system must not trust: unsigned, not signed by the issuer key, for
     another request, or malformed. ``reason`` is one of protocol.RESPONSE_*."""

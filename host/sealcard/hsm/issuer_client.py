@@ -4,6 +4,7 @@ socket, and signed replies checked against the issuer key."""
 from __future__ import annotations
 
 import base64
+import select
 import socket
 import threading
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from sealcard.errors import ConfigurationError
 from sealcard.hsm import protocol
 from sealcard.hsm.config import IssuerHsmSettings
 from sealcard.hsm.errors import (
+    AnswerLostError,
     BadResponseError,
     HsmError,
     RequestRefused,
@@ -90,23 +92,48 @@ class SealRequest:
 
 
 @dataclass(frozen=True)
+class CardRefusal:
+    """Why the issuer HSM did not seal one card of a batch (``reason``: protocol.CARD_*)."""
+
+    reason: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.message}"
+
+
+@dataclass(frozen=True)
 class SealResult:
-    """What the HSM returns for one card: the blob, the user's public key, the P2 letter."""
+    """What the HSM returns for one card: the blob, the user's public key, the P2 letter; or,
+    for a card it could not seal, only ``refusal`` (the rest of the batch is sealed)."""
 
     order_id: str
     sealed_blob: bytes
     user_public_key: bytes  # 33 bytes, compressed secp256k1
     pin_letter: bytes | None
+    refusal: CardRefusal | None = None
+
+    @classmethod
+    def refused(cls, order_id: str, reason: str, message: str) -> SealResult:
+        return cls(order_id, b"", b"", None, CardRefusal(reason, message))
 
     @classmethod
     def from_wire(cls, value: dict[str, Any]) -> SealResult:
-        letter = value.get("pin_letter")
-        return cls(
-            str(value["order_id"]),
-            base64.b64decode(value["sealed_blob"]),
-            bytes.fromhex(value["user_public_key"]),
-            None if letter is None else base64.b64decode(letter),
-        )
+        try:
+            error = value.get("error")
+            if error is not None:
+                return cls.refused(
+                    str(value["order_id"]), str(error["reason"]), str(error["message"])
+                )
+            letter = value.get("pin_letter")
+            return cls(
+                str(value["order_id"]),
+                base64.b64decode(value["sealed_blob"]),
+                bytes.fromhex(value["user_public_key"]),
+                None if letter is None else base64.b64decode(letter),
+            )
+        except (KeyError, TypeError, ValueError):
+            raise HsmError("the issuer HSM service sent a malformed seal result") from None
 
 
 class IssuerHsmClient:
@@ -164,6 +191,24 @@ class IssuerHsmClient:
                 self._sock.close()
                 self._sock = None
 
+    def _drop(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def _live_socket(self) -> socket.socket:
+        """The open connection if the service has not closed it meanwhile, else a new one."""
+        sock = self._sock
+        if sock is not None:
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            if poller.poll(0):  # nothing is due between requests: EOF, an error, or stray bytes
+                self._drop()
+                sock = None
+        if sock is None:
+            sock = self._sock = self._connect()
+        return sock
+
     def _connect(self) -> socket.socket:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(self.timeout_s)
@@ -177,22 +222,40 @@ class IssuerHsmClient:
         return sock
 
     def exchange(self, message: bytes) -> bytes:
-        """Send one encoded request, return the raw reply (no checks)."""
+        """Send one encoded request, return the raw reply (no checks).
+
+        At most once: a request that may have reached the service is never sent again (its
+        id would be refused as a replay, and the user would see the wrong reason). If the
+        answer is lost, AnswerLostError says so."""
         with self._lock:
-            for attempt in (1, 2):
-                if self._sock is None:
-                    self._sock = self._connect()
+            sock = self._live_socket()
+            try:
+                protocol.send_frame(sock, message)
+            except OSError:
+                # sendall failed: the service got no whole frame, so it never ran the request
+                self._drop()
+                sock = self._live_socket()
                 try:
-                    protocol.send_frame(self._sock, message)
-                    return protocol.recv_frame(self._sock)
-                except (ConnectionError, OSError):
-                    self._sock.close()
-                    self._sock = None
-                    if attempt == 2:
-                        raise ServiceUnavailableError(
-                            "the issuer HSM service closed the connection"
-                        ) from None
-        raise ServiceUnavailableError("unreachable")  # pragma: no cover - the loop returns
+                    protocol.send_frame(sock, message)
+                except OSError as exc:
+                    self._drop()
+                    raise ServiceUnavailableError(
+                        f"cannot send to the issuer HSM service on {self.socket_path}: "
+                        f"{exc.strerror or type(exc).__name__}"
+                    ) from None
+            try:
+                return protocol.recv_frame(sock)
+            except (ConnectionError, OSError) as exc:
+                self._drop()
+                what = (
+                    f"no answer within {self.timeout_s:g} s"
+                    if isinstance(exc, TimeoutError)
+                    else "the service closed the connection before answering"
+                )
+                raise AnswerLostError(
+                    f"the issuer HSM service took the request but its answer was lost ({what});"
+                    " whether it was carried out is unknown: see the service's log"
+                ) from None
 
     def send_raw(self, message: bytes) -> tuple[int, dict[str, Any]]:
         """Send one already-encoded request; (status, body) of its checked reply
@@ -299,11 +362,15 @@ class IssuerHsmClient:
         return [str(m) for m in self.call("list-mailers", {})["mailers"]]
 
     def seal_batch(self, requests: Sequence[SealRequest]) -> list[SealResult]:
-        """Seal a batch in one round trip; results in request order."""
+        """Seal a batch in one round trip; results in request order (a card the HSM refused
+        has a result with ``refusal`` set; the others are sealed)."""
         if not requests:
             return []
         reply = self.call("seal-batch", {"cards": [r.to_wire() for r in requests]})
-        results = [SealResult.from_wire(v) for v in reply["results"]]
+        raw_results = reply.get("results")
+        if not isinstance(raw_results, list):
+            raise HsmError("the issuer HSM service sent no results")
+        results = [SealResult.from_wire(v) for v in raw_results]
         if [r.order_id for r in results] != [r.order_id for r in requests]:
             raise HsmError("the issuer HSM service answered for other orders")
         return results

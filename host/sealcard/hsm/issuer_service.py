@@ -30,11 +30,13 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pkcs11
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
@@ -175,6 +177,49 @@ class _Mailer:
     skid: bytes
 
 
+MAILER_ID_MAX = 64
+MAILER_KEY_MIN_BITS = 2048
+
+
+def check_mailer_id(mailer_id: str) -> None:
+    """A mailer id is 1..64 printable characters; RequestRefused(malformed) otherwise."""
+    if not mailer_id or len(mailer_id) > MAILER_ID_MAX or not mailer_id.isprintable():
+        raise RequestRefused(
+            protocol.REFUSED_MALFORMED, f"a mailer id is 1 to {MAILER_ID_MAX} printable characters"
+        )
+
+
+def mailer_key(der: bytes) -> tuple[rsa.RSAPublicKey, bytes]:
+    """(key, subject key identifier) of a mailer's DER SubjectPublicKeyInfo; RequestRefused
+    (malformed) unless it is an RSA key of 2048 bits or more."""
+    try:
+        key = serialization.load_der_public_key(der)
+    except (ValueError, UnsupportedAlgorithm):
+        raise RequestRefused(
+            protocol.REFUSED_MALFORMED, "the mailer key is not a DER SubjectPublicKeyInfo"
+        ) from None
+    if not isinstance(key, rsa.RSAPublicKey) or key.key_size < MAILER_KEY_MIN_BITS:
+        raise RequestRefused(
+            protocol.REFUSED_MALFORMED, f"a mailer key is RSA of {MAILER_KEY_MIN_BITS} bits or more"
+        )
+    return key, key_identifier(key)
+
+
+class CardRefused(Exception):  # noqa: N818 - a refusal of one card, not an error of the service
+    """One card of a seal-batch cannot be sealed (``reason`` is one of protocol.CARD_*); the
+    rest of the batch goes on and this card's result carries the reason."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def sign_blob(sign: Callable[[bytes], bytes], serial: bytes, ciphertext: bytes) -> bytes:
+    """The one place the issuer HSM signs a sealed blob: the assembled blob."""
+    signature = sign(sealed_blob.signed_message(serial, ciphertext))
+    return sealed_blob.assemble(serial, ciphertext, signature)
+
+
 class IssuerHsm:
     """The issuer HSM's operations, independent of the socket (tests call it directly)."""
 
@@ -209,20 +254,21 @@ class IssuerHsm:
             for obj in objects:
                 label = str(obj[Attribute.LABEL])
                 if label.startswith(MAILER_PREFIX):
-                    self._remember_mailer(label[len(MAILER_PREFIX) :], bytes(obj[Attribute.VALUE]))
+                    mailer_id = label[len(MAILER_PREFIX) :]
+                    try:
+                        self._remember_mailer(mailer_id, bytes(obj[Attribute.VALUE]))
+                    except RequestRefused:  # a stored object this build cannot use: skip it
+                        log.warning("skipped the stored key of mailer %r: not usable", mailer_id)
 
     def _remember_mailer(self, mailer_id: str, der: bytes) -> None:
-        key = serialization.load_der_public_key(der)
-        if not isinstance(key, rsa.RSAPublicKey) or key.key_size < 2048:
-            raise RequestRefused(protocol.REFUSED_MALFORMED, "a mailer key is RSA, 2048 bits+")
+        key = mailer_key(der)
         with self._mailers_lock:
-            self._mailers[mailer_id] = _Mailer(key, key_identifier(key))
+            self._mailers[mailer_id] = _Mailer(*key)
 
     def register_mailer(self, mailer_id: str, public_key_der: bytes) -> None:
         """Keep a mailer's public key as a token object (replacing an older one)."""
-        if not mailer_id or len(mailer_id) > 64 or not mailer_id.isprintable():
-            raise RequestRefused(protocol.REFUSED_MALFORMED, "bad mailer id")
-        self._remember_mailer(mailer_id, public_key_der)
+        check_mailer_id(mailer_id)
+        key = mailer_key(public_key_der)  # refused before anything is written
         label = MAILER_PREFIX + mailer_id
         self.token.destroy_objects(label)
         with self.token.session() as s:
@@ -237,6 +283,8 @@ class IssuerHsm:
                     Attribute.VALUE: public_key_der,
                 }
             )
+        with self._mailers_lock:
+            self._mailers[mailer_id] = _Mailer(*key)
 
     def mailer_ids(self) -> list[str]:
         with self._mailers_lock:
@@ -277,38 +325,60 @@ class IssuerHsm:
             results.extend(part)
         return results
 
-    def _seal_slice(self, cards: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _seal_slice(self, cards: list[Any]) -> list[dict[str, Any]]:
         with self.token.session() as s:
             sign = self._sign_in(s)
             rand = _TokenRandom(s)
-            return [self._seal_one(card, sign, rand) for card in cards]
+            results: list[dict[str, Any]] = []
+            for card in cards:
+                try:
+                    results.append(self._seal_one(card, sign, rand))
+                except CardRefused as refused:
+                    order_id = card.get("order_id") if isinstance(card, dict) else None
+                    results.append(
+                        {
+                            "order_id": None if order_id is None else str(order_id),
+                            "error": {"reason": refused.reason, "message": str(refused)},
+                        }
+                    )
+            return results
 
     def _seal_one(
-        self, card: dict[str, Any], sign: Callable[[bytes], bytes], rand: _TokenRandom
+        self, card: Any, sign: Callable[[bytes], bytes], rand: _TokenRandom
     ) -> dict[str, Any]:
+        if not isinstance(card, dict):
+            raise CardRefused(protocol.CARD_MALFORMED, "a card entry is a JSON object")
         try:
             order_id = str(card["order_id"])
             serial = bytes.fromhex(card["card_serial"])
-            device_key = serialization.load_der_public_key(
-                base64.b64decode(card["device_public_key_der"])
-            )
+            device_der = base64.b64decode(card["device_public_key_der"], validate=True)
             auth_key = bytes.fromhex(card["device_auth_public_key"])
             path = parse_path(card["derivation_path"])
             pin_source = card.get("pin_source", PIN_SOURCE_NONE)
             mailer_id = card.get("mailer_id")
-        except (KeyError, ValueError, TypeError) as exc:
-            raise RequestRefused(protocol.REFUSED_MALFORMED, f"bad card entry: {exc}") from None
+            user_name = str(card.get("user_name", ""))
+            user_address = str(card.get("user_address", ""))
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            field = f" ({exc.args[0]!r})" if isinstance(exc, KeyError) else ""
+            raise CardRefused(protocol.CARD_MALFORMED, f"bad card entry{field}") from None
+        try:
+            device_key = serialization.load_der_public_key(device_der)
+        except (ValueError, UnsupportedAlgorithm):
+            raise CardRefused(
+                protocol.CARD_BAD_DEVICE_KEY, "the device key is not a DER SubjectPublicKeyInfo"
+            ) from None
         if not isinstance(device_key, rsa.RSAPublicKey):
-            raise RequestRefused(protocol.REFUSED_MALFORMED, f"{order_id}: device key is not RSA")
+            raise CardRefused(protocol.CARD_BAD_DEVICE_KEY, "the device key is not RSA")
         if pin_source not in (PIN_SOURCE_HSM, PIN_SOURCE_NONE):
-            raise RequestRefused(protocol.REFUSED_MALFORMED, f"{order_id}: bad pin_source")
+            raise CardRefused(protocol.CARD_MALFORMED, f"bad pin_source {pin_source!r}")
         mailer: _Mailer | None = None
         if pin_source == PIN_SOURCE_HSM:
             with self._mailers_lock:
                 mailer = self._mailers.get(str(mailer_id))
             if mailer is None:
-                raise RequestRefused(
-                    protocol.REFUSED_MALFORMED, f"{order_id}: unknown mailer {mailer_id!r}"
+                raise CardRefused(
+                    protocol.CARD_UNKNOWN_MAILER,
+                    f"this issuer HSM has no mailer {mailer_id!r} (issuer hsm mailer add)",
                 )
         private_key, public_key = self.deriver.derive(path)
         pin = puk = None
@@ -317,15 +387,14 @@ class IssuerHsm:
         payload = sealed_blob.SealedPayload(private_key, auth_key, pin, puk)
         try:
             ciphertext = sealed_blob.encrypt_payload(payload, device_key)
-            message = sealed_blob.signed_message(serial, ciphertext)
-            blob = sealed_blob.assemble(serial, ciphertext, sign(message))
+            blob = sign_blob(sign, serial, ciphertext)
         except sealed_blob.SealedBlobError as exc:
-            raise RequestRefused(protocol.REFUSED_MALFORMED, f"{order_id}: {exc}") from None
+            bad_key = "device key" in str(exc)
+            reason = protocol.CARD_BAD_DEVICE_KEY if bad_key else protocol.CARD_MALFORMED
+            raise CardRefused(reason, str(exc)) from None
         letter = None
         if mailer is not None and pin is not None and puk is not None:
-            data = PinLetterData(
-                serial, str(card.get("user_name", "")), str(card.get("user_address", "")), pin, puk
-            )
+            data = PinLetterData(serial, user_name, user_address, pin, puk)
             letter = build_pin_letter(data, mailer.key, sign, self.certificate, mailer.skid)
         return {
             "order_id": order_id,
@@ -349,7 +418,11 @@ class IssuerHsm:
                 "certificate_der": base64.b64encode(self.certificate.der).decode("ascii"),
             }
         if request.op == "xpub":
-            return {"xpub": self.xpub(str(body.get("path", "")))}
+            try:
+                path = parse_path(str(body.get("path", "")))
+            except ValueError as exc:
+                raise RequestRefused(protocol.REFUSED_MALFORMED, str(exc)) from None
+            return {"xpub": self.deriver.xpub(path)}
         if request.op == "seal-batch":
             cards = body.get("cards")
             if not isinstance(cards, list):
@@ -357,9 +430,11 @@ class IssuerHsm:
             return {"results": self.seal_batch(cards)}
         if request.op == "register-mailer":
             try:
-                der = base64.b64decode(body["public_key_der"], validate=True)
+                der = base64.b64decode(str(body["public_key_der"]), validate=True)
             except (KeyError, ValueError):
-                raise RequestRefused(protocol.REFUSED_MALFORMED, "bad mailer key") from None
+                raise RequestRefused(
+                    protocol.REFUSED_MALFORMED, "public_key_der must be base64 DER"
+                ) from None
             self.register_mailer(str(body.get("mailer_id", "")), der)
             return {"mailers": self.mailer_ids()}
         if request.op == "list-mailers":
@@ -378,6 +453,13 @@ class _Handler(socketserver.BaseRequestHandler):
         while True:
             try:
                 data = protocol.recv_frame(sock)
+            except protocol.FrameTooLargeError as exc:
+                # answer, then close: the rest of the stream cannot be framed any more
+                response = self.server.refuse(bytes(protocol.REQUEST_ID_LENGTH), str(exc))
+                with suppress(OSError):
+                    if response is not None:
+                        protocol.send_frame(sock, response)
+                return
             except (ConnectionError, OSError):
                 return
             response = self.server.process(data)
@@ -425,10 +507,29 @@ class IssuerHsmServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer
             log.warning("request failed: %s", type(exc).__name__)
             status = protocol.STATUS_ERROR
             body = {"reason": type(exc).__name__, "message": str(exc)}
+        except Exception as exc:  # a bug must not cost the client its answer
+            # The exception text may quote request content: log its type only.
+            log.error("request failed unexpectedly: %s", type(exc).__name__)
+            status = protocol.STATUS_ERROR
+            body = {
+                "reason": protocol.FAILED_INTERNAL,
+                "message": "the issuer HSM service failed on this request (see its log)",
+            }
         try:
             return protocol.encode_response(request_id, status, body, self.hsm.sign)
         except SealcardError as exc:
             log.error("cannot sign a response: %s", type(exc).__name__)
+            return None
+
+    def refuse(self, request_id: bytes, message: str) -> bytes | None:
+        """A signed ``malformed`` refusal for something that is not a request at all."""
+        log.warning("refused a request: %s", protocol.REFUSED_MALFORMED)
+        body = {"reason": protocol.REFUSED_MALFORMED, "message": message}
+        try:
+            return protocol.encode_response(
+                request_id, protocol.STATUS_REFUSED, body, self.hsm.sign
+            )
+        except SealcardError:
             return None
 
     def _dispatch(self, request: protocol.Request) -> dict[str, Any]:

@@ -74,6 +74,15 @@ REFUSED_STALE = "stale"
 REFUSED_REPLAY = "replay"
 REFUSED_UNDECRYPTABLE = "undecryptable"
 REFUSED_UNKNOWN_OP = "unknown-op"
+# A request that passed every check but could not be carried out (a bug or a token failure):
+# answered with STATUS_ERROR and this reason, never by dropping the connection
+FAILED_INTERNAL = "internal-error"
+
+# Why one card of a seal-batch was not sealed (the others of the batch are): the reason of a
+# per-card {"error": {"reason", "message"}} entry in the results
+CARD_MALFORMED = "malformed"
+CARD_UNKNOWN_MAILER = "unknown-mailer"
+CARD_BAD_DEVICE_KEY = "bad-device-key"
 
 # Named reasons the client rejects a response for (BadResponseError.reason)
 RESPONSE_MALFORMED = "malformed-response"
@@ -467,8 +476,12 @@ def _recv_exact(sock: socket.socket, count: int) -> bytes:
     return bytes(chunks)
 
 
+class FrameTooLargeError(ConnectionError):
+    """A frame announced more than MAX_FRAME bytes: the stream cannot be trusted after it."""
+
+
 def recv_frame(sock: socket.socket) -> bytes:
     (length,) = _FRAME.unpack(_recv_exact(sock, _FRAME.size))
     if length > MAX_FRAME:
-        raise ConnectionError("frame too large")
+        raise FrameTooLargeError(f"a frame of {length} bytes (at most {MAX_FRAME})")
     return _recv_exact(sock, length)
