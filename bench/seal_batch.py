@@ -242,6 +242,7 @@ def main() -> int:
         t_setup = time.perf_counter() - t0
         t0 = time.perf_counter()
         import_fake_pack(records, args.cards, "BENCH-PACK", rsa_pool=args.rsa_pool)
+        records.record_mailers([MAILER])
         users = [
             records.add_user(f"User {i}", f"{i} Bench Street, Testville") for i in range(USERS)
         ]

@@ -65,4 +65,10 @@ def test_only_listed_transitions_are_legal() -> None:
     legal = {(a, b) for a, nxt in TRANSITIONS.items() for b in nxt}
     for a, b in itertools.product(OrderState, OrderState):
         assert is_legal(a, b) == ((a, b) in legal)
-    assert len(legal) == len(HAPPY_PATH) - 1 + 1  # the happy path plus sent_to_bureau -> failed
+    # the happy path, sent_to_bureau -> failed, and an operator's cancel of an unsealed order
+    cancels = {
+        (OrderState.REQUESTED, OrderState.FAILED),
+        (OrderState.CARD_ASSIGNED, OrderState.FAILED),
+    }
+    assert cancels <= legal
+    assert len(legal) == len(HAPPY_PATH) - 1 + 1 + len(cancels)

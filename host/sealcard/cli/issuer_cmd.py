@@ -7,20 +7,23 @@ and issuer_card_cmd (card) and are registered on the group at the bottom.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import click
 
+from sealcard.cli.common import emit_error
 from sealcard.cli.issuer_card_cmd import card_group
 from sealcard.cli.issuer_common import home_option, issuer_emit, issuer_json_option, open_records
 from sealcard.cli.issuer_hsm_cmd import hsm_group
 from sealcard.cli.issuer_stock_cmd import export_cmd, pack_group, results_cmd
 from sealcard.issuer.config import init_home
 from sealcard.issuer.db import Database, redact_url
+from sealcard.issuer.lifecycle import OrderState
 from sealcard.issuer.migrations import apply_migrations, current_version
-from sealcard.issuer.records import DEFAULT_DERIVATION_BASE, PIN_SOURCES, Records
+from sealcard.issuer.records import DEFAULT_DERIVATION_BASE, PIN_SOURCES, Order, Records
 
 
 @click.group(name="issuer")
@@ -114,9 +117,9 @@ def user_add(home: Path | None, name: str, address: str, as_json: bool) -> None:
     issuer_emit(as_json, {"user": asdict(user)}, f"user {user.id} added")
 
 
-@issuer.command(name="order")
+@issuer.group(name="order", invoke_without_command=True)
 @home_option
-@click.option("--user", "user_id", type=int, required=True, help="User id (from `user add`).")
+@click.option("--user", "user_id", type=int, default=None, help="User id (from `user add`).")
 @click.option("--count", type=click.IntRange(1, 100_000), default=1, show_default=True)
 @click.option(
     "--pin-source",
@@ -134,15 +137,30 @@ def user_add(home: Path | None, name: str, address: str, as_json: bool) -> None:
     "required with --pin-source hsm.",
 )
 @issuer_json_option
+@click.pass_context
 def order_cmd(
+    ctx: click.Context,
     home: Path | None,
-    user_id: int,
+    user_id: int | None,
     count: int,
     pin_source: str,
     mailer_id: str | None,
     as_json: bool,
 ) -> None:
-    """Order cards for a user (state `requested`; `issuer seal` takes them from there)."""
+    """Order cards for a user (state `requested`; `issuer seal` takes them from there).
+
+    \b
+      sealcard issuer order --user 1 --mailer post     # order a card
+      sealcard issuer order list [--held]              # orders and why any is on hold
+      sealcard issuer order retry ID                   # seal a held order again
+      sealcard issuer order cancel ID [--note TEXT]    # end an order that was not sealed
+
+    The user and the mailer must exist when the order is made.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if user_id is None:
+        raise click.UsageError("--user is required to order a card (or give a subcommand)")
     _, records = open_records(home)
     with records.db:
         orders = records.request_orders(user_id, count, pin_source=pin_source, mailer_id=mailer_id)
@@ -151,6 +169,101 @@ def order_cmd(
         as_json,
         {"orders": ids, "user": user_id, "state": "requested"},
         f"{len(ids)} order(s) for user {user_id}: {', '.join(map(str, ids))}",
+    )
+
+
+def _order_payload(order: Order) -> dict[str, Any]:
+    return {
+        "id": order.id,
+        "user": order.user_id,
+        "state": order.state.value,
+        "held": order.held,
+        "card_serial": None if order.card_serial is None else order.card_serial.hex().upper(),
+        "derivation_index": order.derivation_index,
+        "pin_source": order.pin_source,
+        "mailer": order.mailer_id,
+        "failure_reason": order.failure_reason,
+        "updated_at": order.updated_at,
+    }
+
+
+def _order_line(order: Order) -> str:
+    state = "on hold" if order.held else order.state.value
+    card = order.card_serial.hex().upper() if order.card_serial is not None else "-"
+    line = f"{order.id:>8}  user {order.user_id:<6} {state:<15} card {card}"
+    if order.failure_reason:
+        line += f"  reason: {order.failure_reason}"
+    return line
+
+
+@order_cmd.command(name="list")
+@home_option
+@click.option(
+    "--state",
+    type=click.Choice([s.value for s in OrderState]),
+    default=None,
+    help="Only orders in this state.",
+)
+@click.option("--held", is_flag=True, help="Only orders on hold (refused by the issuer HSM).")
+@click.option("--after", "after_id", type=click.IntRange(0), default=0, help="Ids above this.")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True)
+@issuer_json_option
+def order_list(
+    home: Path | None,
+    state: str | None,
+    held: bool,
+    after_id: int,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Orders, oldest first, with the reason of any that could not be sealed."""
+    _, records = open_records(home)
+    with records.db:
+        orders = records.list_orders(
+            None if state is None else OrderState(state), limit, held=held, after_id=after_id
+        )
+    issuer_emit(
+        as_json,
+        {"orders": [_order_payload(o) for o in orders]},
+        "\n".join(_order_line(o) for o in orders) or "no orders",
+    )
+
+
+@order_cmd.command(name="retry")
+@home_option
+@click.argument("order_id", type=int)
+@issuer_json_option
+def order_retry(home: Path | None, order_id: int, as_json: bool) -> None:
+    """Take a held order off hold once its cause is fixed (e.g. the mailer registered with
+    this host's issuer HSM); the next `issuer seal` seals it with its card and element."""
+    _, records = open_records(home)
+    with records.db:
+        order = records.retry_order(order_id)
+    issuer_emit(
+        as_json,
+        {"order": _order_payload(order)},
+        f"order {order_id} is no longer on hold; run `sealcard issuer seal`",
+    )
+
+
+@order_cmd.command(name="cancel")
+@home_option
+@click.argument("order_id", type=int)
+@click.option("--note", default=None, help="Why (kept in the order and the audit log).")
+@issuer_json_option
+def order_cancel(home: Path | None, order_id: int, note: str | None, as_json: bool) -> None:
+    """End an order that was not sealed: a requested one, or one on hold.
+
+    It becomes `failed` with the reason kept; a held order's card and derivation element are
+    not used again. Order again for the user if a card is still wanted.
+    """
+    _, records = open_records(home)
+    with records.db:
+        order = records.cancel_order(order_id, note)
+    issuer_emit(
+        as_json,
+        {"order": _order_payload(order)},
+        f"order {order_id} cancelled ({order.failure_reason})",
     )
 
 
@@ -175,6 +288,11 @@ def status_cmd(home: Path | None, as_json: bool) -> None:
         "stock       "
         + (", ".join(f"{p.pack_serial} {p.available}/{p.cards}" for p in status.packs) or "none"),
         f"audit log   {status.audit_entries} entries",
+        *(
+            [f"on hold     {status.held_orders} order(s): sealcard issuer order list --held"]
+            if status.held_orders
+            else []
+        ),
     ]
     issuer_emit(as_json, payload, "\n".join(lines))
 
@@ -272,6 +390,7 @@ def seal_cmd(
     payload = {
         "sealed": report.sealed,
         "resumed": report.resumed,
+        "held": [{"order": h.order_id, "reason": h.reason} for h in report.held],
         "seconds": round(report.seconds, 3),
         "cards_per_second": round(report.per_second, 1),
         "stopped": report.stopped,
@@ -280,7 +399,24 @@ def seal_cmd(
         f"sealed {report.sealed} order(s) ({report.resumed} resumed) in {report.seconds:.2f} s"
         f" ({report.per_second:.0f}/s); {reasons[report.stopped]}"
     )
-    issuer_emit(as_json, payload, text)
+    if not report.held:
+        issuer_emit(as_json, payload, text)
+        return
+    # Some orders could not be sealed (the rest were): exit 1 so a script notices.
+    shown = report.held[:_HELD_SHOWN]
+    message = (
+        f"{len(report.held)} order(s) could not be sealed and are on hold: "
+        + "; ".join(f"order {h.order_id}: {h.reason}" for h in shown)
+        + (" ..." if len(report.held) > len(shown) else "")
+        + " (see `sealcard issuer order list --held`; then `issuer order retry|cancel ID`)"
+    )
+    if not as_json:
+        click.echo(text)
+    emit_error(message, as_json=as_json, kind="OrdersHeld", **payload)
+    sys.exit(1)
+
+
+_HELD_SHOWN = 3
 
 
 # -- subgroups and commands from the sibling modules ---------------------------------------------

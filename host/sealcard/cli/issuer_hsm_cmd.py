@@ -8,7 +8,13 @@ from pathlib import Path
 
 import click
 
-from sealcard.cli.issuer_common import home_option, hsm_client, issuer_emit, issuer_json_option
+from sealcard.cli.issuer_common import (
+    home_option,
+    hsm_client,
+    issuer_emit,
+    issuer_json_option,
+    open_records,
+)
 from sealcard.issuer.config import load_home
 
 
@@ -118,12 +124,18 @@ def mailer_add(home: Path | None, mailer_id: str, key_file: Path, as_json: bool)
 
     data = key_file.read_bytes()
     if b"-----BEGIN" in data:
-        key = serialization.load_pem_public_key(data)
+        try:
+            key = serialization.load_pem_public_key(data)
+        except ValueError:
+            raise click.BadParameter(
+                f"{key_file} is not a PEM public key", param_hint="--key"
+            ) from None
         data = key.public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
     with hsm_client(home) as client:
         mailers = client.register_mailer(mailer_id, data)
+    _record_mailers(home, mailers)
     issuer_emit(
         as_json,
         {"mailers": mailers},
@@ -131,13 +143,21 @@ def mailer_add(home: Path | None, mailer_id: str, key_file: Path, as_json: bool)
     )
 
 
+def _record_mailers(home: Path | None, mailers: list[str]) -> None:
+    """The records note the mailers the HSM holds, so orders can name them (schema 2)."""
+    _, records = open_records(home)
+    with records.db:
+        records.record_mailers(mailers)
+
+
 @mailer_group.command(name="list")
 @home_option
 @issuer_json_option
 def mailer_list(home: Path | None, as_json: bool) -> None:
-    """Mailers the issuer HSM knows."""
+    """Mailers the issuer HSM knows (and the records note them, so orders may name them)."""
     with hsm_client(home) as client:
         mailers = client.mailers()
+    _record_mailers(home, mailers)
     issuer_emit(as_json, {"mailers": mailers}, "\n".join(mailers) or "no mailers")
 
 

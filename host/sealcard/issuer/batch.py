@@ -17,7 +17,10 @@ the blob and the PIN letter.
 
 **B. store** (one transaction): store the wrapped device authentication keys, the sealed
 blobs, the user public keys and the PIN letters, and move the orders to `sealed`, only if
-every one of them is still `card_assigned` (else nothing is stored).
+every one of them is still `card_assigned` (else nothing is stored). An order the issuer HSM
+refused (e.g. its mailer is unknown to this HSM) is held in the same transaction: it stays
+`card_assigned` with the HSM's reason, later runs skip it, and an operator retries or
+cancels it (`issuer order retry|cancel`). One bad order never stops the others.
 
 A crash before B leaves the chunk in `card_assigned`. A re-run first resumes every
 `card_assigned` order with the card and derivation element bound at A, so no element is ever
@@ -47,7 +50,7 @@ from sealcard.crypto import sealed_blob
 from sealcard.errors import VerificationError
 from sealcard.hsm.issuer_client import SealRequest, SealResult
 from sealcard.issuer.errors import RecordNotFoundError, SealingError
-from sealcard.issuer.records import Records, SealedItem, SealWork
+from sealcard.issuer.records import HeldOrder, Records, SealedItem, SealWork
 
 #: Orders per HSM round trip and per commit.
 DEFAULT_CHUNK_SIZE = 256
@@ -58,7 +61,7 @@ DEFAULT_KEYGEN_THREADS = 1
 #: Length of a compressed secp256k1 public key.
 USER_PUBLIC_KEY_LEN = 33
 
-#: Called after each commit point B with (orders sealed so far in this run, orders planned).
+#: Called after each commit point B with (orders sealed or held so far in this run, planned).
 ProgressCallback = Callable[[int, int], None]
 
 
@@ -97,6 +100,7 @@ class SealReport:
 
     sealed: int = 0
     resumed: int = 0  # of `sealed`: orders a previous, interrupted run had reserved
+    held: list[HeldOrder] = field(default_factory=list)  # refused by the HSM in this run
     chunks: int = 0
     planned: int = 0
     seconds: float = 0.0
@@ -135,13 +139,21 @@ def _check_results(
     chunk: _Chunk,
     results: Sequence[SealResult],
     issuer_public_key: ec.EllipticCurvePublicKey | None,
-) -> list[SealedItem]:
+) -> tuple[list[SealedItem], list[HeldOrder]]:
+    """What to store at commit point B: the sealed items, and the orders the HSM refused (they
+    are held with its reason; the rest of the chunk is stored). An answer that does not match
+    the request (count, order, a blob for another card, a bad signature) is a fault of the HSM
+    or its configuration, not of one order: SealingError, nothing of the chunk is stored."""
     if len(results) != len(chunk.work):
         raise SealingError(f"the issuer HSM answered {len(results)} results for {len(chunk.work)}")
     items: list[SealedItem] = []
+    held: list[HeldOrder] = []
     for w, (auth_pub, wrapped), r in zip(chunk.work, chunk.keys, results, strict=True):
         if r.order_id != str(w.order_id):
             raise SealingError(f"the issuer HSM answered order {r.order_id} for {w.order_id}")
+        if r.refusal is not None:
+            held.append(HeldOrder(w.order_id, str(r.refusal)))
+            continue
         if len(r.user_public_key) != USER_PUBLIC_KEY_LEN:
             raise SealingError(f"order {w.order_id}: user public key is not 33 bytes")
         try:
@@ -169,7 +181,7 @@ def _check_results(
                 mailer_id=w.mailer_id,
             )
         )
-    return items
+    return items, held
 
 
 def seal_orders(
@@ -264,16 +276,18 @@ def seal_orders(
         results = chunk.result.result()
         t1 = time.perf_counter()
         timings.hsm_wait += t1 - t0
-        items = _check_results(chunk, results, issuer_public_key)
+        items, held = _check_results(chunk, results, issuer_public_key)
         with records.db.transaction() as tx:  # commit point B
             records.store_sealed(tx, items)
+            records.hold_orders(tx, held)
         timings.store += time.perf_counter() - t1
         report.sealed += len(items)
+        report.held.extend(held)
         report.chunks += 1
         if chunk.resumed:
             report.resumed += len(items)
         if progress is not None:
-            progress(report.sealed, planned)
+            progress(report.sealed + len(report.held), planned)
 
     inflight: deque[_Chunk] = deque()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="issuer-hsm") as pool:

@@ -1,7 +1,8 @@
 """The life cycle of an order: the one place that says which state may follow which.
 
     requested -> card_assigned -> sealed -> sent_to_bureau -> personalized -> shipped -> pin_mailed
-                                                           \\-> failed
+        \\              \\                               \\-> failed
+         \\-> failed     \\-> failed  (cancelled by an operator: requested, or held)
 
 `failed` is final: the card and the derivation element of a failed order are never used again;
 the user gets a new order (new card, new derivation element). Every state change in the issuer
@@ -30,8 +31,10 @@ class OrderState(enum.StrEnum):
 
 #: Legal next states.
 TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
-    OrderState.REQUESTED: frozenset({OrderState.CARD_ASSIGNED}),
-    OrderState.CARD_ASSIGNED: frozenset({OrderState.SEALED}),
+    # -> failed from requested or card_assigned: an operator cancels an order that was not
+    # sealed (`issuer order cancel`; a card_assigned one only while it is on hold)
+    OrderState.REQUESTED: frozenset({OrderState.CARD_ASSIGNED, OrderState.FAILED}),
+    OrderState.CARD_ASSIGNED: frozenset({OrderState.SEALED, OrderState.FAILED}),
     OrderState.SEALED: frozenset({OrderState.SENT_TO_BUREAU}),
     OrderState.SENT_TO_BUREAU: frozenset({OrderState.PERSONALIZED, OrderState.FAILED}),
     OrderState.PERSONALIZED: frozenset({OrderState.SHIPPED}),

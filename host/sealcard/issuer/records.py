@@ -108,6 +108,20 @@ class Order:
     derivation_index: int | None
     created_at: str
     updated_at: str
+    failure_reason: str | None = None  # why it could not be sealed (on hold), or was cancelled
+
+    @property
+    def held(self) -> bool:
+        """Reserved but refused by the issuer HSM: `issuer seal` skips it until retried."""
+        return self.state is OrderState.CARD_ASSIGNED and self.failure_reason is not None
+
+
+@dataclass(frozen=True)
+class HeldOrder:
+    """An order that could not be sealed while the rest of its batch was, and why."""
+
+    order_id: int
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -145,6 +159,7 @@ class Status:
     orders: dict[str, int]
     packs: list[PackStock]
     audit_entries: int
+    held_orders: int = 0  # of orders["card_assigned"]: refused by the HSM, waiting for an operator
 
 
 @dataclass(frozen=True)
@@ -204,12 +219,13 @@ def _order(row: Sequence[Any]) -> Order:
         derivation_index=None if row[6] is None else int(row[6]),
         created_at=str(row[7]),
         updated_at=str(row[8]),
+        failure_reason=None if row[9] is None else str(row[9]),
     )
 
 
 _ORDER_COLS = (
     "id, user_id, state, pin_source, mailer_id, card_serial, derivation_index, created_at, "
-    "updated_at"
+    "updated_at, failure_reason"
 )
 
 
@@ -435,6 +451,31 @@ class Records:
             for r in rows
         ]
 
+    # -- mailers ----------------------------------------------------------------------------
+
+    def record_mailers(self, mailer_ids: Sequence[str]) -> list[str]:
+        """Note mailers the issuer HSM holds (after `register-mailer`, or its list); returns
+        the ones new to the records."""
+        at = now()
+        added: list[str] = []
+        with self.db.transaction() as tx:
+            for mailer_id in dict.fromkeys(mailer_ids):
+                tx.execute(
+                    "INSERT INTO mailers (id, registered_at) VALUES (?, ?)"
+                    " ON CONFLICT (id) DO NOTHING",
+                    (mailer_id, at),
+                )
+                if tx.rowcount:
+                    added.append(mailer_id)
+            if added:
+                self._audit(tx, "mailer.record", detail={"mailers": added})
+        return added
+
+    def mailers(self) -> list[str]:
+        """Every mailer the records know, by id."""
+        with self.db.transaction() as tx:
+            return [str(r[0]) for r in tx.all("SELECT id FROM mailers ORDER BY id")]
+
     # -- orders -----------------------------------------------------------------------------
 
     def request_orders(
@@ -451,6 +492,8 @@ class Records:
         at = now()
         ids: list[int] = []
         with self.db.transaction() as tx:
+            if mailer_id is not None:
+                self._require_mailer(tx, mailer_id)
             for _ in range(count):
                 ids.append(
                     int(
@@ -466,6 +509,15 @@ class Records:
             Order(i, user_id, OrderState.REQUESTED, pin_source, mailer_id, None, None, at, at)
             for i in ids
         ]
+
+    @staticmethod
+    def _require_mailer(tx: Tx, mailer_id: str) -> None:
+        if tx.scalar("SELECT id FROM mailers WHERE id = ?", (mailer_id,)) is None:
+            raise RecordNotFoundError(
+                f"no mailer {mailer_id!r}: register its key with `sealcard issuer hsm mailer add"
+                f" --id {mailer_id} --key KEY` (mailers registered before schema 2: run"
+                " `sealcard issuer hsm mailer list` once to record them)"
+            )
 
     def get_order(self, order_id: int) -> Order:
         """One order; `RecordNotFoundError` if there is none with this id."""
@@ -486,15 +538,100 @@ class Records:
             raise RecordNotFoundError(f"no order holds card {serial.hex().upper()}")
         return _order(row)
 
-    def list_orders(self, state: OrderState | None = None, limit: int = 1000) -> list[Order]:
-        """Orders, oldest first, optionally in one state."""
-        where, params = ("WHERE state = ?", [state.value]) if state is not None else ("", [])
+    def list_orders(
+        self,
+        state: OrderState | None = None,
+        limit: int = 1000,
+        *,
+        held: bool = False,
+        after_id: int = 0,
+    ) -> list[Order]:
+        """Orders, oldest first (ids above `after_id`), optionally in one state, or only the
+        held ones (refused by the issuer HSM, waiting for an operator)."""
+        where: list[str] = ["id > ?"]
+        params: list[Any] = [after_id]
+        if state is not None:
+            where.append("state = ?")
+            params.append(state.value)
+        if held:
+            where.append("state = ? AND failure_reason IS NOT NULL")
+            params.append(OrderState.CARD_ASSIGNED.value)
         with self.db.transaction() as tx:
             rows = tx.all(
-                f"SELECT {_ORDER_COLS} FROM orders {where} ORDER BY id LIMIT ?",  # noqa: S608
+                f"SELECT {_ORDER_COLS} FROM orders WHERE {' AND '.join(where)}"  # noqa: S608
+                " ORDER BY id LIMIT ?",
                 [*params, limit],
             )
         return [_order(r) for r in rows]
+
+    def hold_orders(self, tx: Tx, held: Sequence[HeldOrder]) -> None:
+        """Inside commit point B: orders the issuer HSM refused stay `card_assigned` with
+        their reason, and sealing skips them until an operator retries or cancels them."""
+        if not held:
+            return
+        at = now()
+        tx.executemany(
+            "UPDATE orders SET failure_reason = ?, updated_at = ?"
+            " WHERE id = ? AND state = ? AND failure_reason IS NULL",
+            [(h.reason, at, h.order_id, OrderState.CARD_ASSIGNED.value) for h in held],
+        )
+        if tx.rowcount != len(held):
+            raise ConcurrentUpdateError(
+                f"{len(held) - tx.rowcount} of {len(held)} held orders were no longer"
+                " reserved: another process moved them"
+            )
+        self._audit_many(tx, "order.held", [(h.order_id, None, {"reason": h.reason}) for h in held])
+
+    def retry_order(self, order_id: int) -> Order:
+        """Take an order off hold (after its cause is fixed): the next `issuer seal` seals it
+        with the card and derivation element it already has."""
+        with self.db.transaction() as tx:
+            order = self._locked_order(tx, order_id)
+            if not order.held:
+                raise IssuerError(f"order {order_id} is not on hold ({order.state.value})")
+            tx.execute(
+                "UPDATE orders SET failure_reason = NULL, updated_at = ?"
+                " WHERE id = ? AND state = ? AND failure_reason IS NOT NULL",
+                (now(), order_id, OrderState.CARD_ASSIGNED.value),
+            )
+            if tx.rowcount != 1:
+                raise ConcurrentUpdateError(f"order {order_id} was changed by another process")
+            self._audit(tx, "order.retry", order_id=order_id, detail={"was": order.failure_reason})
+        return self.get_order(order_id)
+
+    def cancel_order(self, order_id: int, note: str | None = None) -> Order:
+        """End an order that was not sealed (requested, or held): it becomes `failed` with the
+        reason kept. A held order's card and derivation element are not used again."""
+        with self.db.transaction() as tx:
+            order = self._locked_order(tx, order_id)
+            if order.state is not OrderState.REQUESTED and not order.held:
+                hint = (
+                    "it is being sealed or an interrupted run reserved it: run `issuer seal`"
+                    if order.state is OrderState.CARD_ASSIGNED
+                    else "only requested or held orders can be cancelled"
+                )
+                raise IssuerError(f"order {order_id} is {order.state.value}: {hint}")
+            reason = "cancelled" + (f": {note}" if note else "")
+            if order.failure_reason:
+                reason += f" (was on hold: {order.failure_reason})"
+            self._move(tx, [order_id], order.state, OrderState.FAILED, {"failure_reason": [reason]})
+            self._audit(
+                tx,
+                "order.cancelled",
+                order_id=order_id,
+                card_serial=order.card_serial,
+                detail={"from": order.state.value, "reason": reason},
+            )
+        return self.get_order(order_id)
+
+    def _locked_order(self, tx: Tx, order_id: int) -> Order:
+        row = tx.one(
+            f"SELECT {_ORDER_COLS} FROM orders WHERE id = ?{tx.for_update}",  # noqa: S608
+            (order_id,),
+        )
+        if row is None:
+            raise RecordNotFoundError(f"no order {order_id}")
+        return _order(row)
 
     def advance_order(self, order_id: int, wanted: OrderState, *, note: str | None = None) -> Order:
         """Move an order along its life cycle after sealing (sent to bureau, personalized,
@@ -512,6 +649,14 @@ class Records:
             if row is None:
                 raise RecordNotFoundError(f"no order {order_id}")
             order = _order(row)
+            if wanted is OrderState.FAILED and order.state in (
+                OrderState.REQUESTED,
+                OrderState.CARD_ASSIGNED,
+            ):
+                raise IssuerError(
+                    f"order {order_id} is {order.state.value}, not sealed: end it with"
+                    " `sealcard issuer order cancel`"
+                )
             check_transition(order_id, order.state, wanted)
             self._move(tx, [order_id], order.state, wanted)
             detail: dict[str, Any] = {"from": order.state.value, "to": wanted.value}
@@ -740,7 +885,8 @@ class Records:
             " FROM orders o JOIN users u ON u.id = o.user_id"
             " JOIN cards c ON c.serial = o.card_serial JOIN packs p ON p.seq = c.pack_seq"
             " JOIN derivation_elements d ON d.idx = o.derivation_index"
-            f" WHERE o.state = ? AND o.id > ?{extra} ORDER BY o.id LIMIT ?",
+            f" WHERE o.state = ? AND o.failure_reason IS NULL AND o.id > ?{extra}"
+            " ORDER BY o.id LIMIT ?",
             [OrderState.CARD_ASSIGNED.value, after_order_id, *params, limit],
         )
         return [
@@ -816,7 +962,8 @@ class Records:
     def count_pending(
         self, *, pack_serial: str | None = None, order_ids: Sequence[int] | None = None
     ) -> tuple[int, int, int]:
-        """(orders reserved but not sealed, orders requested, verified cards available)."""
+        """(orders reserved but not sealed and not held, orders requested, verified cards
+        available)."""
         with self.db.transaction() as tx:
             of, op = "", []
             if order_ids is not None:
@@ -827,7 +974,8 @@ class Records:
             assigned = int(
                 tx.scalar(
                     "SELECT COUNT(*) FROM orders o JOIN cards c ON c.serial = o.card_serial"  # noqa: S608
-                    f" JOIN packs p ON p.seq = c.pack_seq WHERE o.state = ?{pf}{of}",
+                    " JOIN packs p ON p.seq = c.pack_seq"
+                    f" WHERE o.state = ? AND o.failure_reason IS NULL{pf}{of}",
                     [OrderState.CARD_ASSIGNED.value, *pp, *op],
                 )
             )
@@ -885,6 +1033,12 @@ class Records:
             for state, count in tx.all("SELECT state, COUNT(*) FROM orders GROUP BY state"):
                 by_state[str(state)] = int(count)
             audit = int(tx.scalar("SELECT COUNT(*) FROM audit_log"))
+            held = int(
+                tx.scalar(
+                    "SELECT COUNT(*) FROM orders WHERE state = ? AND failure_reason IS NOT NULL",
+                    (OrderState.CARD_ASSIGNED.value,),
+                )
+            )
         return Status(
-            redact_url(self.db.url), version, base, next_index, users, by_state, packs, audit
+            redact_url(self.db.url), version, base, next_index, users, by_state, packs, audit, held
         )
