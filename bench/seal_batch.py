@@ -1,7 +1,7 @@
 """Benchmark: sealed cards per second for a batch, through SoftHSM2 and the issuer HSM service.
 
     python bench/seal_batch.py [--cards 10000] [--chunk 256] [--rsa-pool 50] [--db URL] [--json]
-                               [--pin-source hsm|none] [--service-threads N] [--keygen-threads N]
+                               [--pin-source hsm|none] [--service-workers N] [--keygen-threads N]
 
 What it does, in a fresh temporary issuer home:
 1. `issuer init` + `issuer hsm init` equivalents (SoftHSM2 tokens, keys, seed, a mailer key);
@@ -151,17 +151,19 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def set_service_threads(root: Path, threads: int) -> None:
-    """Edit `threads` of [issuer_hsm] in the bench home's config.toml."""
+def service_cpu_seconds(pid: int) -> float:
+    """CPU seconds of the issuer HSM service: its main process and its live workers."""
+    workers: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        workers += [int(c) for c in (task / "children").read_text().split()]
+    return sum(process_cpu_seconds(p) for p in [pid, *workers])
+
+
+def set_service_workers(root: Path, workers: int) -> None:
+    """Set `workers` of [issuer_hsm] in the bench home's config.toml."""
     config = root / "config.toml"
-    lines = config.read_text().splitlines()
-    section = ""
-    for i, line in enumerate(lines):
-        if line.startswith("["):
-            section = line.strip()
-        elif section == "[issuer_hsm]" and line.startswith("threads"):
-            lines[i] = f"threads = {threads}"
-    config.write_text("\n".join(lines) + "\n")
+    text = config.read_text().replace("[issuer_hsm]\n", f"[issuer_hsm]\nworkers = {workers}\n", 1)
+    config.write_text(text)
 
 
 def setup_home(root: Path, db_url: str | None) -> Records:
@@ -218,10 +220,10 @@ def main() -> int:
         help="hsm (FIG. 5 default: PIN/PUK in the blob, a PIN letter per card) or none",
     )
     parser.add_argument(
-        "--service-threads",
+        "--service-workers",
         type=int,
         default=None,
-        help="worker threads of the issuer HSM service ([issuer_hsm] threads; default: config)",
+        help="worker processes of the issuer HSM service ([issuer_hsm] workers; default: cores)",
     )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -233,11 +235,12 @@ def main() -> int:
     from sealcard.hsm.token import Token
 
     with tempfile.TemporaryDirectory(prefix="sealcard-bench-") as tmp:
+        os.chmod(tmp, 0o711)  # the service drops to its own user, which must reach its home
         root = Path(tmp) / "home"
         t0 = time.perf_counter()
         records = setup_home(root, args.db)
-        if args.service_threads is not None:
-            set_service_threads(root, args.service_threads)
+        if args.service_workers is not None:
+            set_service_workers(root, args.service_workers)
         settings = load_settings(root)
         t_setup = time.perf_counter() - t0
         t0 = time.perf_counter()
@@ -264,7 +267,7 @@ def main() -> int:
             client = IssuerHsmClient.for_settings(settings, RequestSigner(token))
             mailer_key = rsa.generate_private_key(65537, 2048)
             client.register_mailer(MAILER, mailer_key.public_key())
-            service_cpu0 = process_cpu_seconds(service.pid)
+            service_cpu0 = service_cpu_seconds(service.pid)
             sealer_cpu0 = time.process_time()
             report = seal_orders(
                 records,
@@ -275,7 +278,7 @@ def main() -> int:
                 keygen_threads=args.keygen_threads,
             )
             sealer_cpu = time.process_time() - sealer_cpu0
-            service_cpu = process_cpu_seconds(service.pid) - service_cpu0
+            service_cpu = service_cpu_seconds(service.pid) - service_cpu0
         finally:
             token.close()
             service.terminate()
@@ -299,7 +302,7 @@ def main() -> int:
     result = {
         "cards": report.sealed,
         "pin_source": args.pin_source,
-        "service_threads": settings.threads,
+        "service_workers": settings.workers,
         "seconds": round(report.seconds, 3),
         "cards_per_second": round(report.per_second, 1),
         "chunk": args.chunk,
@@ -330,7 +333,7 @@ def main() -> int:
     print(
         f"sealed {result['cards']} cards in {result['seconds']} s: "
         f"{result['cards_per_second']} cards/s (chunk {args.chunk}, pin source "
-        f"{args.pin_source}, service threads {settings.threads}, keygen threads "
+        f"{args.pin_source}, service workers {settings.workers}, keygen threads "
         f"{args.keygen_threads})"
     )
     print("run split (s): " + ", ".join(f"{k} {v}" for k, v in result["run_split_seconds"].items()))

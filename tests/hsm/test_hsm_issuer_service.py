@@ -16,7 +16,7 @@ from sealcard.crypto.bip32 import ExtendedPublicKey
 from sealcard.crypto.secret_sharing import combine_shares
 from sealcard.hsm import protocol
 from sealcard.hsm.issuer_client import IssuerHsmClient, SealRequest
-from sealcard.hsm.issuer_service import export_seed_shares
+from sealcard.hsm.issuer_keys import export_seed_shares
 from sealcard.hsm.pin_letter import open_pin_letter
 from sealcard.hsm.system_hsm import DeviceAuthKeys, RequestSigner
 from sealcard.hsm.token import Token

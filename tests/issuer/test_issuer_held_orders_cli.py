@@ -9,7 +9,7 @@ import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -40,10 +40,10 @@ def ok(home: Path, *args: str) -> dict[str, object]:
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def home(service_dirs: Callable[[str], Path]) -> Iterator[Path]:
     if shutil.which("softhsm2-util") is None:
         pytest.skip("SoftHSM2 is not installed (apt-get install softhsm2)")
-    root = tmp_path_factory.mktemp("held") / "home"
+    root = service_dirs("held") / "home"
     ok(root, "init")
     ok(root, "hsm", "init")
     ok(root, "hsm", "start")

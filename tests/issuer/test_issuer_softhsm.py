@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -78,11 +78,11 @@ def mailer_key() -> rsa.RSAPrivateKey:
 
 @pytest.fixture(scope="module")
 def home(
-    tmp_path_factory: pytest.TempPathFactory, pack: FakePack, mailer_key: rsa.RSAPrivateKey
+    service_dirs: Callable[[str], Path], pack: FakePack, mailer_key: rsa.RSAPrivateKey
 ) -> Iterator[Path]:
     if SOFTHSM_UTIL is None:
         pytest.skip("SoftHSM2 is not installed (apt-get install softhsm2)")
-    root = tmp_path_factory.mktemp("issuer") / "home"
+    root = service_dirs("issuer") / "home"
     sealcard(root, "init")
     sealcard(root, "hsm", "init")
     service = subprocess.Popen(

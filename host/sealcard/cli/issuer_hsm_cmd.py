@@ -28,9 +28,12 @@ def hsm_group() -> None:
 def hsm_serve(home: Path | None) -> None:
     """Run the issuer HSM service in the foreground (Ctrl-C or SIGTERM stops it).
 
-    It is the only process that holds the BIP32 seed or a user private key in clear. It
-    listens on HOME/run/issuer-hsm.sock (mode 0600) and answers only requests signed with the
-    issuer system's request key. Run it under a service manager in production.
+    It is the only process that holds the BIP32 seed or a user private key in clear. It runs
+    as its own Unix user ([issuer_hsm] service_user, default sealcard-hsm): started as root it
+    hands that user its files and drops to it; it refuses root, other users and loose
+    permissions, locks its memory and cannot be dumped or traced. It listens on
+    HOME/run/issuer-hsm.sock (mode 0600) and answers only requests signed with the issuer
+    system's request key. Run it under a service manager in production (docs/hsm.md).
     """
     issuer_home = load_home(home)
     argv = [sys.executable, "-m", "sealcard.hsm.issuer_service", "--home", str(issuer_home.root)]
@@ -187,8 +190,9 @@ _START_TIMEOUT_S = 60.0
 def hsm_start(home: Path | None, as_json: bool) -> None:
     """Start the issuer HSM service in the background (pid in HOME/run/issuer-hsm.pid).
 
-    For development and tests; in production run `issuer hsm serve` under a service manager.
-    Its errors go to HOME/run/issuer-hsm.log.
+    As root it drops to its own user (see `issuer hsm serve --help`). For development and
+    tests; in production run `issuer hsm serve` under a service manager. Its log (every
+    request by id, never its content) goes to HOME/run/issuer-hsm.log.
     """
     import subprocess
     import sys
@@ -212,13 +216,25 @@ def hsm_start(home: Path | None, as_json: bool) -> None:
         if proc.poll() is not None or time.monotonic() > deadline:
             pid_file.unlink(missing_ok=True)
             log_path = issuer_home.run_dir / "issuer-hsm.log"
-            raise ConfigurationError(f"the issuer HSM service did not start; see {log_path}")
+            raise ConfigurationError(
+                f"the issuer HSM service did not start: {_last_error(log_path)} (log: {log_path})"
+            )
         time.sleep(0.05)
     issuer_emit(
         as_json,
         {"pid": proc.pid, "socket": str(issuer_home.socket_path)},
         f"issuer HSM service running, pid {proc.pid}, socket {issuer_home.socket_path}",
     )
+
+
+def _last_error(log_path: Path) -> str:
+    """The last ERROR line of the service's log (its reason to refuse a start)."""
+    try:
+        lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return "no log"
+    errors = [line.split(" ERROR ", 1)[1] for line in lines if " ERROR " in line]
+    return errors[-1] if errors else "no reason logged"
 
 
 def _alive(pid: int) -> bool:
@@ -232,7 +248,11 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # a killed service nobody has reaped yet is not running
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
 
 
 @hsm_group.command(name="stop")
@@ -314,7 +334,7 @@ def hsm_backup_seed(
     delete it here.
     """
     from sealcard.hsm.config import load_settings
-    from sealcard.hsm.issuer_service import export_seed_shares
+    from sealcard.hsm.issuer_keys import export_seed_shares
     from sealcard.hsm.token import Token
 
     if threshold > shares:

@@ -186,7 +186,7 @@ class ExtendedPrivateKey:
         )
 
     @classmethod
-    def from_seed(cls, seed: bytes) -> ExtendedPrivateKey:
+    def from_seed(cls, seed: bytes | bytearray) -> ExtendedPrivateKey:
         """Master key generation: I = HMAC-SHA512("Bitcoin seed", seed)."""
         if not SEED_MIN_BYTES <= len(seed) <= SEED_MAX_BYTES:
             raise Bip32Error("a BIP32 seed is 16 to 64 bytes")

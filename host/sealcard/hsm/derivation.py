@@ -34,7 +34,7 @@ class KeyDeriver(Protocol):
 class InProcessDeriver:
     """BIP32 in this process's memory; parents of recent paths are cached (one HMAC per card)."""
 
-    def __init__(self, seed: bytes) -> None:
+    def __init__(self, seed: bytes | bytearray) -> None:
         self._master = ExtendedPrivateKey.from_seed(seed)
         self._parents: OrderedDict[tuple[int, ...], ExtendedPrivateKey] = OrderedDict()
         self._lock = threading.Lock()
@@ -65,7 +65,7 @@ class InProcessDeriver:
         return self._node(path).neuter().to_xpub()
 
 
-def make_deriver(kind: str, seed: bytes | None) -> KeyDeriver:
+def make_deriver(kind: str, seed: bytes | bytearray | None) -> KeyDeriver:
     """The deriver the configuration names."""
     if kind == DERIVATION_IN_PROCESS:
         if seed is None:
