@@ -302,3 +302,67 @@ def test_a_cancelled_held_order_keeps_its_card_and_element_out_of_use(
     assert fresh.state is OrderState.SEALED
     assert fresh.card_serial != held.card_serial
     assert fresh.derivation_index != held.derivation_index
+
+
+class OneBadSignatureHsm:
+    """Seals, but the second blob of each batch carries another key's signature."""
+
+    def __init__(self, inner: SoftwareIssuerHsm) -> None:
+        self.inner = inner
+        self.other = SoftwareIssuerHsm(os.urandom(32))
+
+    def seal_batch(self, requests: Sequence[SealRequest]) -> list[SealResult]:
+        results = self.inner.seal_batch(requests)
+        if len(results) > 1:
+            forged = self.other.seal_batch(requests[1:2])[0]
+            results[1] = SealResult(
+                results[1].order_id,
+                forged.sealed_blob,
+                results[1].user_public_key,
+                results[1].pin_letter,
+            )
+        return results
+
+
+def test_one_blob_per_chunk_is_checked_unless_every_blob_is_asked_for(
+    records: Records, pack: FakePack
+) -> None:
+    """The reply carrying the blobs is signed by the issuer key (checked by the client), so
+    the sealer checks one blob's signature per chunk; --verify-every-blob checks them all."""
+    ids = _setup(records, pack, 4)
+    hsm = SoftwareIssuerHsm(SEED)
+    with pytest.raises(SealingError, match="signature"):
+        seal_orders(
+            records,
+            SoftwareDeviceAuthKeys(),
+            OneBadSignatureHsm(hsm),
+            chunk_size=4,
+            issuer_public_key=hsm.issuer_public_key(),
+            verify_every_blob=True,
+        )
+    assert {records.get_order(i).state for i in ids} == {OrderState.CARD_ASSIGNED}
+    report = seal_orders(
+        records,
+        SoftwareDeviceAuthKeys(),
+        OneBadSignatureHsm(hsm),
+        chunk_size=4,
+        issuer_public_key=hsm.issuer_public_key(),
+    )
+    assert report.sealed == 4  # the first blob checked, the forged second one not
+
+
+def test_several_chunks_in_flight_store_every_order_once(records: Records, pack: FakePack) -> None:
+    ids = _setup(records, pack, 12)
+    hsm = SoftwareIssuerHsm(SEED)
+    seen: list[tuple[int, int]] = []
+    report = seal_orders(
+        records,
+        SoftwareDeviceAuthKeys(),
+        hsm,
+        chunk_size=2,
+        chunks_in_flight=4,
+        progress=lambda done, total: seen.append((done, total)),
+    )
+    assert report.sealed == 12 and report.chunks == 6
+    assert seen == [(2 * k, 12) for k in range(1, 7)]  # commit points in order
+    _check_all_sealed(records, pack, hsm, ids)

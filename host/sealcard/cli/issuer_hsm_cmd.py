@@ -205,7 +205,9 @@ def hsm_start(home: Path | None, as_json: bool) -> None:
     if pid_file.exists() and _alive(int(pid_file.read_text().strip() or 0)):
         raise ConfigurationError(f"the issuer HSM service already runs (pid file {pid_file})")
     issuer_home.socket_path.unlink(missing_ok=True)
-    log = (issuer_home.run_dir / "issuer-hsm.log").open("ab")
+    log_path = issuer_home.run_dir / "issuer-hsm.log"
+    log = log_path.open("ab")
+    start_of_this_run = log.tell()
     argv = [sys.executable, "-m", "sealcard.hsm.issuer_service", "--home", str(issuer_home.root)]
     proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
         argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
@@ -213,11 +215,19 @@ def hsm_start(home: Path | None, as_json: bool) -> None:
     pid_file.write_text(f"{proc.pid}\n", encoding="utf-8")
     deadline = time.monotonic() + _START_TIMEOUT_S
     while not issuer_home.socket_path.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
+        exited = proc.poll() is not None
+        if exited or time.monotonic() > deadline:
+            if not exited:  # not up in time: do not leave it half started
+                proc.kill()
+                proc.wait()
             pid_file.unlink(missing_ok=True)
-            log_path = issuer_home.run_dir / "issuer-hsm.log"
+            why = (
+                _last_error(log_path, start_of_this_run, proc.returncode)
+                if exited
+                else f"not listening after {_START_TIMEOUT_S:g} s; stopped"
+            )
             raise ConfigurationError(
-                f"the issuer HSM service did not start: {_last_error(log_path)} (log: {log_path})"
+                f"the issuer HSM service did not start: {why} (log: {log_path})"
             )
         time.sleep(0.05)
     issuer_emit(
@@ -227,14 +237,16 @@ def hsm_start(home: Path | None, as_json: bool) -> None:
     )
 
 
-def _last_error(log_path: Path) -> str:
-    """The last ERROR line of the service's log (its reason to refuse a start)."""
+def _last_error(log_path: Path, offset: int, returncode: int) -> str:
+    """The last ERROR line this start wrote to the service's log (its reason to refuse)."""
     try:
-        lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        with log_path.open("rb") as log:
+            log.seek(offset)
+            lines = log.read().decode("utf-8", errors="replace").splitlines()
     except OSError:
-        return "no log"
+        lines = []
     errors = [line.split(" ERROR ", 1)[1] for line in lines if " ERROR " in line]
-    return errors[-1] if errors else "no reason logged"
+    return errors[-1] if errors else f"it exited with code {returncode}"
 
 
 def _alive(pid: int) -> bool:

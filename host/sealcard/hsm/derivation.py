@@ -12,7 +12,7 @@ import threading
 from collections import OrderedDict
 from typing import Protocol
 
-from sealcard.crypto.bip32 import ExtendedPrivateKey
+from sealcard.crypto.bip32 import HARDENED, ExtendedPrivateKey
 from sealcard.errors import ConfigurationError
 from sealcard.hsm.config import DERIVATION_IN_PROCESS, DERIVATION_PKCS11_VENDOR
 
@@ -58,7 +58,10 @@ class InProcessDeriver:
     def derive(self, path: tuple[int, ...]) -> tuple[bytes, bytes]:
         if not path:
             return self._master.private_key, self._master.public_key
-        child = self._node(path[:-1]).child(path[-1])
+        parent = self._node(path[:-1])
+        if path[-1] < HARDENED:  # a user's element: one HMAC and one point multiplication
+            return parent.normal_child_keys(path[-1])
+        child = parent.child(path[-1])
         return child.private_key, child.public_key
 
     def xpub(self, path: tuple[int, ...]) -> str:

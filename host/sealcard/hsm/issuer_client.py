@@ -137,7 +137,7 @@ class SealResult:
 
 
 class IssuerHsmClient:
-    """One connection to the service (reconnects once if it dropped); thread-safe.
+    """A client of the service: one connection per call in flight, kept for the next; thread-safe.
 
     Every request body is HPKE-encrypted to the service key that a signed ``service-key`` reply
     announced, and every reply must carry the issuer key's signature over its request's id.
@@ -157,7 +157,7 @@ class IssuerHsmClient:
         self.socket_path = socket_path
         self.signer = signer
         self.timeout_s = timeout_s
-        self._sock: socket.socket | None = None
+        self._idle: list[socket.socket] = []  # open connections, none in use
         self._lock = threading.Lock()
         self._key_lock = threading.Lock()
         self._issuer_key = issuer_key
@@ -187,27 +187,31 @@ class IssuerHsmClient:
 
     def close(self) -> None:
         with self._lock:
-            if self._sock is not None:
-                self._sock.close()
-                self._sock = None
+            idle, self._idle = self._idle, []
+        for sock in idle:
+            sock.close()
 
-    def _drop(self) -> None:
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+    @staticmethod
+    def _still_open(sock: socket.socket) -> bool:
+        """Nothing is due on an idle connection: readable means EOF, an error or stray bytes."""
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return not poller.poll(0)
 
-    def _live_socket(self) -> socket.socket:
-        """The open connection if the service has not closed it meanwhile, else a new one."""
-        sock = self._sock
-        if sock is not None:
-            poller = select.poll()
-            poller.register(sock, select.POLLIN)
-            if poller.poll(0):  # nothing is due between requests: EOF, an error, or stray bytes
-                self._drop()
-                sock = None
-        if sock is None:
-            sock = self._sock = self._connect()
-        return sock
+    def _take(self) -> socket.socket:
+        """An idle connection the service has not closed meanwhile, else a new one."""
+        while True:
+            with self._lock:
+                sock = self._idle.pop() if self._idle else None
+            if sock is None:
+                return self._connect()
+            if self._still_open(sock):
+                return sock
+            sock.close()
+
+    def _give_back(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._idle.append(sock)
 
     def _connect(self) -> socket.socket:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -222,40 +226,43 @@ class IssuerHsmClient:
         return sock
 
     def exchange(self, message: bytes) -> bytes:
-        """Send one encoded request, return the raw reply (no checks).
+        """Send one encoded request, return the raw reply (no checks). Thread-safe: calls from
+        several threads run at once, each on its own connection (the service has a worker
+        for each), and a connection is reused when its call is done.
 
         At most once: a request that may have reached the service is never sent again (its
         id would be refused as a replay, and the user would see the wrong reason). If the
         answer is lost, AnswerLostError says so."""
-        with self._lock:
-            sock = self._live_socket()
+        sock = self._take()
+        try:
+            protocol.send_frame(sock, message)
+        except OSError:
+            # sendall failed: the service got no whole frame, so it never ran the request
+            sock.close()
+            sock = self._connect()
             try:
                 protocol.send_frame(sock, message)
-            except OSError:
-                # sendall failed: the service got no whole frame, so it never ran the request
-                self._drop()
-                sock = self._live_socket()
-                try:
-                    protocol.send_frame(sock, message)
-                except OSError as exc:
-                    self._drop()
-                    raise ServiceUnavailableError(
-                        f"cannot send to the issuer HSM service on {self.socket_path}: "
-                        f"{exc.strerror or type(exc).__name__}"
-                    ) from None
-            try:
-                return protocol.recv_frame(sock)
-            except (ConnectionError, OSError) as exc:
-                self._drop()
-                what = (
-                    f"no answer within {self.timeout_s:g} s"
-                    if isinstance(exc, TimeoutError)
-                    else "the service closed the connection before answering"
-                )
-                raise AnswerLostError(
-                    f"the issuer HSM service took the request but its answer was lost ({what});"
-                    " whether it was carried out is unknown: see the service's log"
+            except OSError as exc:
+                sock.close()
+                raise ServiceUnavailableError(
+                    f"cannot send to the issuer HSM service on {self.socket_path}: "
+                    f"{exc.strerror or type(exc).__name__}"
                 ) from None
+        try:
+            reply = protocol.recv_frame(sock)
+        except (ConnectionError, OSError) as exc:
+            sock.close()
+            what = (
+                f"no answer within {self.timeout_s:g} s"
+                if isinstance(exc, TimeoutError)
+                else "the service closed the connection before answering"
+            )
+            raise AnswerLostError(
+                f"the issuer HSM service took the request but its answer was lost ({what});"
+                " whether it was carried out is unknown: see the service's log"
+            ) from None
+        self._give_back(sock)
+        return reply
 
     def send_raw(self, message: bytes) -> tuple[int, dict[str, Any]]:
         """Send one already-encoded request; (status, body) of its checked reply

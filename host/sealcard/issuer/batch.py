@@ -31,12 +31,14 @@ from the same element; fresh PIN, PUK and device authentication key), and B comm
 The unique constraints (card per order, derivation index per order, blob per order and per
 card) are the database's second line of defence.
 
-The issuer HSM call of chunk k runs in a worker thread while the main thread reserves chunk
-k+1, generates its device authentication keys and stores chunk k-1 (a pipeline one chunk deep).
+The device authentication keys and the issuer HSM call of the chunks in flight (two by default,
+one per service worker) run in worker threads while the main thread reserves the next chunk
+and stores the oldest (commit points stay in the main thread, in order).
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -58,6 +60,9 @@ DEFAULT_CHUNK_SIZE = 256
 #: HSM service needs CPU too; measured best at 1 with the hsm layer of e3d8ff8 (893 vs 789
 #: cards/s at 2, bench/seal_batch.py).
 DEFAULT_KEYGEN_THREADS = 1
+#: Chunks whose keys are made and that the issuer HSM seals at the same time: one per
+#: service worker (one per core) keeps every core busy (docs/performance.md).
+DEFAULT_CHUNKS_IN_FLIGHT = 2
 #: Length of a compressed secp256k1 public key.
 USER_PUBLIC_KEY_LEN = 33
 
@@ -116,8 +121,7 @@ class SealReport:
 @dataclass
 class _Chunk:
     work: list[SealWork]
-    keys: list[tuple[bytes, bytes]]
-    result: Future[list[SealResult]]
+    result: Future[tuple[list[tuple[bytes, bytes]], list[SealResult]]]  # keys, HSM results
     resumed: bool
 
 
@@ -136,19 +140,25 @@ def _request(w: SealWork, auth_public: bytes) -> SealRequest:
 
 
 def _check_results(
-    chunk: _Chunk,
+    work: Sequence[SealWork],
+    keys: Sequence[tuple[bytes, bytes]],
     results: Sequence[SealResult],
     issuer_public_key: ec.EllipticCurvePublicKey | None,
+    verify_every_blob: bool = False,
 ) -> tuple[list[SealedItem], list[HeldOrder]]:
     """What to store at commit point B: the sealed items, and the orders the HSM refused (they
     are held with its reason; the rest of the chunk is stored). An answer that does not match
     the request (count, order, a blob for another card, a bad signature) is a fault of the HSM
-    or its configuration, not of one order: SealingError, nothing of the chunk is stored."""
-    if len(results) != len(chunk.work):
-        raise SealingError(f"the issuer HSM answered {len(results)} results for {len(chunk.work)}")
+    or its configuration, not of one order: SealingError, nothing of the chunk is stored.
+
+    With `issuer_public_key` the issuer signature of the chunk's first blob is checked (of
+    every blob with `verify_every_blob`): see `seal_orders` for why one per chunk suffices."""
+    if len(results) != len(work):
+        raise SealingError(f"the issuer HSM answered {len(results)} results for {len(work)}")
     items: list[SealedItem] = []
     held: list[HeldOrder] = []
-    for w, (auth_pub, wrapped), r in zip(chunk.work, chunk.keys, results, strict=True):
+    check_next = issuer_public_key is not None
+    for w, (auth_pub, wrapped), r in zip(work, keys, results, strict=True):
         if r.order_id != str(w.order_id):
             raise SealingError(f"the issuer HSM answered order {r.order_id} for {w.order_id}")
         if r.refusal is not None:
@@ -158,8 +168,9 @@ def _check_results(
             raise SealingError(f"order {w.order_id}: user public key is not 33 bytes")
         try:
             parsed = sealed_blob.parse(r.sealed_blob)
-            if issuer_public_key is not None:
+            if check_next and issuer_public_key is not None:
                 sealed_blob.verify_signature(parsed, issuer_public_key)
+                check_next = verify_every_blob
         except (sealed_blob.SealedBlobError, VerificationError) as exc:
             raise SealingError(f"order {w.order_id}: bad sealed blob from the HSM: {exc}") from exc
         if parsed.serial != w.card_serial:
@@ -196,19 +207,34 @@ def seal_orders(
     progress: ProgressCallback | None = None,
     issuer_public_key: ec.EllipticCurvePublicKey | None = None,
     keygen_threads: int = DEFAULT_KEYGEN_THREADS,
+    chunks_in_flight: int = DEFAULT_CHUNKS_IN_FLIGHT,
+    verify_every_blob: bool = False,
 ) -> SealReport:
     """Seal requested orders (oldest first) with cards from the stock (oldest pack first).
 
     First resumes orders an interrupted run left in `card_assigned`, then reserves new ones.
     `pack_serial` restricts the cards to one pack, `order_ids` the orders to these, `limit` the
-    number sealed in this run. With `issuer_public_key`, every blob's issuer signature is
-    checked before it is stored (about 0.1 ms per card). `keygen_threads` PKCS#11 sessions
-    make device authentication keys at once (more threads than cores slows down). Returns
-    when every eligible order is sealed or the cards run out (`report.stopped == "no_cards"`).
-    Safe to kill at any moment and run again (module doc).
+    number sealed in this run. Returns when every eligible order is sealed or the cards run out
+    (`report.stopped == "no_cards"`). Safe to kill at any moment and run again (module doc).
+
+    `chunks_in_flight` chunks have their device authentication keys made and are sealed by the
+    issuer HSM at once (each on its own connection, so several service workers are busy) while
+    this thread reserves and stores; `keygen_threads` PKCS#11 sessions make one chunk's keys.
+
+    With `issuer_public_key`, the issuer signature of one blob per chunk (the first) is checked
+    before the chunk is stored; `verify_every_blob` checks them all (about 0.1 ms per card).
+    One per chunk is enough: the reply that carries the blobs is itself signed by the issuer
+    key and bound to its request (the client checks both), so the blobs are the issuer HSM's,
+    unaltered; what a blob's own check adds is catching the HSM signing with a wrong key or
+    over wrong bytes, a fault of its build or configuration that one blob shows as well as all.
+    A blob with a bad signature that slipped through would be refused by its card, which checks
+    the signature before anything else (the order is then reissued); it could not harm it.
+    Each blob's layout and card serial are still checked.
     """
     if chunk_size < 1:
         raise ValueError("chunk_size must be at least 1")
+    if chunks_in_flight < 1:
+        raise ValueError("chunks_in_flight must be at least 1")
     if limit is not None and limit < 0:
         raise ValueError("limit must not be negative")
     if pack_serial is not None and not records.pack_exists(pack_serial):
@@ -264,19 +290,29 @@ def seal_orders(
             yield work, False
         report.stopped = "limit"
 
-    def call_hsm(requests: list[SealRequest]) -> list[SealResult]:
+    def keys_and_seal(
+        work: list[SealWork],
+    ) -> tuple[list[tuple[bytes, bytes]], list[SealResult]]:
         t0 = time.perf_counter()
-        try:
-            return hsm.seal_batch(requests)
-        finally:
-            timings.hsm_calls += time.perf_counter() - t0
+        keys = auth_keys.generate_many(len(work), threads=keygen_threads)
+        if len(keys) != len(work):
+            raise SealingError("the issuer-system HSM made the wrong number of keys")
+        t1 = time.perf_counter()
+        requests = [_request(w, k[0]) for w, k in zip(work, keys, strict=True)]
+        results = hsm.seal_batch(requests)
+        with timing_lock:
+            timings.device_auth_keys += t1 - t0
+            timings.hsm_calls += time.perf_counter() - t1
+        return keys, results
 
     def store(chunk: _Chunk) -> None:
         t0 = time.perf_counter()
-        results = chunk.result.result()
+        keys, results = chunk.result.result()
         t1 = time.perf_counter()
         timings.hsm_wait += t1 - t0
-        items, held = _check_results(chunk, results, issuer_public_key)
+        items, held = _check_results(
+            chunk.work, keys, results, issuer_public_key, verify_every_blob
+        )
         with records.db.transaction() as tx:  # commit point B
             records.store_sealed(tx, items)
             records.hold_orders(tx, held)
@@ -289,18 +325,15 @@ def seal_orders(
         if progress is not None:
             progress(report.sealed + len(report.held), planned)
 
+    timing_lock = threading.Lock()
     inflight: deque[_Chunk] = deque()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="issuer-hsm") as pool:
+    with ThreadPoolExecutor(
+        max_workers=chunks_in_flight, thread_name_prefix="keys-and-hsm"
+    ) as pool:
         try:
             for work, resumed in chunks():
-                t0 = time.perf_counter()
-                keys = auth_keys.generate_many(len(work), threads=keygen_threads)
-                if len(keys) != len(work):
-                    raise SealingError("the issuer-system HSM made the wrong number of keys")
-                timings.device_auth_keys += time.perf_counter() - t0
-                requests = [_request(w, k[0]) for w, k in zip(work, keys, strict=True)]
-                inflight.append(_Chunk(work, keys, pool.submit(call_hsm, requests), resumed))
-                while len(inflight) > 1:
+                inflight.append(_Chunk(work, pool.submit(keys_and_seal, work), resumed))
+                while len(inflight) > chunks_in_flight:
                     store(inflight.popleft())
             while inflight:
                 store(inflight.popleft())
@@ -322,6 +355,7 @@ def seal_pack(
     progress: ProgressCallback | None = None,
     issuer_public_key: ec.EllipticCurvePublicKey | None = None,
     keygen_threads: int = DEFAULT_KEYGEN_THREADS,
+    chunks_in_flight: int = DEFAULT_CHUNKS_IN_FLIGHT,
 ) -> SealReport:
     """Seal requested orders (oldest first) with the cards of one pack; see `seal_orders`."""
     return seal_orders(
@@ -334,4 +368,5 @@ def seal_pack(
         progress=progress,
         issuer_public_key=issuer_public_key,
         keygen_threads=keygen_threads,
+        chunks_in_flight=chunks_in_flight,
     )
