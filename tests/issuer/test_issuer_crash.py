@@ -186,10 +186,13 @@ def test_sigkill_mid_batch_then_resume(any_db_url: str, pack: FakePack, tmp_path
     _check_invariants(any_db_url, pack, issuer_key)
 
 
-def test_two_sealers_at_once_share_the_work(
-    any_db_url: str, pack: FakePack, tmp_path: Path
+def test_a_second_sealer_on_sqlite_is_refused_and_the_first_finishes(
+    pack: FakePack, tmp_path: Path
 ) -> None:
-    _prepare(any_db_url, pack)
+    """SQLite takes one writer at a time: a second sealer is refused at once with a clear
+    reason (several sealing hosts need PostgreSQL, tests/issuer/test_issuer_scale_out.py)."""
+    url = f"sqlite:///{tmp_path / 'issuer.db'}"
+    _prepare(url, pack)
     issuer_key = ec.generate_private_key(ec.SECP256R1())
     key_pem = tmp_path / "issuer-key.pem"
     key_pem.write_bytes(
@@ -199,24 +202,14 @@ def test_two_sealers_at_once_share_the_work(
             serialization.NoEncryption(),
         )
     )
-    args = [
-        sys.executable,
-        str(WORKER),
-        any_db_url,
-        SEED.hex(),
-        str(key_pem),
-        str(CHUNK),
-        str(HSM_DELAY_S),
-    ]
-    procs = [
-        subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for _ in range(2)
-    ]
-    time.sleep(0.01)
-    outputs = [p.communicate(timeout=120) for p in procs]
-    # A sealer whose chunk was taken by the other stops with ConcurrentUpdateError (exit 1);
-    # whatever happened, one more run finishes the rest and the invariants hold.
-    for p, (_out, err) in zip(procs, outputs, strict=True):
-        assert p.returncode == 0 or "ConcurrentUpdateError" in err, err
-    _run(any_db_url, key_pem, None)
-    _check_invariants(any_db_url, pack, issuer_key)
+    args = [sys.executable, str(WORKER), url, SEED.hex(), str(key_pem), str(CHUNK), "0.2"]
+    first = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert first.stdout is not None
+    assert first.stdout.readline().startswith("sealed")  # it holds the database now
+    second = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
+    assert second.returncode == 1
+    assert "another sealer is sealing" in second.stderr and "PostgreSQL" in second.stderr
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    assert out.splitlines()[-1] == f"done {ORDERS}"
+    _check_invariants(url, pack, issuer_key)

@@ -38,19 +38,23 @@ and stores the oldest (commit points stay in the main thread, in order).
 
 from __future__ import annotations
 
+import fcntl
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from sealcard.crypto import sealed_blob
 from sealcard.errors import VerificationError
 from sealcard.hsm.issuer_client import SealRequest, SealResult
+from sealcard.issuer.db import Database, DatabaseUrl, Dialect
 from sealcard.issuer.errors import RecordNotFoundError, SealingError
 from sealcard.issuer.records import HeldOrder, Records, SealedItem, SealWork
 
@@ -118,11 +122,108 @@ class SealReport:
         return self.sealed / self.seconds if self.seconds > 0 else 0.0
 
 
+class _Claim:
+    """A transaction that holds a chunk's orders locked (FOR UPDATE) from the moment they are
+    fetched until commit point B, on a connection of its own (PostgreSQL). A sealer that is
+    killed loses its connection, PostgreSQL rolls the transaction back and the orders, still
+    `card_assigned`, are free for any sealer to resume."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._stack = ExitStack()
+        self.tx = self._stack.enter_context(db.transaction())
+
+    def commit(self) -> None:
+        self._stack.close()
+
+    def roll_back(self) -> None:
+        error = SealingError("rolled back")
+        self._stack.__exit__(type(error), error, None)
+
+
+class _Claims:
+    """One connection per chunk in flight, each holding its chunk's orders locked (PostgreSQL:
+    N sealers on one database never work on the same order; module doc, "Several sealers")."""
+
+    def __init__(self, url: str, size: int) -> None:
+        self.url = url
+        self.size = size
+        self._free: list[Database] = []
+        self._all: list[Database] = []
+        self._open: list[_Claim] = []
+
+    @classmethod
+    @contextmanager
+    def for_database(cls, db: Database, chunks_in_flight: int) -> Iterator[_Claims | None]:
+        """Claims on PostgreSQL; None on SQLite (one sealer at a time: `_sole_sealer`)."""
+        if db.dialect is not Dialect.POSTGRES:
+            yield None
+            return
+        claims = cls(db.url, chunks_in_flight + 1)
+        try:
+            yield claims
+        finally:
+            for claim in list(claims._open):  # an error stopped the run: release the locks
+                claim.roll_back()
+            for conn in claims._all:
+                conn.close()
+
+    def open(self) -> _Claim:
+        if self._free:
+            db = self._free.pop()
+        else:
+            db = Database(self.url)
+            self._all.append(db)
+        claim = _Claim(db)
+        self._open.append(claim)
+        return claim
+
+    def commit(self, claim: _Claim) -> None:
+        claim.commit()
+        self._done(claim)
+
+    def close(self, claim: _Claim) -> None:
+        """Nothing claimed: end the transaction (it changed nothing)."""
+        claim.commit()
+        self._done(claim)
+
+    def _done(self, claim: _Claim) -> None:
+        self._open.remove(claim)
+        self._free.append(claim.db)
+
+
+@contextmanager
+def _sole_sealer(db: Database) -> Iterator[None]:
+    """SQLite: one sealer per database file at a time (an exclusive lock on a file beside it);
+    a second one is refused. PostgreSQL: nothing (sealers claim orders with row locks)."""
+    if db.dialect is not Dialect.SQLITE:
+        yield
+        return
+    target = DatabaseUrl.parse(db.url).target
+    if target == ":memory:":
+        yield
+        return
+    path = Path(target + ".sealer-lock")
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SealingError(
+                f"another sealer is sealing with {target}: SQLite takes one sealer at a time"
+                " (several sealing hosts need PostgreSQL)"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @dataclass
 class _Chunk:
     work: list[SealWork]
     result: Future[tuple[list[tuple[bytes, bytes]], list[SealResult]]]  # keys, HSM results
     resumed: bool
+    claim: _Claim | None = None
 
 
 def _request(w: SealWork, auth_public: bytes) -> SealRequest:
@@ -249,25 +350,34 @@ def seal_orders(
     started = time.perf_counter()
     budget = planned if limit is None else limit
 
-    def chunks() -> Iterator[tuple[list[SealWork], bool]]:
+    def fetch(claim: _Claim | None, limit: int, **where: Any) -> list[SealWork]:
+        """Reserved work; with a claim, locked in the claim's transaction (others skip it)."""
+        if claim is not None:
+            return records.assigned_work(claim.tx, limit, lock=True, **where)
+        with records.db.transaction() as tx:
+            return records.assigned_work(tx, limit, **where)
+
+    def chunks() -> Iterator[tuple[list[SealWork], bool, _Claim | None]]:
         nonlocal budget
         after = 0
         while budget > 0:  # 1. resume what an interrupted run reserved
             t0 = time.perf_counter()
-            with records.db.transaction() as tx:
-                work = records.assigned_work(
-                    tx,
-                    min(chunk_size, budget),
-                    after_order_id=after,
-                    pack_serial=pack_serial,
-                    order_ids=ids,
-                )
+            claim = claims.open() if claims is not None else None
+            work = fetch(
+                claim,
+                min(chunk_size, budget),
+                after_order_id=after,
+                pack_serial=pack_serial,
+                order_ids=ids,
+            )
             timings.fetch += time.perf_counter() - t0
             if not work:
+                if claims is not None and claim is not None:
+                    claims.close(claim)
                 break
             after = work[-1].order_id
             budget -= len(work)
-            yield work, True
+            yield work, True, claim
         while budget > 0 or limit is None:  # 2. reserve new pairs (commit point A)
             t0 = time.perf_counter()
             with records.db.transaction() as tx:
@@ -283,11 +393,15 @@ def seal_orders(
                 _, still_requested, _ = records.count_pending(order_ids=ids)
                 report.stopped = "no_cards" if still_requested else "done"
                 return
-            with records.db.transaction() as tx:
-                work = records.assigned_work(tx, len(reserved), order_ids=reserved)
+            # Claimed right after A: an order another sealer's resume took in between is its.
+            claim = claims.open() if claims is not None else None
+            work = fetch(claim, len(reserved), order_ids=reserved)
             timings.fetch += time.perf_counter() - t1
             budget -= len(work)
-            yield work, False
+            if not work and claims is not None and claim is not None:
+                claims.close(claim)
+                continue
+            yield work, False, claim
         report.stopped = "limit"
 
     def keys_and_seal(
@@ -313,9 +427,15 @@ def seal_orders(
         items, held = _check_results(
             chunk.work, keys, results, issuer_public_key, verify_every_blob
         )
-        with records.db.transaction() as tx:  # commit point B
-            records.store_sealed(tx, items)
-            records.hold_orders(tx, held)
+        if chunk.claim is not None:  # commit point B in the claim's transaction
+            records.store_sealed(chunk.claim.tx, items)
+            records.hold_orders(chunk.claim.tx, held)
+            assert claims is not None
+            claims.commit(chunk.claim)
+        else:
+            with records.db.transaction() as tx:  # commit point B
+                records.store_sealed(tx, items)
+                records.hold_orders(tx, held)
         timings.store += time.perf_counter() - t1
         report.sealed += len(items)
         report.held.extend(held)
@@ -327,12 +447,14 @@ def seal_orders(
 
     timing_lock = threading.Lock()
     inflight: deque[_Chunk] = deque()
-    with ThreadPoolExecutor(
-        max_workers=chunks_in_flight, thread_name_prefix="keys-and-hsm"
-    ) as pool:
+    with (
+        _sole_sealer(records.db),
+        _Claims.for_database(records.db, chunks_in_flight) as claims,
+        ThreadPoolExecutor(max_workers=chunks_in_flight, thread_name_prefix="keys-and-hsm") as pool,
+    ):
         try:
-            for work, resumed in chunks():
-                inflight.append(_Chunk(work, pool.submit(keys_and_seal, work), resumed))
+            for work, resumed, claim in chunks():
+                inflight.append(_Chunk(work, pool.submit(keys_and_seal, work), resumed, claim))
                 while len(inflight) > chunks_in_flight:
                     store(inflight.popleft())
             while inflight:

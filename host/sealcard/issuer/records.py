@@ -866,11 +866,15 @@ class Records:
         after_order_id: int = 0,
         pack_serial: str | None = None,
         order_ids: Sequence[int] | None = None,
+        lock: bool = False,
     ) -> list[SealWork]:
-        """Orders in `card_assigned` (reserved, not yet sealed), oldest first, with what the
-        issuer HSM needs to seal them."""
+        """Orders in `card_assigned` (reserved, not yet sealed, not held), oldest first, with
+        what the issuer HSM needs to seal them. With `lock` (PostgreSQL), the orders are locked
+        for the caller's transaction and orders another transaction holds are skipped: the
+        claim of a sealer among several (`sealcard.issuer.batch`)."""
         extra = ""
         params: list[Any] = []
+        claim = " FOR UPDATE OF o SKIP LOCKED" if lock and tx.dialect is Dialect.POSTGRES else ""
         if pack_serial is not None:
             extra += " AND p.pack_serial = ?"
             params.append(pack_serial)
@@ -886,7 +890,7 @@ class Records:
             " JOIN cards c ON c.serial = o.card_serial JOIN packs p ON p.seq = c.pack_seq"
             " JOIN derivation_elements d ON d.idx = o.derivation_index"
             f" WHERE o.state = ? AND o.failure_reason IS NULL AND o.id > ?{extra}"
-            " ORDER BY o.id LIMIT ?",
+            f" ORDER BY o.id LIMIT ?{claim}",
             [OrderState.CARD_ASSIGNED.value, after_order_id, *params, limit],
         )
         return [
