@@ -688,14 +688,23 @@ class Records:
         if not n:
             return
         at = now()
-        if columns:
+        if columns:  # one statement: UPDATE .. FROM (VALUES (id, value, ..), ..) (SQLite 3.33+)
             names = list(columns)
-            sets = "".join(f", {name} = ?" for name in names)
-            tx.executemany(
-                f"UPDATE orders SET state = ?, updated_at = ?{sets} WHERE id = ? AND state = ?",  # noqa: S608
+            sets = "".join(f", {name} = v.column{k + 2}" for k, name in enumerate(names))
+            group = "(" + ", ".join("?" * (len(names) + 1)) + ")"
+            tx.execute(
+                f"UPDATE orders SET state = ?, updated_at = ?{sets}"  # noqa: S608
+                f" FROM (VALUES {', '.join([group] * n)}) AS v"
+                " WHERE orders.id = v.column1 AND orders.state = ?",
                 [
-                    (wanted.value, at, *(columns[c][i] for c in names), oid, current.value)
-                    for i, oid in enumerate(order_ids)
+                    wanted.value,
+                    at,
+                    *(
+                        v
+                        for i, oid in enumerate(order_ids)
+                        for v in (oid, *(columns[c][i] for c in names))
+                    ),
+                    current.value,
                 ],
             )
         else:
