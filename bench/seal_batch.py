@@ -19,8 +19,8 @@ for it), a mailer registered, then `--runs` times:
    and its workers, from /proc);
 4. direct_limit.py again.
 
-Per run it prints cards/s, the rate ratio (cards/s ÷ (cores × the direct one-core rate, the
-mean of the two direct runs)) and the CPU ratio (sealer + service CPU per card ÷ the direct
+Per run it prints cards/s, the rate ratio (cards/s / (cores x the direct one-core rate, the
+mean of the two direct runs)) and the CPU ratio (sealer + service CPU per card / the direct
 CPU per card); at the end the median, minimum and maximum of each. The goals: rate ratio at
 least 0.7, CPU ratio at most 1.4. On a machine shared with other work only the ratios of one
 run mean anything, and they still move with the neighbours' load: repeat and read the spread.

@@ -72,6 +72,7 @@ def test_bad_mailer_key_is_refused_on_the_same_connection(
         proxied.register_mailer("broken-key", key_der)
     assert info.value.reason == protocol.REFUSED_MALFORMED
     assert words in str(info.value)
+    assert "malformed: malformed" not in str(info.value)  # the reason once, not twice
     assert proxied.ping()  # the service still answers, on the same connection
     assert proxy.connections == 1
     assert "broken-key" not in proxied.mailers()

@@ -10,10 +10,12 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -119,8 +121,13 @@ def home(
 
 
 def _count(db: Database, state: str) -> int:
-    with db.transaction() as tx:
-        return int(tx.scalar("SELECT COUNT(*) FROM orders WHERE state = ?", (state,)))
+    """Orders in a state, read without a write lock: `Database.transaction` takes SQLite's
+    writer lock (BEGIN IMMEDIATE), and a poll that waits behind a fast sealer's commits can
+    miss the moment to kill it; a plain reader (WAL) never waits."""
+    path = db.url.removeprefix("sqlite:///")
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        (count,) = conn.execute("SELECT COUNT(*) FROM orders WHERE state = ?", (state,)).fetchone()
+    return int(count)
 
 
 def test_sigkill_seal_then_resume_through_softhsm(

@@ -263,7 +263,7 @@ def order_cancel(home: Path | None, order_id: int, note: str | None, as_json: bo
     issuer_emit(
         as_json,
         {"order": _order_payload(order)},
-        f"order {order_id} cancelled ({order.failure_reason})",
+        f"order {order_id} is now failed: {order.failure_reason}",
     )
 
 

@@ -24,6 +24,7 @@ class RequestRefused(HsmError):  # noqa: N818 - the agreed name (ISSUER_API.md)
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(f"{reason}: {message}")
         self.reason = reason
+        self.detail = message  # the message without the reason (what the service sends)
 
 
 class ServiceUnavailableError(HsmError):

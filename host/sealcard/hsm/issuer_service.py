@@ -138,7 +138,7 @@ class IssuerHsmServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer
             else:
                 raise RequestRefused(protocol.REFUSED_UNKNOWN_OP, f"unknown operation {op!r}")
         except RequestRefused as exc:
-            body = {"reason": exc.reason, "message": str(exc)}
+            body = {"reason": exc.reason, "message": exc.detail}
             try:
                 outcome, response = self.pool.reply(request_id, protocol.STATUS_REFUSED, body)
             except WorkerGoneError:

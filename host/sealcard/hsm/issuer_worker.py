@@ -162,7 +162,7 @@ class WorkerCore:
             reason = None
         except RequestRefused as exc:
             status, reason = protocol.STATUS_REFUSED, exc.reason
-            body = {"reason": exc.reason, "message": str(exc)}
+            body = {"reason": exc.reason, "message": exc.detail}
         except SealcardError as exc:
             status, reason = protocol.STATUS_ERROR, type(exc).__name__
             body = {"reason": reason, "message": str(exc)}
