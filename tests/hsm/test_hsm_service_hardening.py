@@ -301,3 +301,28 @@ def test_wipe_overwrites_the_buffers_it_is_given() -> None:
     view_of = bytearray(b"abcdef")
     wipe(memoryview(view_of)[2:4])
     assert view_of == bytearray(b"ab\x00\x00ef")
+
+
+def test_root_hands_out_nothing_named_by_a_config_others_could_write(
+    home: Path, tmp_path: Path
+) -> None:
+    """Started as root, the service changes owners only inside its home, and only after it
+    checked that nobody else could have rewritten the config that names those paths."""
+    bystander = tmp_path / "someone-elses-file"
+    bystander.write_text("not the service's")
+    before = _set_option(home, "pin_file", str(bystander))
+    config = home / "config.toml"
+    mode = stat.S_IMODE(config.stat().st_mode)
+    try:
+        config.chmod(0o666)  # as if anyone could have named that file
+        loose = cli(home, "hsm", "start")
+        config.chmod(mode)
+        outside = cli(home, "hsm", "start")  # a trusted config naming a file outside
+    finally:
+        config.chmod(mode)
+        config.write_text(before)
+    assert loose.returncode == 1 and "config.toml is writable by group or others" in loose.stderr
+    assert outside.returncode == 1
+    assert bystander.stat().st_uid == 0  # never handed to the service user
+    assert ok(home, "hsm", "start")["pid"]  # the home itself is fine again
+    cli(home, "hsm", "stop")

@@ -236,6 +236,18 @@ def _refuse_loose(path: Path, reason: str, fix: str) -> None:
     )
 
 
+def check_config_is_trusted(paths: ServicePaths, account: ServiceAccount) -> None:
+    """The home, config.toml and the SoftHSM configuration are the service's or root's and
+    writable by nobody else: what they name may be trusted (checked before root acts on it)."""
+    softhsm = [p for p in paths.trusted_files if p.name.endswith(".conf")]
+    for path in (paths.home, paths.config, *softhsm):
+        info = _stat(path)
+        if info.st_uid not in {0, account.uid}:
+            _refuse_loose(path, "belongs to another user", f"chown root or {account.name} {path}")
+        if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            _refuse_loose(path, "is writable by group or others", f"chmod go-w {path}")
+
+
 def check_permissions(
     paths: ServicePaths, account: ServiceAccount, socket_group: str | None = None
 ) -> None:
@@ -315,8 +327,12 @@ def grant_service_access(paths: ServicePaths, account: ServiceAccount) -> list[s
     (with the path and the fix) rather than to be mended behind the operator's back.
     """
     changes: list[str] = []
+    check_config_is_trusted(paths, account)  # else a rewritten config could name any file
 
     def own(path: Path, owner_bits: int) -> None:
+        if not _folders_between(paths.home, path):  # never hand out anything outside the home
+            log.warning("service access: %s is outside the home: left as it is", path)
+            return
         info = path.stat()
         if (info.st_uid, info.st_gid) != (account.uid, account.gid):
             os.chown(path, account.uid, account.gid)
@@ -327,6 +343,9 @@ def grant_service_access(paths: ServicePaths, account: ServiceAccount) -> list[s
             changes.append(f"chmod {mode | owner_bits:04o} {path}")
 
     def group_may(path: Path, bits: int) -> None:
+        if not _folders_between(paths.home, path):
+            log.warning("service access: %s is outside the home: left as it is", path)
+            return
         info = path.stat()
         if info.st_uid == account.uid:
             return
