@@ -353,6 +353,11 @@ def seal_cmd(
     issuer HSM service (`sealcard issuer hsm serve`). Safe to interrupt at any moment (even
     kill -9): run it again and it resumes the orders it had reserved, with the same cards and
     derivation elements, and seals nothing twice.
+
+    An order the issuer HSM cannot seal (e.g. a mailer this HSM does not hold) is put on hold
+    with its reason while the others are sealed; the command then exits 1 and names it (see
+    `issuer order list --held`, `issuer order retry|cancel`). On PostgreSQL several sealing
+    hosts may seal at once (docs/issuer.md); on SQLite a second sealer is refused.
     """
     from sealcard.hsm.config import load_settings
     from sealcard.hsm.issuer_client import IssuerHsmClient
