@@ -5,10 +5,10 @@
 - ``bip32-seed-kek``: AES-256, non-extractable, may wrap and decrypt: the issuer HSM service
   wraps the seed under it and decrypts the result into a buffer of its own at start (SoftHSM
   cannot run BIP32), then wipes the buffer once the master key is derived.
-- ``issuer-key``: EC P-256, sensitive, non-extractable, made from the seed
-  (:func:`issuer_key_from_seed`, since schema of the HSM "derived issuer key"): a host restored
-  from the seed shares, or a second sealing host, signs with the same key that the cards hold.
-  Homes made before hold a random token key; they keep it (and sign in the token).
+- ``issuer-key``: EC P-256, sensitive, non-extractable, made from the seed when the home is
+  set up (:func:`issuer_key_from_seed`): a host restored from the seed shares, or a second
+  sealing host, signs with the same key that the cards hold. Homes set up before this hold a
+  random token key; they keep it (and their service signs in the token).
 - ``mailer:<id>``: CKO_DATA token objects holding mailers' public keys (DER).
 """
 
