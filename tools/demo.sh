@@ -20,7 +20,10 @@ fi
 
 rm -rf "$WORK"
 mkdir -p "$WORK"/{provider,bureau,mailer/letters}
-chmod 700 "$WORK"
+# 711: the issuer HSM service drops to its own user (sealcard-hsm), which must pass through
+# to the issuer home (the home's own folders say what it may read)
+chmod 711 "$WORK"
+chmod 700 "$WORK"/{provider,bureau,mailer}
 export SEALCARD_ISSUER_HOME="$WORK/issuer"
 # The provider's CA passphrase: random for the demo, in the environment only (never argv, never disk).
 SEALCARD_PROVIDER_PASSPHRASE=$(head -c 24 /dev/urandom | base64)

@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,11 @@ CARDS = 2
 TIMEOUT_S = 600
 
 
-def test_demo_runs_the_whole_chain(sim_cards: list[Any], tmp_path: Path) -> None:
+def test_demo_runs_the_whole_chain(
+    sim_cards: list[Any], service_dirs: Callable[[str], Path]
+) -> None:
+    # the issuer HSM service of the demo runs as its own user: its home must be reachable
+    base = service_dirs("demo")
     cards = sim_cards[-CARDS:]
     for card in cards:
         reset_blank(card)
@@ -38,7 +43,7 @@ def test_demo_runs_the_whole_chain(sim_cards: list[Any], tmp_path: Path) -> None
         **os.environ,
         "SEALCARD_DEMO_SKIP_SETUP": "1",
         "SEALCARD_DEMO_READERS": "\n".join(card.reader for card in cards),
-        "SEALCARD_DEMO_DIR": str(tmp_path / "demo"),
+        "SEALCARD_DEMO_DIR": str(base / "demo"),
         "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
     }
     run = subprocess.run(
@@ -53,7 +58,7 @@ def test_demo_runs_the_whole_chain(sim_cards: list[Any], tmp_path: Path) -> None
     assert "PIN reset by the issuer" in output and "PIN correct" in output
     assert "terminated" in output and "TERMINATED" in output
     # No PIN or PUK reached the output: the letters' PINs only went through a pipe.
-    demo = tmp_path / "demo"
+    demo = base / "demo"
     letters = sorted((demo / "mailer" / "letters").glob("*.p7m"))
     assert len(letters) == CARDS
     mailer_key = load_pem_private_key((demo / "mailer" / "key.pem").read_bytes(), None)

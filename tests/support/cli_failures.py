@@ -818,10 +818,13 @@ def cases(needs: str) -> list[Case]:
 def leaf_commands(
     group: click.Group, prefix: tuple[str, ...] = ()
 ) -> Iterator[tuple[str, click.Command]]:
-    """Every command (not group) under `group`, as ("issuer hsm init", command)."""
+    """Every command under `group`, as ("issuer hsm init", command): the leaves, and a group
+    that also runs on its own (`invoke_without_command`: `issuer order --user 1`)."""
     for name, command in sorted(group.commands.items()):
         path = (*prefix, name)
         if isinstance(command, click.Group):
+            if command.invoke_without_command:
+                yield " ".join(path), command
             yield from leaf_commands(command, path)
         else:
             yield " ".join(path), command

@@ -36,6 +36,7 @@ def sealed(tmp_path: Path) -> Iterator[tuple[Records, FakePack, SoftwareIssuerHs
     pack = fabricate_pack(ORDERS, "P-H", rsa_pool=2)
     records.import_pack(pack.pack_serial, pack.cards)
     user = records.add_user("Ada", "1 Main St")
+    records.record_mailers(["post"])
     records.request_orders(user.id, ORDERS, mailer_id="post")
     hsm = SoftwareIssuerHsm(SEED)
     report = seal_orders(records, SoftwareDeviceAuthKeys(), hsm, chunk_size=2)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +23,13 @@ from cryptography.hazmat.primitives import serialization
 
 from sealcard.errors import SealcardError
 from sealcard.hsm.config import IssuerHsmSettings, save_settings
-from sealcard.hsm.issuer_service import provision_issuer_token
+from sealcard.hsm.hardening import (
+    HardeningError,
+    ServiceAccount,
+    grant_service_access,
+    service_paths,
+)
+from sealcard.hsm.issuer_keys import provision_issuer_token
 from sealcard.hsm.softhsm import init_softhsm
 from sealcard.hsm.system_hsm import AuditKey, DeviceAuthKeys, RequestSigner
 from sealcard.hsm.token import Token
@@ -79,6 +86,13 @@ def setup_hsms(
     settings.request_public_key.parent.mkdir(parents=True, exist_ok=True)
     settings.request_public_key.write_bytes(pem)
     save_settings(home, settings)
+    if os.geteuid() == 0:  # hand the issuer HSM's files to the service's own user
+        try:
+            account = ServiceAccount.named(settings.service_user)
+        except HardeningError as exc:
+            log.warning("%s; the issuer HSM service cannot start until it exists", exc)
+        else:
+            grant_service_access(service_paths(home.resolve(), settings), account)
     return settings
 
 

@@ -1,4 +1,4 @@
-"""Schema 2: the audit log becomes a hash chain with signed checkpoints (docs/audit.md).
+"""Schema 4: the audit log becomes a hash chain with signed checkpoints (docs/audit.md).
 
 Adds ``seq`` and ``entry_hash`` to ``audit_log``, the one-row chain head ``audit_chain`` and the
 append-only ``audit_checkpoints``. Rows written before this step are chained here, in id order,
