@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from cli_failures import CASES, HSM_PLACEHOLDERS, Case, check, child_env, run_case
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -65,11 +66,11 @@ def home(service_dirs: Callable[[str], Path]) -> Iterator[Path]:
 
 def test_an_order_naming_an_unknown_mailer_is_refused(home: Path) -> None:
     result = cli(home, "order", "--user", "1", "--mailer", "nosuch")
-    assert result.returncode == 1
+    assert result.returncode == 2  # a wrong value given (docs/cli.md)
     assert result.stderr.count("\n") == 1 and "no mailer 'nosuch'" in result.stderr
     assert "Traceback" not in result.stderr
     as_json = cli(home, "order", "--user", "1", "--mailer", "nosuch", "--json")
-    assert as_json.returncode == 1 and json.loads(as_json.stdout)["ok"] is False
+    assert as_json.returncode == 2 and json.loads(as_json.stdout)["ok"] is False
     assert ok(home, "order", "list")["orders"] == []
 
 
@@ -77,12 +78,12 @@ def test_a_bad_mailer_key_file_is_a_usage_error(home: Path, tmp_path: Path) -> N
     bad = tmp_path / "bad.pem"
     bad.write_text("-----BEGIN PUBLIC KEY-----\nnot base64 at all\n-----END PUBLIC KEY-----\n")
     result = cli(home, "hsm", "mailer", "add", "--id", "x", "--key", str(bad))
-    assert result.returncode == 2 and "not a PEM public key" in result.stderr
+    assert result.returncode == 2 and "give the mailer's RSA public key" in result.stderr
     garbage = tmp_path / "garbage.der"
     garbage.write_bytes(b"\x30\x03\x02\x01\x00")
     result = cli(home, "hsm", "mailer", "add", "--id", "x", "--key", str(garbage))
-    assert result.returncode == 1
-    assert "malformed" in result.stderr and "replay" not in result.stderr
+    assert result.returncode == 2  # refused before the HSM (which refuses it too: tests/hsm)
+    assert "give the mailer's RSA public key" in result.stderr and "replay" not in result.stderr
     assert "x" not in ok(home, "hsm", "mailer", "list")["mailers"]  # type: ignore[operator]
 
 
@@ -116,11 +117,14 @@ def test_an_order_this_hsm_cannot_seal_is_held_and_the_rest_sealed(home: Path) -
     assert "on hold" in text.stdout and "reason: unknown-mailer" in text.stdout
     assert "on hold" in cli(home, "status").stdout
 
-    cancelled = ok(home, "order", "cancel", str(ghost), "--note", "mailer not on this host")
-    assert cancelled["order"]["state"] == "failed"  # type: ignore[index]
+    cancelled = ok(
+        home, "order", "cancel", "--order", str(ghost), "--note", "mailer not on this host"
+    )
+    assert cancelled["order"]["state"] == "cancelled"  # type: ignore[index]
+    assert "was on hold: unknown-mailer" in str(cancelled["order"]["failure_reason"])  # type: ignore[index]
     assert ok(home, "order", "list", "--held")["orders"] == []
-    again = cli(home, "order", "cancel", str(ghost))
-    assert again.returncode == 1 and "only requested or held" in again.stderr
+    again = cli(home, "order", "cancel", "--order", str(ghost))
+    assert again.returncode == 1 and "only a requested, held or sealed order" in again.stderr
 
 
 def test_order_subcommands_teach_themselves(home: Path) -> None:
@@ -130,3 +134,47 @@ def test_order_subcommands_teach_themselves(home: Path) -> None:
         assert words in result.stdout
     missing = cli(home, "order")
     assert missing.returncode == 2 and "--user is required" in missing.stderr
+
+
+def test_a_held_order_is_retried_once_its_cause_is_fixed(home: Path) -> None:
+    records = Records.open(load_home(home).database_url, "test")
+    with records.db:
+        records.record_mailers(["later"])
+    (order,) = ok(home, "order", "--user", "1", "--mailer", "later")["orders"]  # type: ignore[misc]
+    held = cli(home, "seal", "--json")
+    assert held.returncode == 1 and json.loads(held.stdout)["error"] == "OrdersHeld"
+    not_yet = cli(home, "order", "retry", "--order", str(order + 1))  # type: ignore[operator]
+    assert not_yet.returncode == 2 and f"no order {order + 1}" in not_yet.stderr  # type: ignore[operator]
+    key = rsa.generate_private_key(65537, 2048).public_key()
+    pem = home / "later.pem"
+    pem.write_bytes(
+        key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    ok(home, "hsm", "mailer", "add", "--id", "later", "--key", str(pem))  # the cause, fixed
+    retried = ok(home, "order", "retry", "--order", str(order))
+    assert retried["order"]["held"] is False  # type: ignore[index]
+    again = cli(home, "order", "retry", "--order", str(order))
+    assert again.returncode == 1 and "not on hold" in again.stderr
+    sealed = ok(home, "seal")
+    assert sealed["sealed"] == 1 and sealed["held"] == []
+    assert ok(home, "order", "list", "--state", "sealed")["orders"][-1]["id"] == order  # type: ignore[index]
+
+
+HSM_CASES = [case for case in CASES if case.needs == "hsm"]
+
+
+@pytest.mark.parametrize("case", HSM_CASES, ids=[c.id for c in HSM_CASES])
+def test_failure_row(case: Case, home: Path) -> None:
+    """The "hsm" rows of tests/support/cli_failures.py (seal with an order it must hold), run
+    through the installed executable, as written and with --json, each after one more order
+    that this host's issuer HSM cannot seal."""
+    records = Records.open(load_home(home).database_url, "test")
+    with records.db:
+        records.record_mailers(["elsewhere"])
+    assert set(HSM_PLACEHOLDERS) == {"home"}
+    for as_json in (False, True):
+        ok(home, "order", "--user", "1", "--mailer", "elsewhere")
+        run = run_case(case, {"home": str(home)}, child_env(), as_json=as_json)
+        check(case, run, as_json=as_json)

@@ -148,7 +148,8 @@ def issuer_side(tmp_path_factory: pytest.TempPathFactory, ca: ProviderCA) -> Ite
         }
         orders = work / "orders.csv"
         orders.write_text(ORDERS)
-        _ok(run(["issuer", "order", "--file", str(orders), "--home", str(home), "--json"]))
+        order_import = ["issuer", "order", "import", "--file", str(orders)]
+        _ok(run([*order_import, "--home", str(home), "--json"]))
         root = ca.directory / "root.pem" if ca.directory else work / "root.pem"
         port = _free_port()
         server = subprocess.Popen(

@@ -291,8 +291,8 @@ def test_a_cancelled_held_order_keeps_its_card_and_element_out_of_use(
     ids = _setup(records, pack, 3)
     seal_orders(records, SoftwareDeviceAuthKeys(), RefusingHsm(SoftwareIssuerHsm(SEED), {ids[1]}))
     held = records.get_order(ids[1])
-    cancelled = records.cancel_order(ids[1], "mailer retired")
-    assert cancelled.state is OrderState.FAILED and not cancelled.held
+    cancelled = records.cancel_order(ids[1], note="mailer retired")
+    assert cancelled.state is OrderState.CANCELLED and not cancelled.held
     assert cancelled.failure_reason is not None
     assert cancelled.failure_reason.startswith("cancelled: mailer retired (was on hold:")
     user = records.add_user("Cy", "3 Main St")

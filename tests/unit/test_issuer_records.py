@@ -303,8 +303,8 @@ def test_cancel_retry_and_their_limits(records: Records) -> None:
     with pytest.raises(IssuerError, match="not on hold"):
         records.retry_order(first.id)
     cancelled = records.cancel_order(first.id)
-    assert cancelled.state is OrderState.FAILED and cancelled.failure_reason == "cancelled"
-    with pytest.raises(IssuerError, match="only requested or held"):
+    assert cancelled.state is OrderState.CANCELLED and cancelled.failure_reason == "cancelled"
+    with pytest.raises(IssuerError, match="only a requested, held or sealed order"):
         records.cancel_order(first.id)
     with pytest.raises(RecordNotFoundError):
         records.cancel_order(9999)
@@ -313,6 +313,8 @@ def test_cancel_retry_and_their_limits(records: Records) -> None:
         assert records.reserve(tx, 10) == [second.id]
     with pytest.raises(IssuerError, match="being sealed"):  # reserved, not held
         records.cancel_order(second.id)
+    with pytest.raises(IssuerError, match="being sealed"):  # the same one cancel, by any path
+        records.advance_order(second.id, OrderState.CANCELLED)
     with pytest.raises(IssuerError, match="order cancel"):
         records.advance_order(second.id, OrderState.FAILED)
     actions = [e.action for e in records.audit_entries(order_id=first.id)]

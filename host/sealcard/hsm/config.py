@@ -248,6 +248,8 @@ def render_settings(home: Path, settings: IssuerHsmSettings) -> str:
         "max_request_age_s": settings.max_request_age_s,
         "service_user": settings.service_user,
         **({"socket_group": settings.socket_group} if settings.socket_group else {}),
+        # one per core unless set otherwise: left out, so the home follows the machine's cores
+        **({"workers": settings.workers} if settings.workers != default_workers() else {}),
     }
     return tomli_w.dumps(
         {
