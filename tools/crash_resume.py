@@ -23,7 +23,9 @@ Checked at the end (any failure: exit 1):
   opened with the card's key: the user key inside matches the xpub);
 - the database's own checks: SQLite `PRAGMA integrity_check` and `foreign_key_check`;
   PostgreSQL `amcheck` (`bt_index_check` with heapallindexed on every index, `verify_heapam`
-  on every table) where the extension is available, and consistency queries on both.
+  on every table) where the extension is available, and consistency queries on both;
+- the audit log's hash chain: `sealcard issuer audit checkpoint` then `issuer audit verify`
+  (every entry chained, none lost to a kill, the last checkpoint at the end of the log).
 
 Prints the counts (kills, where they landed, resumed orders, elapsed) as text or --json.
 """
@@ -58,6 +60,7 @@ from sealcard.issuer.fake import FakePack, fabricate_pack
 from sealcard.issuer.records import Records
 
 ROOT = Path(__file__).resolve().parents[1]
+UNAVAILABLE = 3  # the exit code of a command whose service does not answer (docs/cli.md)
 MAILER = "post"
 USERS = 97
 OPENED_SAMPLE = 50
@@ -82,6 +85,7 @@ class Counts:
     blobs_verified: int = 0
     blobs_opened: int = 0
     integrity_checks: list[str] = field(default_factory=list)
+    audit_entries: int = 0  # entries `issuer audit verify` found chained and intact
     seconds: float = 0.0
 
 
@@ -185,7 +189,8 @@ def kill_loop(
             continue
         if hit_service:
             said = out + err  # with --json the error is JSON on stdout
-            if proc.returncode != 1 or not any(
+            # exit 3 (docs/cli.md: the issuer HSM service did not answer)
+            if proc.returncode != UNAVAILABLE or not any(
                 words in said for words in ("answer was lost", "does not answer", "cannot send")
             ):
                 raise SuiteFailedError(f"the sealer failed otherwise than by the service: {said}")
@@ -283,6 +288,16 @@ def check_records(url: str, home: Path, pack: FakePack, counts: Counts, rng: ran
             counts.blobs_opened += 1
 
 
+def check_audit_chain(home: Path, counts: Counts) -> None:
+    """The audit log after the kills, as an operator checks it: sign a checkpoint of its end
+    in the issuer-system HSM, then verify every entry's chain link and the checkpoints."""
+    _sealcard(home, "audit", "checkpoint")
+    result = _sealcard(home, "audit", "verify")  # exit 1 (SuiteFailedError) if broken
+    if not result["intact"] or result["unprotected_tail"] != 0:
+        raise SuiteFailedError(f"audit log: {result}")
+    counts.audit_entries = int(result["entries"])
+
+
 def check_database(url: str, counts: Counts) -> None:
     """The engine's own integrity checks."""
     with Database(url) as db:
@@ -373,6 +388,7 @@ def run_suite(
         finish(home, counts)
         check_records(url, home, pack, counts, rng)
         check_database(url, counts)
+        check_audit_chain(home, counts)
     finally:
         subprocess.run(  # noqa: S603 - our own interpreter and module
             [
@@ -498,7 +514,7 @@ def main() -> int:
                 f" reserved, unsealed orders), {r.runs} sealing runs, {r.resumed_orders} orders"
                 f" resumed; {r.sealed} sealed once each, {r.blobs_verified} blob signatures"
                 f" checked, {r.blobs_opened} blobs opened; {'; '.join(r.integrity_checks)};"
-                f" {r.seconds} s"
+                f" audit log: {r.audit_entries} entries chained and signed; {r.seconds} s"
             )
         print(f"seed {seed}: " + ("FAILED: " + failure if failure else "every check passed"))
     return 1 if failure else 0

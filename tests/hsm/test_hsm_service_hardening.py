@@ -178,7 +178,7 @@ def test_it_refuses_a_service_user_that_is_root_or_missing(
         result = cli(home, "hsm", "start")
     finally:
         (home / "config.toml").write_text(before)
-    assert result.returncode == 1
+    assert result.returncode == 2  # a setting that is wrong (docs/cli.md)
     assert words in result.stderr
 
 
@@ -207,7 +207,7 @@ def test_it_refuses_loose_permissions(home: Path, where: str, mode: int, words: 
         result = cli(home, "hsm", "start")
     finally:
         path.chmod(before)
-    assert result.returncode == 1, result.stdout
+    assert result.returncode == 2, result.stdout
     assert "refusing to start" in result.stderr and words in result.stderr
     assert str(path.resolve()) in result.stderr or str(path) in result.stderr
     assert not (home / "run" / "issuer-hsm.sock").exists()
@@ -321,8 +321,55 @@ def test_root_hands_out_nothing_named_by_a_config_others_could_write(
     finally:
         config.chmod(mode)
         config.write_text(before)
-    assert loose.returncode == 1 and "config.toml is writable by group or others" in loose.stderr
-    assert outside.returncode == 1
+    assert loose.returncode == 2 and "config.toml is writable by group or others" in loose.stderr
+    assert outside.returncode == 2
     assert bystander.stat().st_uid == 0  # never handed to the service user
     assert ok(home, "hsm", "start")["pid"]  # the home itself is fine again
     cli(home, "hsm", "stop")
+
+
+CONNECT = (
+    "import socket, sys\n"
+    "s = socket.socket(socket.AF_UNIX)\n"
+    "try:\n"
+    "    s.connect(sys.argv[1])\n"
+    "except OSError as e:\n"
+    "    sys.exit(f'refused: {e.strerror}')\n"
+    "print('connected')\n"
+)
+
+
+def _connect_as_nobody(socket_path: Path, *groups: str) -> subprocess.CompletedProcess[str]:
+    """Debian's own Python as user nobody (not root), in `groups` only: what an issuer system
+    that runs as another user can reach."""
+    return subprocess.run(
+        ["setpriv", "--reuid=nobody", "--regid=nogroup", f"--groups={','.join(groups) or '65534'}",
+         "/usr/bin/python3", "-c", CONNECT, str(socket_path)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_a_socket_group_lets_an_issuer_system_of_another_user_in(
+    account: ServiceAccount, service_dirs: Callable[[str], Path]
+) -> None:
+    """`issuer hsm init --socket-group G`: the socket's folder is the service user's and G's
+    (0750), the socket 0660 in group G; a process of another user reaches it only in G."""
+    if not Path("/usr/bin/python3").exists() or shutil.which("setpriv") is None:
+        pytest.skip("needs Debian's /usr/bin/python3 and setpriv (util-linux)")
+    home = service_dirs("socket-group") / "home"
+    ok(home, "init")
+    ok(home, "hsm", "init", "--socket-group", SERVICE_USER)
+    run_dir = home / "run"
+    assert stat.S_IMODE(run_dir.stat().st_mode) == 0o750
+    assert run_dir.stat().st_gid == account.gid
+    ok(home, "hsm", "start")
+    try:
+        socket_path = run_dir / "issuer-hsm.sock"
+        assert stat.S_IMODE(socket_path.stat().st_mode) == 0o660
+        assert socket_path.stat().st_gid == account.gid
+        inside = _connect_as_nobody(socket_path, SERVICE_USER)
+        assert inside.returncode == 0 and "connected" in inside.stdout, inside.stderr
+        outside = _connect_as_nobody(socket_path)
+        assert outside.returncode != 0 and "refused" in outside.stderr  # the check can fail
+    finally:
+        cli(home, "hsm", "stop")

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from sealcard.crypto import bip32, sealed_blob
@@ -19,6 +19,7 @@ from sealcard.issuer.db import Database
 from sealcard.issuer.fake import FakePack, fabricate_pack
 from sealcard.issuer.migrations import apply_migrations
 from sealcard.issuer.records import Records
+from sealcard.parties import issuer_audit
 
 pytestmark = pytest.mark.issuer
 
@@ -145,6 +146,36 @@ def _check_invariants(url: str, pack: FakePack, issuer_key: ec.EllipticCurvePriv
         expected = root.derive(path)
         assert payload.user_private_key == expected.private_key
         assert bytes(user_public_key) == expected.public_key
+    _check_audit_chain(url)
+
+
+class _AuditKey:
+    """A software stand-in for the issuer-system HSM's audit key (`issuer audit checkpoint`)."""
+
+    def __init__(self) -> None:
+        self._key = ec.generate_private_key(ec.SECP256R1())
+
+    def sign(self, data: bytes) -> bytes:
+        return self._key.sign(data, ec.ECDSA(hashes.SHA256()))
+
+    def public_key(self) -> ec.EllipticCurvePublicKey:
+        return self._key.public_key()
+
+
+def _check_audit_chain(url: str) -> None:
+    """What `sealcard issuer audit checkpoint` then `issuer audit verify` do: after the kills
+    (every append locks the chain head until its commit, so concurrent and killed sealers
+    leave one unbroken chain), every entry is in the chain, a checkpoint signs its end."""
+    key = _AuditKey()
+    records = Records.open(url, "auditor")
+    with records.db as db:
+        with db.transaction() as tx:
+            logged = int(tx.scalar("SELECT COUNT(*) FROM audit_log"))
+        before = issuer_audit.verify_records(records, key.public_key())
+        assert before.ok and before.entries == logged, before
+        assert issuer_audit.checkpoint(records, key) is not None
+        after = issuer_audit.verify_records(records, key.public_key())
+        assert after.ok and after.last_checkpoint_seq == logged and after.unprotected_tail == 0
 
 
 @pytest.fixture(scope="module")

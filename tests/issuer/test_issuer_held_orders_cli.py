@@ -58,7 +58,7 @@ def home(service_dirs: Callable[[str], Path]) -> Iterator[Path]:
         )
         ok(root, "hsm", "mailer", "add", "--id", "post", "--key", str(pem))
         ok(root, "user", "add", "--name", "Ada", "--address", "1 Main St")
-        ok(root, "pack", "import-fake", "--cards", "6", "--rsa-pool", "1")
+        ok(root, "pack", "import-fake", "--cards", "12", "--rsa-pool", "1")
         yield root
     finally:
         cli(root, "hsm", "stop")

@@ -127,12 +127,15 @@ def test_backup_refuses_a_threshold_above_the_share_count(tmp_path: Path) -> Non
     assert not (tmp_path / "s").exists()
 
 
-def test_pdf_custody_sheets_restore_the_seed(tmp_path: Path) -> None:
+def test_pdf_custody_sheets_restore_the_seed(
+    tmp_path: Path, service_dirs: Callable[[str], Path]
+) -> None:
     """The default: one PDF sheet per custodian, 0600, nothing on screen; the words printed
     on any THRESHOLD sheets (read back with pdftotext) restore the same seed."""
     if shutil.which("softhsm2-util") is None:
         pytest.skip("SoftHSM2 is not installed (apt-get install softhsm2)")
-    original = tmp_path / "original"
+    homes = service_dirs("sheets")  # the services that run on them reach these
+    original = homes / "original"
     run_json("issuer", "init", "--home", str(original))
     run_json("issuer", "hsm", "init", "--home", str(original))
     shares_dir = tmp_path / "sheets"
@@ -157,7 +160,7 @@ def test_pdf_custody_sheets_restore_the_seed(tmp_path: Path) -> None:
     subject = x509.load_pem_x509_certificate(certificate).subject.rfc4514_string()
     assert all(subject in t for t in texts)
 
-    restored = tmp_path / "restored"
+    restored = homes / "restored"
     run_json("issuer", "init", "--home", str(restored))
     chosen = "\n".join([words[0], words[2]]) + "\n"
     run_json("issuer", "hsm", "init", "--restore", "--home", str(restored), stdin=chosen)

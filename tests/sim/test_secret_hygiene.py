@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -65,7 +66,7 @@ def _rsa_secrets(name: str, key: rsa.RSAPrivateKey, allowed: Path) -> list[Any]:
 
 
 def test_main_job_leaves_no_secret_outside_its_container(
-    sim_cards: list[Any], tmp_path: Path
+    sim_cards: list[Any], tmp_path: Path, service_dirs: Callable[[str], Path]
 ) -> None:
     cards = sim_cards[-CARDS:]
     for card in cards:
@@ -75,8 +76,12 @@ def test_main_job_leaves_no_secret_outside_its_container(
     shares = tmp_path / "shares.txt"
     shares.write_text("\n".join(mnemonics[:2]) + "\n")
     shares.chmod(0o600)
-    demo, temp = tmp_path / "demo", tmp_path / "tmp"
+    # the demo's issuer HSM service runs as its own user: the demo folder must be reachable,
+    # and so must TMPDIR (like /tmp: anyone writes, the sticky bit keeps files their owner's)
+    base = service_dirs("hygiene")
+    demo, temp = base / "demo", base / "tmp"
     temp.mkdir()
+    temp.chmod(0o1777)
     env = {
         **os.environ,
         "SEALCARD_DEMO_SKIP_SETUP": "1",

@@ -20,6 +20,7 @@ from sealcard.cli.issuer_common import (
     open_records,
 )
 from sealcard.files import check_new_file, prepare_dir, remove_if_empty, write_new_file
+from sealcard.hsm.config import DEFAULT_SERVICE_USER
 from sealcard.issuer.config import load_home
 
 MODULE_ENV = "SEALCARD_PKCS11_MODULE"
@@ -77,9 +78,29 @@ def hsm_serve(home: Path | None, log_level: str) -> None:
     help="Disaster recovery: take the seed from its SLIP-39 shares, read from standard input "
     "(one share a line, at least the threshold), instead of making a new one.",
 )
+@click.option(
+    "--service-user",
+    default=DEFAULT_SERVICE_USER,
+    show_default=True,
+    help="The Unix user the issuer HSM service runs as (its own; run this as root and the "
+    "user gets its token, PIN file and socket folder). In a container whose one account "
+    "is the service's, that account.",
+)
+@click.option(
+    "--socket-group",
+    default=None,
+    help="A Unix group that may connect to the service's socket (socket 0660): an issuer "
+    "system that runs as another user than root joins it. Default: none (0600).",
+)
 @issuer_json_option
 def hsm_init(
-    home: Path | None, single_token: bool, module_path: str | None, restore: bool, as_json: bool
+    home: Path | None,
+    single_token: bool,
+    module_path: str | None,
+    restore: bool,
+    service_user: str,
+    socket_group: str | None,
+    as_json: bool,
 ) -> None:
     """Create the SoftHSM2 tokens and keys of this issuer home and record them in config.toml.
 
@@ -105,6 +126,8 @@ def hsm_init(
         separate_tokens=not single_token,
         module_path=module_path,
         seed_mnemonics=mnemonics,
+        service_user=service_user,
+        socket_group=socket_group,
     )
     payload = {
         "issuer_token": settings.issuer.token_label,

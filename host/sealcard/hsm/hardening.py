@@ -301,42 +301,49 @@ def check_socket_path(socket_path: Path, account: ServiceAccount) -> None:
     socket_path.unlink()
 
 
+def _group_id(name: str) -> int:
+    try:
+        return grp.getgrnam(name).gr_gid
+    except KeyError:
+        raise HardeningError("no-group", f"no Unix group {name!r} (socket_group)") from None
+
+
 def socket_mode(socket_path: Path, socket_group: str | None) -> None:
     """0600, or 0660 with ``socket_group`` (the issuer system's group) as the socket's group."""
     if socket_group is None:
         os.chmod(socket_path, 0o600)
         return
-    try:
-        gid = grp.getgrnam(socket_group).gr_gid
-    except KeyError:
-        raise HardeningError("no-group", f"no Unix group {socket_group!r} (socket_group)") from None
-    os.chown(socket_path, -1, gid)
+    os.chown(socket_path, -1, _group_id(socket_group))
     os.chmod(socket_path, 0o660)
 
 
 # ------------------------------------------------------------- handing files to the user
 
 
-def grant_service_access(paths: ServicePaths, account: ServiceAccount) -> list[str]:
+def grant_service_access(
+    paths: ServicePaths, account: ServiceAccount, socket_group: str | None = None
+) -> list[str]:
     """As root: give the service user access to what it needs; returns what changed.
 
     The issuer token, its PIN file and the socket's folder become the service user's; the
     folders on the way (home, hsm/, the tokens folder, secrets/) and the config files it reads
-    get the service user's group with search (folders) or read (files) permission. Only access
-    is added: a mode that is too open is left as it is, for :func:`check_permissions` to refuse
-    (with the path and the fix) rather than to be mended behind the operator's back.
+    get the service user's group with search (folders) or read (files) permission. With
+    ``socket_group`` the socket's folder belongs to that group, which may enter it (0750), so
+    an issuer system in that group reaches the socket. Only access is added: a mode that is
+    too open is left as it is, for :func:`check_permissions` to refuse (with the path and the
+    fix) rather than to be mended behind the operator's back.
     """
     changes: list[str] = []
     check_config_is_trusted(paths, account)  # else a rewritten config could name any file
 
-    def own(path: Path, owner_bits: int) -> None:
+    def own(path: Path, owner_bits: int, gid: int = account.gid) -> None:
         if not _folders_between(paths.home, path):  # never hand out anything outside the home
             log.warning("service access: %s is outside the home: left as it is", path)
             return
         info = path.stat()
-        if (info.st_uid, info.st_gid) != (account.uid, account.gid):
-            os.chown(path, account.uid, account.gid)
-            changes.append(f"chown {account.name} {path}")
+        if (info.st_uid, info.st_gid) != (account.uid, gid):
+            os.chown(path, account.uid, gid)
+            changes.append(f"chown {account.name}:{gid} {path}")
         mode = stat.S_IMODE(info.st_mode)
         if mode & owner_bits != owner_bits:
             os.chmod(path, mode | owner_bits)
@@ -380,7 +387,10 @@ def grant_service_access(paths: ServicePaths, account: ServiceAccount) -> list[s
     paths.run_dir.mkdir(mode=0o700, exist_ok=True)
     for folder in _folders_between(paths.home, paths.run_dir.parent):
         group_may(folder, search)
-    own(paths.run_dir, dir_bits)
+    if socket_group is None:
+        own(paths.run_dir, dir_bits)
+    else:
+        own(paths.run_dir, dir_bits | stat.S_IRGRP | stat.S_IXGRP, _group_id(socket_group))
     for change in changes:
         log.info("service access: %s", change)
     return changes

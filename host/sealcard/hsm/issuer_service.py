@@ -198,7 +198,7 @@ def harden(home: Path, settings: IssuerHsmSettings) -> ServiceAccount:
     account = ServiceAccount.named(settings.service_user)
     paths = service_paths(home, settings)
     if os.geteuid() == 0:
-        grant_service_access(paths, account)
+        grant_service_access(paths, account, settings.socket_group)
         become_service_user(account)
     require_own_user(account)
     lock_down_process()
