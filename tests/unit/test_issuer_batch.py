@@ -4,6 +4,7 @@ FIFO, limits, and resuming after a failure between the two commit points."""
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -366,3 +367,48 @@ def test_several_chunks_in_flight_store_every_order_once(records: Records, pack:
     assert report.sealed == 12 and report.chunks == 6
     assert seen == [(2 * k, 12) for k in range(1, 7)]  # commit points in order
     _check_all_sealed(records, pack, hsm, ids)
+
+
+class GatedHsm:
+    """Holds its first call until `release` is set (a sealer caught in the middle)."""
+
+    def __init__(self, inner: SoftwareIssuerHsm) -> None:
+        self.inner = inner
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def seal_batch(self, requests: Sequence[SealRequest]) -> list[SealResult]:
+        self.entered.set()
+        assert self.release.wait(30)
+        return self.inner.seal_batch(requests)
+
+
+def test_on_sqlite_a_second_sealer_is_refused_or_waits_its_turn(
+    records: Records, pack: FakePack
+) -> None:
+    """One sealer per SQLite file: a batch beside a running one is refused at once; a seal
+    that may wait (activation's) runs once the first is done."""
+    ids = _setup(records, pack, 3)
+    hsm = SoftwareIssuerHsm(SEED)
+    gated = GatedHsm(hsm)
+    first = threading.Thread(
+        target=seal_orders,
+        args=(records, SoftwareDeviceAuthKeys(), gated),
+        kwargs={"order_ids": ids[:1]},
+    )
+    second = Records.open(records.db.url, "second sealer")  # another process's connection
+    first.start()
+    try:
+        assert gated.entered.wait(30)
+        with pytest.raises(SealingError, match="another sealer is sealing"):
+            seal_orders(second, SoftwareDeviceAuthKeys(), hsm, order_ids=ids[1:2])
+        threading.Timer(0.3, gated.release.set).start()
+        report = seal_orders(
+            second, SoftwareDeviceAuthKeys(), hsm, order_ids=ids[1:2], wait_for_sealer_s=30
+        )
+    finally:
+        gated.release.set()
+        first.join(30)
+        second.close()
+    assert report.sealed == 1
+    assert [records.get_order(i).state for i in ids[:2]] == [OrderState.SEALED] * 2

@@ -67,6 +67,7 @@ DEFAULT_KEYGEN_THREADS = 1
 #: Chunks whose keys are made and that the issuer HSM seals at the same time: one per
 #: service worker (one per core) keeps every core busy (docs/performance.md).
 DEFAULT_CHUNKS_IN_FLIGHT = 2
+_SOLE_SEALER_POLL_S = 0.05
 #: Length of a compressed secp256k1 public key.
 USER_PUBLIC_KEY_LEN = 33
 
@@ -193,9 +194,10 @@ class _Claims:
 
 
 @contextmanager
-def _sole_sealer(db: Database) -> Iterator[None]:
+def _sole_sealer(db: Database, wait_s: float = 0.0) -> Iterator[None]:
     """SQLite: one sealer per database file at a time (an exclusive lock on a file beside it);
-    a second one is refused. PostgreSQL: nothing (sealers claim orders with row locks)."""
+    another one is refused, after waiting up to `wait_s` for the lock (an activation's seal of
+    one order waits for another's). PostgreSQL: nothing (sealers claim orders with row locks)."""
     if db.dialect is not Dialect.SQLITE:
         yield
         return
@@ -204,14 +206,19 @@ def _sole_sealer(db: Database) -> Iterator[None]:
         yield
         return
     path = Path(target + ".sealer-lock")
+    deadline = time.monotonic() + wait_s
     with path.open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise SealingError(
-                f"another sealer is sealing with {target}: SQLite takes one sealer at a time"
-                " (several sealing hosts need PostgreSQL)"
-            ) from None
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise SealingError(
+                        f"another sealer is sealing with {target}: SQLite takes one sealer at a"
+                        " time (several sealing hosts need PostgreSQL)"
+                    ) from None
+                time.sleep(_SOLE_SEALER_POLL_S)
         try:
             yield
         finally:
@@ -310,6 +317,7 @@ def seal_orders(
     keygen_threads: int = DEFAULT_KEYGEN_THREADS,
     chunks_in_flight: int = DEFAULT_CHUNKS_IN_FLIGHT,
     verify_every_blob: bool = False,
+    wait_for_sealer_s: float = 0.0,
 ) -> SealReport:
     """Seal requested orders (oldest first) with cards from the stock (oldest pack first).
 
@@ -331,6 +339,9 @@ def seal_orders(
     A blob with a bad signature that slipped through would be refused by its card, which checks
     the signature before anything else (the order is then reissued); it could not harm it.
     Each blob's layout and card serial are still checked.
+
+    On SQLite one sealer works at a time: another run is refused (SealingError) unless the
+    first ends within `wait_for_sealer_s` (activation waits; a batch does not).
     """
     if chunk_size < 1:
         raise ValueError("chunk_size must be at least 1")
@@ -448,7 +459,7 @@ def seal_orders(
     timing_lock = threading.Lock()
     inflight: deque[_Chunk] = deque()
     with (
-        _sole_sealer(records.db),
+        _sole_sealer(records.db, wait_for_sealer_s),
         _Claims.for_database(records.db, chunks_in_flight) as claims,
         ThreadPoolExecutor(max_workers=chunks_in_flight, thread_name_prefix="keys-and-hsm") as pool,
     ):

@@ -59,6 +59,8 @@ from sealcard.parties.issuer.context import (
 )
 
 CHALLENGE_BYTES = 32
+#: On SQLite one sealer at a time: an activation waits this long for another's (or a batch's)
+SEALER_WAIT_S = 20.0
 PURPOSES = ("activation", "card-command")
 
 
@@ -220,6 +222,7 @@ def activate(
                 ctx.hsm,
                 order_ids=[order.id],
                 issuer_public_key=ctx.issuer_public_key,
+                wait_for_sealer_s=SEALER_WAIT_S,
             )
         except ConcurrentUpdateError:
             pass  # another sealer (a bureau batch resuming it) sealed it first
