@@ -108,7 +108,9 @@ def _sealcard(home: Path, *args: str, stdin: str | None = None) -> dict[str, Any
 
 
 def _count(url: str, sql: str, params: tuple[Any, ...] = ()) -> int:
-    with Database(url) as db, db.transaction() as tx:
+    # a read that waits for no writer: a poll behind SQLite's writer lock could sleep through
+    # a whole sealing run and miss every moment to kill it
+    with Database(url) as db, db.read_transaction() as tx:
         return int(tx.scalar(sql, params))
 
 

@@ -102,7 +102,7 @@ def test_a_worker_that_finishes_during_the_jitter_sleep_was_not_killed() -> None
 
 
 def _count_state(url: str, state: str) -> int:
-    with Database(url) as db, db.transaction() as tx:
+    with Database(url) as db, db.read_transaction() as tx:  # waits for no writer
         return int(tx.scalar("SELECT COUNT(*) FROM orders WHERE state = ?", (state,)))
 
 
