@@ -28,13 +28,14 @@ METRICS_PATH: Final = "/metrics"
 
 
 def parse_metrics_address(value: str) -> tuple[str, int]:
-    """``PORT`` (loopback), ``HOST:PORT`` or ``[IPv6]:PORT``; ConfigurationError otherwise."""
+    """``PORT`` (loopback), ``HOST:PORT`` or ``[IPv6]:PORT`` (port 0: any free one, as the
+    start line of the log then tells); ConfigurationError otherwise."""
     text = value.strip()
     host, sep, port = text.rpartition(":")
     if not sep:
         host, port = DEFAULT_METRICS_HOST, text
     host = host.strip("[]")
-    if not port.isdigit() or not 0 < int(port) < 65536 or not host:
+    if not port.isdigit() or not 0 <= int(port) < 65536 or not host:
         raise ConfigurationError(
             f"metrics address {value!r} is not PORT or HOST:PORT (e.g. 9464 or 127.0.0.1:9464)"
         )

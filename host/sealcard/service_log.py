@@ -57,6 +57,7 @@ SAFE_FIELDS: Final = frozenset(
         "metrics",  # the metrics address, or null
         "uid",
         "version",
+        "tls_sha256",  # the API's certificate fingerprint (public)
     }
 )
 
@@ -87,7 +88,7 @@ class JsonLinesFormatter(logging.Formatter):
             "pid": record.process or os.getpid(),
         }
         fields = record.__dict__
-        for name in SAFE_FIELDS.intersection(fields):
+        for name in sorted(SAFE_FIELDS.intersection(fields)):
             line[name] = fields[name]
         if record.exc_info and record.exc_info[0] is not None:
             exc_type, _value, tb = record.exc_info

@@ -71,12 +71,23 @@ def serve_cmd(
     from sealcard.web.server import serve
 
     def ready(settings: ApiSettings, host: str, port: int) -> None:
+        # a log line (the service's log is on stderr, JSON lines unless on a terminal)
+        import logging
+
         shown = f"[{host}]" if ":" in host else host
         fingerprint = certificate_fingerprint(settings.tls_cert)
-        click.echo(
-            f"sealcard issuer API on https://{shown}:{port}/ (console /console/); TLS"
-            f" certificate {settings.tls_cert} SHA-256 {fingerprint}",
-            err=True,
+        logging.getLogger("sealcard.web").info(
+            "sealcard issuer API on https://%s:%d/ (console /console/); TLS certificate %s"
+            " SHA-256 %s",
+            shown,
+            port,
+            settings.tls_cert,
+            fingerprint,
+            extra={
+                "event": "service.ready",
+                "listen": f"{shown}:{port}",
+                "tls_sha256": fingerprint,
+            },
         )
 
     serve(

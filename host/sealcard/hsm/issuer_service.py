@@ -36,6 +36,7 @@ import socketserver
 import sys
 import threading
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 
@@ -223,6 +224,11 @@ def serve(home: Path, metrics_address: str | None = None) -> None:
     """Run the service until SIGTERM/SIGINT (or until a worker dies: HsmError); with
     `metrics_address`, serve Prometheus metrics there (:mod:`sealcard.hsm.service_exporter`)."""
     settings = load_settings(home)
+    start_exporter: Callable[[ServiceMetrics, str], MetricsServer] | None = None
+    if metrics_address is not None:
+        parse_metrics_address(metrics_address)  # a wrong value refused before anything starts
+        # imported before the process drops to its own user, who may not reach the packages
+        from sealcard.hsm.service_exporter import start_exporter
     harden(home, settings)
     request_key = load_request_key(settings.request_public_key)
     try:
@@ -231,17 +237,13 @@ def serve(home: Path, metrics_address: str | None = None) -> None:
         raise ConfigurationError(
             f"missing issuer certificate {settings.issuer_certificate}"
         ) from None
-    if metrics_address is not None:
-        parse_metrics_address(metrics_address)  # a wrong value refused before anything starts
     metrics = ServiceMetrics()
     pool = WorkerPool.start(settings, settings.workers, metrics)  # before any thread starts
     metrics.set_workers(len(pool.workers))
     server: IssuerHsmServer | None = None
     exporter: MetricsServer | None = None
     try:
-        if metrics_address is not None:
-            from sealcard.hsm.service_exporter import start_exporter  # prometheus-client
-
+        if start_exporter is not None and metrics_address is not None:
             exporter = start_exporter(metrics, metrics_address)
         # The HPKE key requests are encrypted to: from the token's RNG, in memory only,
         # announced by the signed service-key reply (docs/hsm.md).
@@ -339,6 +341,9 @@ def main(argv: list[str] | None = None) -> int:
     except SealcardError as exc:
         # errors carry no secret (house rule)
         log.error("%s", exc, extra={"event": "service.refused"})
+        return 1
+    except Exception:  # a bug: its type and where, in the log's own format
+        log.critical("the issuer HSM service failed", exc_info=True, extra={"event": "crash"})
         return 1
     return 0
 

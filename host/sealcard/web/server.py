@@ -79,9 +79,9 @@ def serve(
             services.auth_keys = roles.auth_keys
             services.hsm = roles.hsm
             services.issuer_public_key = roles.issuer_public_key
+        service_log.configure(log_level, log_format)
         if ready is not None:
             ready(settings, host, port)
-        service_log.configure(log_level, log_format)
         exporter: MetricsServer | None = None
         if services.metrics is not None and metrics_address is not None:
             exporter = MetricsServer.start(metrics_address, services.metrics.registry)
