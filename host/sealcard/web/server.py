@@ -109,4 +109,3 @@ def serve(
             server_header=False,
             access_log=False,  # sealcard.web.observe logs each request (no path values)
         )
-        log.info("issuer API stopped", extra={"event": "service.stop"})
