@@ -139,7 +139,7 @@ def test_api_log_lines_and_metrics(tmp_path: Path) -> None:
     assert moved("sealcard_api_requests_total", **order) == 1
     assert moved("sealcard_api_requests_total", method="GET", route="unmatched", status="404") == 1
     failures = {k: v for (n, k), v in after.items() if n == "sealcard_api_sign_in_failures_total"}
-    assert sum(failures.values()) == 2, failures
+    assert failures == {(("reason", "wrong_credentials"),): 2}, failures
     assert _value(after, "sealcard_api_activations_total") == 0
     assert _value(after, "sealcard_api_requests_in_flight") == 0
 

@@ -39,7 +39,7 @@ class ApiMetrics:
         )
         self.sign_in_failures = Counter(
             f"{PREFIX}_sign_in_failures",
-            "Refused sign-ins (API and console), by reason: bad_credentials, rate_limited, ...",
+            "Refused sign-ins (API and console), by reason (wrong_credentials, rate_limited, ...).",
             ["reason"],
             registry=self.registry,
         )
