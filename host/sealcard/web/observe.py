@@ -59,19 +59,15 @@ class RequestObserver:
         started = time.perf_counter()
         request_id = _request_id(scope)
         status = 500  # unless the app answers
+        recorded = False
 
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-                MutableHeaders(scope=message).append("X-Request-Id", request_id)
-            await send(message)
-
-        if self.metrics is not None:
-            self.metrics.in_flight.inc()
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
+        def record() -> None:
+            """Count and log the request once: as its last byte goes out (so a client that
+            has its answer finds it counted), or when the app ends without an answer."""
+            nonlocal recorded
+            if recorded:
+                return
+            recorded = True
             seconds = time.perf_counter() - started
             # the router put the matched route into the scope (FastAPI's APIRoute)
             route: Any = scope.get("route")
@@ -98,3 +94,19 @@ class RequestObserver:
                     "duration_ms": round(seconds * 1000, 3),
                 },
             )
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                MutableHeaders(scope=message).append("X-Request-Id", request_id)
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                record()
+            await send(message)
+
+        if self.metrics is not None:
+            self.metrics.in_flight.inc()
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            record()
