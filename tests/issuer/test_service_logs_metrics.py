@@ -130,6 +130,18 @@ def test_logs_are_json_lines_metrics_move_and_neither_holds_a_secret(
     finally:
         stopped = cli(home, "hsm", "stop", "--json")
     assert stopped.returncode == 0, stopped.stderr
+    # a metrics address that is taken: the start fails with the reason from the JSON log
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        refused = cli(home, "hsm", "start", "--metrics", str(busy))
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert refused.stderr.startswith(f"error: the issuer HSM service did not start: cannot "
+                                     f"serve metrics on {busy}")  # fmt: skip
+    assert refused.stderr.count("\n") == 1
+    bad = cli(home, "hsm", "start", "--metrics", "no-port-here")
+    assert bad.returncode == 2 and "is not PORT or HOST:PORT" in bad.stderr
 
     def moved(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
@@ -152,6 +164,8 @@ def test_logs_are_json_lines_metrics_move_and_neither_holds_a_secret(
     # -- the log: JSON lines, every one; each request once, with id, outcome and time
     log_text = (load_home(home).run_dir / "issuer-hsm.log").read_text(encoding="utf-8")
     entries = [json.loads(line) for line in log_text.splitlines()]  # each line parses
+    assert entries[-1]["event"] == "service.refused" and entries[-2]["event"] == "service.stop"
+    entries = entries[:-2]  # the refused start above: its stop, then its refusal
     for entry in entries:
         assert entry.keys() >= FIXED_KEYS, entry
         assert RFC3339_UTC.fullmatch(entry["time"]) and entry["level"] in ("info", "warning")
