@@ -40,6 +40,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -184,10 +185,12 @@ def setup_home(root: Path, db_url: str | None) -> Records:
     return records
 
 
-def start_service(root: Path, socket_path: Path) -> subprocess.Popen[bytes]:
+def start_service(
+    root: Path, socket_path: Path, extra: tuple[str, ...] = ()
+) -> subprocess.Popen[bytes]:
     """The issuer HSM service as its own process; returns once its socket exists."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sealcard.hsm.issuer_service", "--home", str(root)],
+        [sys.executable, "-m", "sealcard.hsm.issuer_service", "--home", str(root), *extra],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -250,6 +253,104 @@ def _spread(values: list[float]) -> str:
     return f"{mid:.3g} (min {ordered[0]:.3g}, max {ordered[-1]:.3g}, n={len(ordered)})"
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _scrape_loop(port: int, stop: threading.Event, counts: list[int]) -> None:
+    """Scrape the service's metrics every 0.5 s (Prometheus's default is every 15 s)."""
+    import urllib.request
+
+    while not stop.wait(0.5):
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+            answer.read()
+        counts[0] += 1
+
+
+def metrics_overhead(args: argparse.Namespace, letters: bool) -> int:
+    """Sealing rate with the service's metrics off and on, in the same run (issue 13)."""
+    from sealcard.hsm.config import load_settings
+    from sealcard.hsm.issuer_client import IssuerHsmClient
+    from sealcard.hsm.system_hsm import DeviceAuthKeys, RequestSigner
+    from sealcard.hsm.token import Token
+
+    rates: dict[str, list[float]] = {"off": [], "on": []}
+    scrapes = [0]
+    with tempfile.TemporaryDirectory(prefix="sealcard-bench-") as tmp:
+        os.chmod(tmp, 0o711)  # the service drops to its own user, which must reach its home
+        root = Path(tmp) / "home"
+        records = setup_home(root, args.db)
+        if args.service_workers is not None:
+            set_service_workers(root, args.service_workers)
+        settings = load_settings(root)
+        records.record_mailers([MAILER])
+        mailer_key = rsa.generate_private_key(65537, 2048).public_key()
+        token = Token.open(settings.system, pool_size=args.in_flight * args.keygen_threads + 1)
+        batch = 0
+        try:
+            for run in range(args.runs):
+                order = ("off", "on") if run % 2 == 0 else ("on", "off")  # cancels drift
+                for mode in order:
+                    port = _free_port()
+                    extra = ("--metrics", f"127.0.0.1:{port}") if mode == "on" else ()
+                    service = start_service(root, settings.socket_path, extra)
+                    stop = threading.Event()
+                    scraper = threading.Thread(target=_scrape_loop, args=(port, stop, scrapes))
+                    try:
+                        client = IssuerHsmClient.for_settings(settings, RequestSigner(token))
+                        client.register_mailer(MAILER, mailer_key)
+                        add_orders(records, args.cards, letters, batch, args.rsa_pool)
+                        batch += 1
+                        if mode == "on":
+                            scraper.start()
+                        report = seal_orders(
+                            records,
+                            DeviceAuthKeys(token),
+                            client,
+                            chunk_size=args.chunk,
+                            issuer_public_key=None,
+                            keygen_threads=args.keygen_threads,
+                            chunks_in_flight=args.in_flight,
+                        )
+                        client.close()
+                    finally:
+                        stop.set()
+                        if scraper.is_alive():
+                            scraper.join()
+                        service.terminate()
+                        service.wait(timeout=30)
+                    rates[mode].append(report.per_second)
+                    if not args.json:
+                        print(f"run {run + 1}, metrics {mode}: {report.per_second:.1f} cards/s",
+                              flush=True)  # fmt: skip
+        finally:
+            token.close()
+    off, on = sorted(rates["off"]), sorted(rates["on"])
+    ratios = sorted(b / a for a, b in zip(rates["off"], rates["on"], strict=True))
+    result = {
+        "cards_per_run": args.cards,
+        "cards_per_second_off": rates["off"],
+        "cards_per_second_on": rates["on"],
+        "ratio_on_off_per_run": [round(r, 3) for r in ratios],
+        "ratio_on_off_median": round(ratios[len(ratios) // 2], 3),
+        "scrapes": scrapes[0],
+        "load_average": round(os.getloadavg()[0], 2),
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(
+            f"metrics on/off: median ratio {result['ratio_on_off_median']} "
+            f"({_spread(ratios)}); off {_spread(off)} cards/s, on {_spread(on)} cards/s; "
+            f"{scrapes[0]} scrapes; load {result['load_average']}"
+        )
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cards", type=int, default=10_000)
@@ -300,10 +401,18 @@ def main() -> int:
     )
     parser.add_argument("--direct-cards", type=int, default=2000)
     parser.add_argument("--split", action="store_true", help="also the per-step split")
+    parser.add_argument(
+        "--metrics-overhead",
+        action="store_true",
+        help="instead: each run seals --cards with the service without metrics and again with "
+        "--metrics (scraped every 0.5 s), in alternating order; prints both rates and the ratio",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     letters = args.pin_source == "hsm"
     cores = os.cpu_count() or 1
+    if args.metrics_overhead:
+        return metrics_overhead(args, letters)
     if not args.direct_limit.exists():
         raise SystemExit(f"no {args.direct_limit}: give --direct-limit PATH")
 

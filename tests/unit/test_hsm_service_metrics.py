@@ -21,11 +21,12 @@ def test_a_request_is_counted_and_logged_once_with_structured_fields(
     metrics.request_done(REQUEST_ID, "seal-batch", outcome, 0.25)
     (record,) = caplog.records
     assert record.name == "sealcard.hsm.service" and record.levelno == logging.INFO
-    fields = {k: getattr(record, k) for k in ("request_id", "op", "status", "cards", "queue_depth")}
+    names = ("request_id", "op", "outcome", "cards", "queue_depth")
+    fields = {k: getattr(record, k) for k in names}
     assert fields == {
         "request_id": REQUEST_ID.hex(),
         "op": "seal-batch",
-        "status": "ok",
+        "outcome": "ok",
         "cards": 254,
         "queue_depth": 0,
     }

@@ -29,6 +29,7 @@ from sealcard.parties.issuer.context import IssuerContext, Policy
 from sealcard.parties.issuer.intake import import_customers_csv
 from sealcard.parties.provider import ProviderCA
 from sealcard.web.app import create_app
+from sealcard.web.metrics import ApiMetrics
 from sealcard.web.services import AppServices
 
 PG_ENV = "SEALCARD_TEST_PG_URL"
@@ -90,6 +91,7 @@ def api(db_url: str, provider_ca: ProviderCA) -> Iterator[ApiWorld]:
         policy=Policy(account_failures=3, address_failures=10),
         clock=clock,
         workers=2,
+        metrics=ApiMetrics(),  # as `issuer serve --metrics` has it; tests read the counters
     )
     with TestClient(create_app(services), base_url="https://testserver") as client:
         yield ApiWorld(client, services, clock, url, customers, hsm, keys, provider_ca)

@@ -16,6 +16,7 @@ from soft_card import SoftCard, make_card
 
 from sealcard.formats.card_upload import card_to_wire
 from sealcard.parties.provider import ProviderCA
+from sealcard.web.metrics import ApiMetrics
 
 
 def _order(api: ApiWorld, ref: str, pin_source: str = "none") -> None:
@@ -47,6 +48,18 @@ def _nothing_recorded(api: ApiWorld, card: SoftCard) -> None:
         assert all(o.state == "requested" for o in records.list_orders())
     finally:
         records.close()
+
+
+def metrics(api: ApiWorld) -> ApiMetrics:
+    assert api.services.metrics is not None
+    return api.services.metrics
+
+
+def activations(api: ApiWorld, result: str) -> float:
+    value = metrics(api).registry.get_sample_value(
+        "sealcard_api_activations_total", {"result": result}
+    )
+    return value or 0.0
 
 
 @pytest.mark.parametrize("pin_source", ["none", "hsm"])
@@ -87,6 +100,14 @@ def test_activation_seals_for_the_presented_card(api: ApiWorld, pin_source: str)
         records.close()
     late, _ = _attempt(api, headers, card.personalized())
     assert late.status_code == 422 and late.json()["error"] == "already_used"
+    # the metrics: two blobs sent (the second a repeat), one refusal, one report
+    assert activations(api, "sealed_blob_sent") == 2 and activations(api, "already_used") == 1
+    registry = metrics(api).registry
+    assert registry.get_sample_value(
+        "sealcard_api_activation_reports_total", {"personalized": "true"}
+    ) == 1
+    route = {"method": "POST", "route": "/v1/activation", "status": "422"}
+    assert registry.get_sample_value("sealcard_api_requests_total", route) == 1
 
 
 def test_replayed_upload_is_refused(api: ApiWorld) -> None:
@@ -103,6 +124,7 @@ def test_replayed_upload_is_refused(api: ApiWorld) -> None:
     stolen = {**body, "challenge_id": made.json()["challenge_id"]}
     answer = api.client.post("/v1/activation", json=stolen, headers=other)
     assert answer.status_code == 422 and answer.json()["error"] == "replayed"
+    assert activations(api, "replayed") == 2 and activations(api, "sealed_blob_sent") == 1
 
 
 def test_expired_challenge_is_refused(api: ApiWorld) -> None:

@@ -53,6 +53,38 @@ def log_level_option(func: F) -> F:
     )(func)
 
 
+LOG_FORMAT_ENV: Final = "SEALCARD_LOG_FORMAT"  # sealcard.service_log's (not imported here)
+METRICS_ENV: Final = "SEALCARD_METRICS"  # sealcard.metrics_http's
+
+
+def log_format_option(func: F) -> F:
+    """`--log-format json|text` of a long-running service (parameter `log_format`, None when
+    not given: the service picks text on a terminal, JSON lines elsewhere)."""
+    return click.option(
+        "--log-format",
+        type=click.Choice(("json", "text"), case_sensitive=False),
+        default=None,
+        envvar=LOG_FORMAT_ENV,
+        show_envvar=True,
+        help="json: one JSON object a line (time, level, event, request_id, outcome, "
+        "duration_ms, ...; docs/operations.md); text: for a person. "
+        "[default: text on a terminal, else json]",
+    )(func)
+
+
+def metrics_option(func: F) -> F:
+    """`--metrics [HOST:]PORT` of a long-running service (parameter `metrics`, None: off)."""
+    return click.option(
+        "--metrics",
+        default=None,
+        metavar="[HOST:]PORT",
+        envvar=METRICS_ENV,
+        show_envvar=True,
+        help="Serve Prometheus metrics at http://HOST:PORT/metrics (a port alone: 127.0.0.1; "
+        "no TLS, no sign-in: keep it on loopback or a management network). [default: off]",
+    )(func)
+
+
 def issuer_emit(as_json: bool, payload: dict[str, Any], text: str) -> None:
     """A success of an issuer command: sorted-key JSON, or `text` for a person."""
     emit(as_json, payload, text, sort_keys=True)

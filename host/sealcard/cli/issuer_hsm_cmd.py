@@ -16,7 +16,9 @@ from sealcard.cli.issuer_common import (
     hsm_client,
     issuer_emit,
     issuer_json_option,
+    log_format_option,
     log_level_option,
+    metrics_option,
     open_records,
 )
 from sealcard.files import check_new_file, prepare_dir, remove_if_empty, write_new_file
@@ -34,7 +36,11 @@ def hsm_group() -> None:
 @hsm_group.command(name="serve")
 @home_option
 @log_level_option
-def hsm_serve(home: Path | None, log_level: str) -> None:
+@log_format_option
+@metrics_option
+def hsm_serve(
+    home: Path | None, log_level: str, log_format: str | None, metrics: str | None
+) -> None:
     """Run the issuer HSM service in the foreground (Ctrl-C or SIGTERM stops it).
 
     It is the only process that holds the BIP32 seed or a user private key in clear. It runs
@@ -43,17 +49,10 @@ def hsm_serve(home: Path | None, log_level: str) -> None:
     permissions, locks its memory and cannot be dumped or traced. It listens on
     HOME/run/issuer-hsm.sock (mode 0600) and answers only requests signed with the issuer
     system's request key. Run it under a service manager in production (docs/hsm.md).
+    Its log goes to stderr; --metrics serves Prometheus metrics (docs/operations.md).
     """
     issuer_home = load_home(home)
-    argv = [
-        sys.executable,
-        "-m",
-        "sealcard.hsm.issuer_service",
-        "--home",
-        str(issuer_home.root),
-        "--log-level",
-        log_level.upper(),  # the service's logging takes the level's name
-    ]
+    argv = _service_argv(issuer_home.root, log_level, log_format, metrics)
     os.execv(sys.executable, argv)  # noqa: S606 - our own interpreter and module, no shell
 
 
@@ -220,19 +219,50 @@ _PID_FILE = "issuer-hsm.pid"
 _START_TIMEOUT_S = 60.0
 
 
+def _service_argv(
+    root: Path, log_level: str, log_format: str | None, metrics: str | None
+) -> list[str]:
+    """The service's command line (it checks --metrics before anything starts)."""
+    argv = [
+        sys.executable,
+        "-m",
+        "sealcard.hsm.issuer_service",
+        "--home",
+        str(root),
+        "--log-level",
+        log_level.upper(),  # the service's logging takes the level's name
+    ]
+    if log_format:
+        argv += ["--log-format", log_format.lower()]
+    if metrics:
+        from sealcard.metrics_http import parse_metrics_address
+
+        parse_metrics_address(metrics)  # exit 2 before anything starts
+        argv += ["--metrics", metrics]
+    return argv
+
+
 @hsm_group.command(name="start")
 @home_option
 @log_level_option
+@log_format_option
+@metrics_option
 @issuer_json_option
-def hsm_start(home: Path | None, log_level: str, as_json: bool) -> None:
+def hsm_start(
+    home: Path | None,
+    log_level: str,
+    log_format: str | None,
+    metrics: str | None,
+    as_json: bool,
+) -> None:
     """Start the issuer HSM service in the background (pid in HOME/run/issuer-hsm.pid).
 
     As root it drops to its own user (see `issuer hsm serve --help`). For development and
     tests; in production run `issuer hsm serve` under a service manager. Its log (every
-    request by id, never its content) goes to HOME/run/issuer-hsm.log.
+    request by id, never its content; JSON lines unless --log-format text) goes to
+    HOME/run/issuer-hsm.log.
     """
     import subprocess
-    import sys
     import time
 
     from sealcard.errors import ConfigurationError
@@ -245,15 +275,7 @@ def hsm_start(home: Path | None, log_level: str, as_json: bool) -> None:
     log_path = issuer_home.run_dir / "issuer-hsm.log"
     log = log_path.open("ab")
     start_of_this_run = log.tell()
-    argv = [
-        sys.executable,
-        "-m",
-        "sealcard.hsm.issuer_service",
-        "--home",
-        str(issuer_home.root),
-        "--log-level",
-        log_level.upper(),  # the service's logging takes the level's name
-    ]
+    argv = _service_argv(issuer_home.root, log_level, log_format, metrics)
     proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
         argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
     )
@@ -275,11 +297,12 @@ def hsm_start(home: Path | None, log_level: str, as_json: bool) -> None:
                 f"the issuer HSM service did not start: {why} (log: {log_path})"
             )
         time.sleep(0.05)
-    issuer_emit(
-        as_json,
-        {"pid": proc.pid, "socket": str(issuer_home.socket_path)},
-        f"issuer HSM service running, pid {proc.pid}, socket {issuer_home.socket_path}",
-    )
+    payload: dict[str, object] = {"pid": proc.pid, "socket": str(issuer_home.socket_path)}
+    text = f"issuer HSM service running, pid {proc.pid}, socket {issuer_home.socket_path}"
+    if metrics:
+        payload["metrics"] = metrics
+        text += f", metrics on {metrics}"
+    issuer_emit(as_json, payload, text)
 
 
 def _listening(socket_path: Path) -> bool:
@@ -304,7 +327,19 @@ def _last_error(log_path: Path, offset: int, returncode: int) -> str:
             lines = log.read().decode("utf-8", errors="replace").splitlines()
     except OSError:
         lines = []
-    errors = [line.split(" ERROR ", 1)[1] for line in lines if " ERROR " in line]
+    errors: list[str] = []
+    for line in lines:
+        if line.startswith("{"):  # a JSON line (--log-format json)
+            import json
+
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and entry.get("level") == "error":
+                errors.append(str(entry.get("message", "")))
+        elif " ERROR " in line:
+            errors.append(line.split(" ERROR ", 1)[1])
     return errors[-1] if errors else f"it exited with code {returncode}"
 
 

@@ -8,7 +8,12 @@ from pathlib import Path
 import click
 
 from sealcard.cli.common import ROOT_ENV
-from sealcard.cli.issuer_common import home_option, log_level_option
+from sealcard.cli.issuer_common import (
+    home_option,
+    log_format_option,
+    log_level_option,
+    metrics_option,
+)
 
 
 @click.command(name="serve")
@@ -40,6 +45,8 @@ from sealcard.cli.issuer_common import home_option, log_level_option
     help="Threads serving requests (each with its own database connection).",
 )  # fmt: skip
 @log_level_option
+@log_format_option
+@metrics_option
 def serve_cmd(
     home: Path | None,
     listen: str | None,
@@ -47,6 +54,8 @@ def serve_cmd(
     no_hsm: bool,
     workers: int,
     log_level: str,
+    log_format: str | None,
+    metrics: str | None,
 ) -> None:
     """Serve the HTTPS API (/v1, OpenAPI at /openapi.json) and the operator console
     (/console/) until Ctrl-C or SIGTERM.
@@ -55,17 +64,30 @@ def serve_cmd(
     Needs `sealcard issuer init` (TLS certificate, [api] section) and, unless --no-hsm,
     the issuer HSM service (`sealcard issuer hsm serve`). Staff accounts come from
     `sealcard issuer operator add`, customers' from `sealcard issuer user import`.
+    Its log (one line per request, never its content) goes to stderr; --metrics serves
+    Prometheus metrics (docs/operations.md).
     """
     from sealcard.issuer.api_config import ApiSettings, certificate_fingerprint
     from sealcard.web.server import serve
 
     def ready(settings: ApiSettings, host: str, port: int) -> None:
+        # a log line (the service's log is on stderr, JSON lines unless on a terminal)
+        import logging
+
         shown = f"[{host}]" if ":" in host else host
         fingerprint = certificate_fingerprint(settings.tls_cert)
-        click.echo(
-            f"sealcard issuer API on https://{shown}:{port}/ (console /console/); TLS"
-            f" certificate {settings.tls_cert} SHA-256 {fingerprint}",
-            err=True,
+        logging.getLogger("sealcard.web").info(
+            "sealcard issuer API on https://%s:%d/ (console /console/); TLS certificate %s"
+            " SHA-256 %s",
+            shown,
+            port,
+            settings.tls_cert,
+            fingerprint,
+            extra={
+                "event": "service.ready",
+                "listen": f"{shown}:{port}",
+                "tls_sha256": fingerprint,
+            },
         )
 
     serve(
@@ -75,5 +97,7 @@ def serve_cmd(
         with_hsm=not no_hsm,
         workers=workers,
         log_level=log_level,
+        log_format=log_format,
+        metrics_address=metrics,
         ready=ready,
     )

@@ -39,6 +39,7 @@ from sealcard.hsm.pin_letter import (
     build_pin_letter,
     key_identifier,
 )
+from sealcard.hsm.service_metrics import PKCS11_BUCKETS, Buckets
 from sealcard.hsm.token import PooledSession, raw_to_der
 
 RANDOM_CHUNK = 4096
@@ -54,16 +55,27 @@ log = logging.getLogger("sealcard.hsm.service")
 
 
 class Pkcs11Clock:
-    """Time and count of this worker's PKCS#11 calls (reported per request to the metrics)."""
+    """Time and count of this worker's PKCS#11 calls, per operation (reported with every
+    answer to the main process, which keeps the metrics)."""
 
     def __init__(self) -> None:
         self.seconds = 0.0
         self.calls = 0
+        self.ops: dict[str, Buckets] = {}
 
-    def take(self) -> tuple[float, int]:
-        """(seconds, calls) since the last take."""
-        out = (self.seconds, self.calls)
-        self.seconds, self.calls = 0.0, 0
+    def observe(self, operation: str, seconds: float) -> None:
+        """One PKCS#11 call (``sign``, ``generate_random``, ``find_objects``, ...) took this."""
+        self.seconds += seconds
+        self.calls += 1
+        buckets = self.ops.get(operation)
+        if buckets is None:
+            buckets = self.ops[operation] = Buckets(PKCS11_BUCKETS)
+        buckets.observe(seconds)
+
+    def take(self) -> tuple[float, int, dict[str, Buckets]]:
+        """(seconds, calls, per operation) since the last take."""
+        out = (self.seconds, self.calls, self.ops)
+        self.seconds, self.calls, self.ops = 0.0, 0, {}
         return out
 
 
@@ -98,8 +110,7 @@ class TokenIssuerSigner:
         digest = hashlib.sha256(data).digest()
         t0 = time.perf_counter()
         signature = self._raw.sign(_ECDSA, self._key, digest)
-        self._clock.seconds += time.perf_counter() - t0
-        self._clock.calls += 1
+        self._clock.observe("sign", time.perf_counter() - t0)
         return raw_to_der(signature)
 
 
@@ -115,8 +126,7 @@ class TokenRandom:
         if len(self._buffer) < count:
             t0 = time.perf_counter()
             self._buffer += self._raw.generate_random(max(RANDOM_CHUNK, count))
-            self._clock.seconds += time.perf_counter() - t0
-            self._clock.calls += 1
+            self._clock.observe("generate_random", time.perf_counter() - t0)
         out, self._buffer = self._buffer[:count], self._buffer[count:]
         return out
 
@@ -199,7 +209,10 @@ class IssuerHsm:
     def reload_mailers(self) -> None:
         """Read every mailer key from the token (another worker may have added one)."""
         found: dict[str, _Mailer] = {}
-        for obj in self.session.session.get_objects({Attribute.CLASS: ObjectClass.DATA}):
+        t0 = time.perf_counter()
+        objects = list(self.session.session.get_objects({Attribute.CLASS: ObjectClass.DATA}))
+        self.clock.observe("find_objects", time.perf_counter() - t0)
+        for obj in objects:
             label = str(obj[Attribute.LABEL])
             if not label.startswith(MAILER_PREFIX):
                 continue
@@ -217,8 +230,14 @@ class IssuerHsm:
         key = mailer_key(public_key_der)  # refused before anything is written
         label = MAILER_PREFIX + mailer_id
         session = self.session.session
-        for old in list(session.get_objects({Attribute.LABEL: label})):
+        t0 = time.perf_counter()
+        old_objects = list(session.get_objects({Attribute.LABEL: label}))
+        self.clock.observe("find_objects", time.perf_counter() - t0)
+        for old in old_objects:
+            t0 = time.perf_counter()
             old.destroy()
+            self.clock.observe("destroy_object", time.perf_counter() - t0)
+        t0 = time.perf_counter()
         session.create_object(
             {
                 Attribute.CLASS: ObjectClass.DATA,
@@ -230,6 +249,7 @@ class IssuerHsm:
                 Attribute.VALUE: public_key_der,
             }
         )
+        self.clock.observe("create_object", time.perf_counter() - t0)
         with self._mailers_lock:
             self._mailers[mailer_id] = _Mailer(*key)
 

@@ -18,7 +18,9 @@ Start-up, in this order, before anything secret is read:
 The main process checks every request (layout, signature, freshness, replay, decryption;
 :mod:`sealcard.hsm.protocol`), hands it to a free worker, and sends back the worker's reply,
 signed by the issuer key. Every request is logged once with its id, never its content
-(:mod:`sealcard.hsm.service_metrics`). If a worker dies, the service stops (exit 1) so that
+(:mod:`sealcard.hsm.service_metrics`; JSON lines or text, :mod:`sealcard.service_log`), and
+with ``--metrics [HOST:]PORT`` the main process serves Prometheus metrics
+(:mod:`sealcard.hsm.service_exporter`). If a worker dies, the service stops (exit 1) so that
 its supervisor starts it afresh.
 """
 
@@ -34,12 +36,14 @@ import socketserver
 import sys
 import threading
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from sealcard import __version__, service_log
 from sealcard.errors import ConfigurationError, SealcardError
 from sealcard.hsm import protocol
 from sealcard.hsm.config import IssuerHsmSettings, load_settings
@@ -60,6 +64,8 @@ from sealcard.hsm.issuer_core import WORKER_OPS
 from sealcard.hsm.issuer_keys import pem_or_der
 from sealcard.hsm.issuer_worker import WorkerGoneError, WorkerPool
 from sealcard.hsm.service_metrics import RequestOutcome, ServiceMetrics
+from sealcard.metrics_http import MetricsServer, parse_metrics_address
+from sealcard.service_log import LOG_FORMATS
 
 log = logging.getLogger("sealcard.hsm.service")
 
@@ -123,6 +129,13 @@ class IssuerHsmServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer
     def process(self, data: bytes) -> bytes | None:
         """Check a request, have a worker carry it out (or sign the refusal), log it once.
         None when no worker can answer (the connection is then closed)."""
+        self.metrics.busy(+1)
+        try:
+            return self._process(data)
+        finally:
+            self.metrics.busy(-1)
+
+    def _process(self, data: bytes) -> bytes | None:
         started = time.perf_counter()
         request_id = protocol.claimed_request_id(data)
         op = "-"
@@ -207,9 +220,15 @@ def harden(home: Path, settings: IssuerHsmSettings) -> ServiceAccount:
     return account
 
 
-def serve(home: Path) -> None:
-    """Run the service until SIGTERM/SIGINT (or until a worker dies: HsmError)."""
+def serve(home: Path, metrics_address: str | None = None) -> None:
+    """Run the service until SIGTERM/SIGINT (or until a worker dies: HsmError); with
+    `metrics_address`, serve Prometheus metrics there (:mod:`sealcard.hsm.service_exporter`)."""
     settings = load_settings(home)
+    start_exporter: Callable[[ServiceMetrics, str], MetricsServer] | None = None
+    if metrics_address is not None:
+        parse_metrics_address(metrics_address)  # a wrong value refused before anything starts
+        # imported before the process drops to its own user, who may not reach the packages
+        from sealcard.hsm.service_exporter import start_exporter
     harden(home, settings)
     request_key = load_request_key(settings.request_public_key)
     try:
@@ -220,8 +239,12 @@ def serve(home: Path) -> None:
         ) from None
     metrics = ServiceMetrics()
     pool = WorkerPool.start(settings, settings.workers, metrics)  # before any thread starts
+    metrics.set_workers(len(pool.workers))
     server: IssuerHsmServer | None = None
+    exporter: MetricsServer | None = None
     try:
+        if start_exporter is not None and metrics_address is not None:
+            exporter = start_exporter(metrics, metrics_address)
         # The HPKE key requests are encrypted to: from the token's RNG, in memory only,
         # announced by the signed service-key reply (docs/hsm.md).
         random_bytes = pool.random(protocol.SERVICE_PUBLIC_KEY_LENGTH)
@@ -251,12 +274,21 @@ def serve(home: Path) -> None:
         signing = sorted({w.signing for w in pool.workers})
         log.info(
             "issuer HSM service listening on %s (uid %d, %d workers, issuer key signs in %s,"
-            " service key id %s)",
+            " service key id %s, metrics %s)",
             settings.socket_path,
             os.getuid(),
             len(pool.workers),
             "/".join(signing),
             service_key.key_id.hex(),
+            f"on http://{exporter.address}/metrics" if exporter else "off",
+            extra={
+                "event": "service.start",
+                "socket": str(settings.socket_path),
+                "uid": os.getuid(),
+                "workers": len(pool.workers),
+                "metrics": exporter.address if exporter else None,
+                "version": __version__,
+            },
         )
         server.serve_forever(poll_interval=0.2)
         if server.failed.is_set():
@@ -266,6 +298,9 @@ def serve(home: Path) -> None:
             server.server_close()
         settings.socket_path.unlink(missing_ok=True)
         pool.stop()
+        if exporter is not None:
+            exporter.close()
+        log.info("issuer HSM service stopped", extra={"event": "service.stop"})
 
 
 def _reap(pool: WorkerPool, server: IssuerHsmServer) -> None:
@@ -276,8 +311,15 @@ def _reap(pool: WorkerPool, server: IssuerHsmServer) -> None:
             pid, status = os.wait()
         except ChildProcessError:
             return
+        if pid in pids:
+            server.metrics.set_workers(server.metrics.workers - 1)
         if pid in pids and not pool.stopping and not server.failed.is_set():
-            log.error("issuer HSM worker %d exited (status %d): stopping the service", pid, status)
+            log.error(
+                "issuer HSM worker %d exited (status %d): stopping the service",
+                pid,
+                status,
+                extra={"event": "worker.exit", "worker_pid": pid, "exit_status": status},
+            )
             server.failed.set()
             return
 
@@ -288,12 +330,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", nargs="?", default="serve", choices=["serve"])
     parser.add_argument("--home", type=Path, required=True, help="the issuer home")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--log-format", choices=LOG_FORMATS, default=None, help="default: text on a terminal"
+    )
+    parser.add_argument("--metrics", default=None, metavar="[HOST:]PORT")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(message)s")
+    service_log.configure(args.log_level, args.log_format)
     try:
-        serve(args.home.resolve())
+        serve(args.home.resolve(), args.metrics)
     except SealcardError as exc:
-        log.error("%s", exc)  # errors carry no secret (house rule)
+        # errors carry no secret (house rule)
+        log.error("%s", exc, extra={"event": "service.refused"})
+        return 1
+    except Exception:  # a bug: its type and where, in the log's own format
+        log.critical("the issuer HSM service failed", exc_info=True, extra={"event": "crash"})
         return 1
     return 0
 

@@ -18,7 +18,8 @@ Jobs (main -> worker), one frame each::
     kind 3 RANDOM: payload = 4-byte count; the answer is that many bytes of the token's RNG
 
 Answers (worker -> main): ``meta length (4, BE) | meta (JSON: status, reason, cards,
-card_refusals, pkcs11_s, pkcs11_calls) | response`` where response is the signed reply.
+card_refusals, pkcs11_s, pkcs11_calls, pkcs11_ops: {operation: [count per bucket...,
+sum]}) | response`` where response is the signed reply.
 
 A worker reloads the mailers from the token when the job's mailer generation differs from
 what it saw last (another worker registered one).
@@ -60,7 +61,7 @@ from sealcard.hsm.issuer_keys import (
     pem_or_der,
     read_seed,
 )
-from sealcard.hsm.service_metrics import RequestOutcome, ServiceMetrics
+from sealcard.hsm.service_metrics import PKCS11_BUCKETS, Buckets, RequestOutcome, ServiceMetrics
 from sealcard.hsm.token import PooledSession, Token
 
 JOB_OP = 1
@@ -117,6 +118,7 @@ def encode_answer(outcome: RequestOutcome, response: bytes) -> bytes:
             "card_refusals": outcome.card_refusals,
             "pkcs11_s": outcome.pkcs11_seconds,
             "pkcs11_calls": outcome.pkcs11_calls,
+            "pkcs11_ops": {k: v.encode() for k, v in outcome.pkcs11_ops.items()},
         }
     ).encode("ascii")
     return _COUNT.pack(len(meta)) + meta + response
@@ -132,6 +134,9 @@ def decode_answer(frame: bytes) -> tuple[RequestOutcome, bytes]:
         card_refusals={str(k): int(v) for k, v in meta["card_refusals"].items()},
         pkcs11_seconds=float(meta["pkcs11_s"]),
         pkcs11_calls=int(meta["pkcs11_calls"]),
+        pkcs11_ops={
+            str(k): Buckets.decode(PKCS11_BUCKETS, v) for k, v in meta["pkcs11_ops"].items()
+        },
     )
     return outcome, frame[_COUNT.size + length :]
 
@@ -190,7 +195,7 @@ class WorkerCore:
         except SealcardError as exc:
             log.error("cannot sign a response: %s", type(exc).__name__)
             response = b""  # the main process drops the connection: nothing can be answered
-        outcome.pkcs11_seconds, outcome.pkcs11_calls = self.hsm.clock.take()
+        outcome.pkcs11_seconds, outcome.pkcs11_calls, outcome.pkcs11_ops = self.hsm.clock.take()
         return outcome, response
 
 

@@ -19,7 +19,8 @@ from sealcard.formats.card_upload import CardUploadError, b64, card_from_wire, p
 from sealcard.issuer.accounts import STAFF_ROLES, Account, Role
 from sealcard.issuer.records import Order
 from sealcard.parties.issuer import access, activation, cardlife, intake, views
-from sealcard.parties.issuer.context import BadRequestError
+from sealcard.parties.issuer.context import BadRequestError, RefusedError
+from sealcard.web.errors import code_of
 from sealcard.web.services import AppServices
 
 MAX_IMPORT_BYTES = 32 * 1024 * 1024
@@ -184,7 +185,11 @@ def build_router(services: AppServices) -> APIRouter:
 
         429 with Retry-After after too many failures for this login or from this address."""
         address = request.client.host if request.client else "unknown"
-        grant = access.sign_in(services.context(), body.login, body.password, address)
+        try:
+            grant = access.sign_in(services.context(), body.login, body.password, address)
+        except RefusedError as exc:
+            services.sign_in_failed(code_of(exc))
+            raise
         return SessionOut(
             token=grant.token,
             expires_at=grant.expires_at,
@@ -318,7 +323,12 @@ def build_router(services: AppServices) -> APIRouter:
         except CardUploadError as exc:
             raise BadRequestError(str(exc)) from None
         signature = _unb64(body.signature, "signature")
-        done = activation.activate(ctx, account, body.challenge_id, card, signature)
+        try:
+            done = activation.activate(ctx, account, body.challenge_id, card, signature)
+        except RefusedError as exc:
+            services.activation_done(code_of(exc))
+            raise
+        services.activation_done("sealed_blob_sent")
         return ActivationOut(
             order_id=done.order_id,
             serial=done.serial.hex().upper(),
@@ -333,6 +343,8 @@ def build_router(services: AppServices) -> APIRouter:
         account = auth
         ctx = services.context(account.actor)
         state = activation.report_activation(ctx, account, order_id, body.personalized, body.reason)
+        if services.metrics is not None:
+            services.metrics.activation_reports.labels(str(body.personalized).lower()).inc()
         return {"order_id": order_id, "state": state.value}
 
     @router.post("/card-commands", tags=["cards"], response_model=CardCommandOut)

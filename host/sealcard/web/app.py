@@ -14,6 +14,7 @@ from fastapi.responses import RedirectResponse
 from sealcard import __version__
 from sealcard.web import errors
 from sealcard.web.api import build_router
+from sealcard.web.observe import RequestObserver
 from sealcard.web.services import AppServices
 
 MAX_BODY_BYTES = 64 * 1024  # every request but the intake files
@@ -40,6 +41,7 @@ def create_app(services: AppServices) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = services
+    app.add_middleware(RequestObserver, metrics=services.metrics)  # outermost: sees all
     errors.install(app)
     app.include_router(build_router(services))
 

@@ -25,7 +25,7 @@ from sealcard.issuer.lifecycle import TRANSITIONS, OrderState
 from sealcard.issuer.records import Order
 from sealcard.parties.issuer import access, cardlife, views
 from sealcard.parties.issuer.context import IssuerContext, NotSignedInError, RefusedError
-from sealcard.web.errors import status_of
+from sealcard.web.errors import code_of, status_of
 from sealcard.web.services import AppServices
 
 COOKIE = "sealcard_session"
@@ -121,6 +121,7 @@ def build_console(services: AppServices) -> APIRouter:
                 access.sign_out(ctx, grant.token)  # no console session for a customer
                 access.require(grant.account, *STAFF_ROLES)
         except RefusedError as exc:
+            services.sign_in_failed(code_of(exc))
             return _page("login.html", status_of(exc), title="Sign in", account=None, csrf="",
                          error=str(exc))  # fmt: skip
         response = RedirectResponse("/console/", status_code=303)

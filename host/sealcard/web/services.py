@@ -7,6 +7,7 @@ import datetime as dt
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -19,6 +20,9 @@ from sealcard.parties.issuer.context import (
     SealService,
     utc_now,
 )
+
+if TYPE_CHECKING:
+    from sealcard.web.metrics import ApiMetrics
 
 #: Worker threads that run request handlers (each holds one database connection).
 DEFAULT_WORKERS = 8
@@ -37,6 +41,7 @@ class AppServices:
     clock: Callable[[], dt.datetime] = utc_now
     workers: int = DEFAULT_WORKERS
     secure_cookies: bool = True
+    metrics: ApiMetrics | None = None  # with `issuer serve --metrics` only
     _local: threading.local = field(default_factory=threading.local, repr=False)
     _opened: list[Records] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -58,6 +63,14 @@ class AppServices:
             policy=self.policy,
             clock=self.clock,
         )
+
+    def sign_in_failed(self, reason: str) -> None:
+        if self.metrics is not None:
+            self.metrics.sign_in_failures.labels(reason).inc()
+
+    def activation_done(self, result: str) -> None:
+        if self.metrics is not None:
+            self.metrics.activations.labels(result).inc()
 
     def close(self) -> None:
         """Close every connection the worker threads opened."""
