@@ -5,7 +5,8 @@ run --runs times as a fresh process (round robin, so a busy moment of a shared m
 all alike) and its wall time is reported as median and p90, next to two floors measured in the
 same run: `python3 -c pass` (the interpreter and site.py) and `python3 -c "import click"`
 (the least any click program pays). The ratios to those floors are what to compare between
-machines.
+machines. The CPU time (user + system) of each run is reported beside the wall time: on a
+shared machine it moves much less than the wall time does.
 
 The installed `sealcard` is the console script pip wrote next to this interpreter (it imports
 sealcard.cli.main and calls main: no entry-point lookup through importlib.metadata). Every
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -54,9 +56,11 @@ class Line:
     argv: list[str]
     env: dict[str, str]
     times: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
     exit_codes: set[int] = field(default_factory=set)
 
     def run(self) -> None:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         done = subprocess.run(
             self.argv,
@@ -66,11 +70,19 @@ class Line:
             check=False,
         )
         self.times.append(time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.cpu.append(
+            after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+        )  # user + system CPU of the process and all it waited for: steadier under load
         self.exit_codes.add(done.returncode)
 
     @property
     def median_ms(self) -> float:
         return statistics.median(self.times) * MS
+
+    @property
+    def cpu_ms(self) -> float:
+        return statistics.median(self.cpu) * MS
 
     @property
     def p90_ms(self) -> float:
@@ -141,6 +153,8 @@ def main() -> None:
             "line": line.label,
             "median_ms": round(line.median_ms, 1),
             "p90_ms": round(line.p90_ms, 1),
+            "cpu_ms": round(line.cpu_ms, 1),
+            "cpu_x_click": round(line.cpu_ms / lines[1].cpu_ms, 2),
             "x_python": round(line.median_ms / floor, 2),
             "x_click": round(line.median_ms / click_floor, 2),
             "over_click_ms": round(line.median_ms - click_floor, 1),
@@ -170,12 +184,13 @@ def main() -> None:
     width = max(len(row["line"]) for row in rows)
     print(
         f"{'':<{width}}  {'median':>8} {'p90':>8}  {'x python':>8} {'x click':>8} "
-        f"{'+click ms':>9}  exit"
+        f"{'+click ms':>9}  {'CPU':>8} {'x click':>8}  exit"
     )
     for row in rows:
         print(
             f"{row['line']:<{width}}  {row['median_ms']:>6.1f}ms {row['p90_ms']:>6.1f}ms  "
             f"{row['x_python']:>8.2f} {row['x_click']:>8.2f} {row['over_click_ms']:>9.1f}  "
+            f"{row['cpu_ms']:>6.1f}ms {row['cpu_x_click']:>8.2f}  "
             f"{','.join(map(str, row['exit_codes']))}"
         )
 
