@@ -5,9 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import Encoding
-
 from sealcard.card.constants import (
     AID_APPLET,
     CHALLENGE_LENGTH,
@@ -73,9 +70,10 @@ from sealcard.transport.errors import ApduError
 from sealcard.transport.protocol import SmartCardProtocol
 
 if TYPE_CHECKING:
-    # cryptography.x509 (and coincurve, for the user key) are imported where they are used:
-    # x509 alone costs more to import than the rest of a simple command (`sealcard readers`).
+    # cryptography (and coincurve, for the user key) are imported where they are used: a
+    # simple command (`sealcard readers`) needs neither, and they cost more than the rest of it.
     from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 IssuerSigner = Callable[[bytes], bytes]
 """Signs a message with the issuer's private device authentication key: DER ECDSA P-256 SHA-256."""
@@ -216,10 +214,12 @@ class SealcardSession:
 
     def put_certificate(self, ref: CertRef, certificate: x509.Certificate | bytes) -> None:
         """PUT CERTIFICATE: store a DER certificate (chained or extended, per `extended`)."""
+        from cryptography.hazmat.primitives import serialization
+
         der = (
             bytes(certificate)
             if isinstance(certificate, bytes | bytearray | memoryview)
-            else certificate.public_bytes(Encoding.DER)
+            else certificate.public_bytes(serialization.Encoding.DER)
         )
         if len(der) > MAX_CERT_LENGTH:
             raise ValueError(f"certificate is {len(der)} bytes; the card stores {MAX_CERT_LENGTH}")
