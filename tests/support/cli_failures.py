@@ -877,7 +877,10 @@ def leaf_commands(
 ) -> Iterator[tuple[str, click.Command]]:
     """Every command under `group`, as ("issuer hsm init", command): the leaves, and a group
     that also runs on its own (`invoke_without_command`: `issuer order --user 1`)."""
-    for name, command in sorted(group.commands.items()):
+    context = click.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
+        assert command is not None, f"{name} is listed but not found"
         path = (*prefix, name)
         if isinstance(command, click.Group):
             if command.invoke_without_command:

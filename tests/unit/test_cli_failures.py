@@ -209,12 +209,12 @@ def test_a_bug_is_one_line_exit_4_and_its_traceback_only_with_debug(
 ) -> None:
     from click_runner import separate_runner
 
-    from sealcard.cli import readers_cmd
+    from sealcard.transport import pcsc
 
     def bug() -> list[str]:
         raise RuntimeError("an unexpected state")
 
-    monkeypatch.setattr(readers_cmd, "list_readers", bug)
+    monkeypatch.setattr(pcsc, "list_readers", bug)
     plain = separate_runner().invoke(cli, ["readers", "--json"])
     assert plain.exit_code == 4
     assert plain.stderr.splitlines() == [
@@ -229,11 +229,11 @@ def test_a_bug_is_one_line_exit_4_and_its_traceback_only_with_debug(
 def test_ctrl_c_is_130(monkeypatch: pytest.MonkeyPatch) -> None:
     from click_runner import separate_runner
 
-    from sealcard.cli import readers_cmd
+    from sealcard.transport import pcsc
 
     def interrupted() -> list[str]:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(readers_cmd, "list_readers", interrupted)
+    monkeypatch.setattr(pcsc, "list_readers", interrupted)
     result = separate_runner().invoke(cli, ["readers"])
     assert result.exit_code == 130 and result.stderr == "error: aborted\n"

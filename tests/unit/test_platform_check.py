@@ -150,6 +150,7 @@ def test_the_command_says_can_not_host_in_one_line_exit_1_with_the_report(
 
     from sealcard.cli import provider_cmd
     from sealcard.cli.main import cli
+    from sealcard.transport import pcsc
 
     class Connection(ScriptedCard):
         atr = bytes.fromhex("3B8F8001")
@@ -164,7 +165,7 @@ def test_the_command_says_can_not_host_in_one_line_exit_1_with_the_report(
         return Connection(manager(NEEDED_PERSISTENT_BYTES - 1, 4_000))
 
     monkeypatch.setattr(provider_cmd, "pick_reader", lambda _reader: "Scripted Reader 00 00")
-    monkeypatch.setattr(provider_cmd.PcscConnection, "open", open_card)
+    monkeypatch.setattr(pcsc.PcscConnection, "open", open_card)
     text = separate_runner().invoke(cli, ["provider", "check-platform"])
     assert text.exit_code == 1
     assert "verdict: can NOT host the sealcard applet" in text.stdout

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Final
-
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from typing import TYPE_CHECKING, Final
 
 from sealcard.card.constants import (
     EC_POINT_LENGTH,
@@ -22,6 +19,12 @@ from sealcard.card.constants import (
     Tag,
 )
 from sealcard.card.errors import CardResponseError, SecretFormatError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+# cryptography is imported by the key codecs that need it: reading a card's status (`sealcard
+# readers`) needs none of it, and importing it costs more than that whole command.
 
 _LONG_FORM: Final = 0x80
 _MAX_LENGTH_BYTES: Final = 2
@@ -88,6 +91,8 @@ def decode_rsa_public_key(data: bytes) -> rsa.RSAPublicKey:
         raise CardResponseError("RSA public key is not exactly TLVs 81 (modulus), 82 (exponent)")
     if len(modulus) != RSA_MODULUS_LENGTH or modulus[0] == 0:
         raise CardResponseError(f"RSA modulus is {len(modulus)} bytes, expected a 2048-bit one")
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     try:
         e, n = int.from_bytes(exponent, "big"), int.from_bytes(modulus, "big")
         return rsa.RSAPublicNumbers(e, n).public_key()
@@ -118,6 +123,8 @@ def decode_ec_point(data: bytes) -> ec.EllipticCurvePublicKey:
     """A P-256 uncompressed point (04 || X || Y) -> an EC public key (checked on the curve)."""
     if len(data) != EC_POINT_LENGTH:
         raise CardResponseError(f"EC point is {len(data)} bytes, expected {EC_POINT_LENGTH}")
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     try:
         return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), data)
     except ValueError as exc:
@@ -126,6 +133,9 @@ def decode_ec_point(data: bytes) -> ec.EllipticCurvePublicKey:
 
 def encode_ec_point(key: ec.EllipticCurvePublicKey) -> bytes:
     """A P-256 public key as the 65-byte uncompressed point the card takes."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
     if not isinstance(key, ec.EllipticCurvePublicKey):
         raise TypeError(f"expected an EC public key, got {type(key).__name__}")
     if not isinstance(key.curve, ec.SECP256R1):

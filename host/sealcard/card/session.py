@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Final
-
-from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import Encoding
+from typing import TYPE_CHECKING, Final
 
 from sealcard.card.constants import (
     AID_APPLET,
@@ -68,11 +64,16 @@ from sealcard.card.errors import (
     NotSealcardError,
     typed_apdu_error,
 )
-from sealcard.card.secp256k1 import decode_user_public_key
 from sealcard.transport.apdu import EXTENDED_MAX_LE, SHORT_MAX_LE
 from sealcard.transport.connection import Connection, CountingConnection, TrafficCount
 from sealcard.transport.errors import ApduError
 from sealcard.transport.protocol import SmartCardProtocol
+
+if TYPE_CHECKING:
+    # cryptography (and coincurve, for the user key) are imported where they are used: a
+    # simple command (`sealcard readers`) needs neither, and they cost more than the rest of it.
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 IssuerSigner = Callable[[bytes], bytes]
 """Signs a message with the issuer's private device authentication key: DER ECDSA P-256 SHA-256."""
@@ -213,10 +214,12 @@ class SealcardSession:
 
     def put_certificate(self, ref: CertRef, certificate: x509.Certificate | bytes) -> None:
         """PUT CERTIFICATE: store a DER certificate (chained or extended, per `extended`)."""
+        from cryptography.hazmat.primitives import serialization
+
         der = (
-            certificate.public_bytes(Encoding.DER)
-            if isinstance(certificate, x509.Certificate)
-            else bytes(certificate)
+            bytes(certificate)
+            if isinstance(certificate, bytes | bytearray | memoryview)
+            else certificate.public_bytes(serialization.Encoding.DER)
         )
         if len(der) > MAX_CERT_LENGTH:
             raise ValueError(f"certificate is {len(der)} bytes; the card stores {MAX_CERT_LENGTH}")
@@ -265,6 +268,8 @@ class SealcardSession:
         return None if raw is None else decode_ec_point(raw)
 
     def _certificate(self, obj: DataObject) -> x509.Certificate | None:
+        from cryptography import x509
+
         raw = self._optional(obj)
         if raw is None:
             return None
@@ -385,6 +390,8 @@ class SealcardSession:
 
     def user_public_key(self) -> ec.EllipticCurvePublicKey:
         """GET DATA DO_USER_PUBLIC_KEY: the user's secp256k1 public key."""
+        from sealcard.card.secp256k1 import decode_user_public_key  # coincurve: when used
+
         return decode_user_public_key(self.get_data(DataObject.USER_PUBLIC_KEY))
 
     def sign_hash(self, hash32: bytes) -> bytes:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from sealcard.cli.common import json_option, pick_readers, readers_option
 from sealcard.cli.outcome import CliFail
 from sealcard.errors import ConfigurationError
-from sealcard.parties.bureau import CardOutcome, personalize_readers
+
+if TYPE_CHECKING:
+    from sealcard.parties.bureau import CardOutcome
 
 BLOB_SUFFIX = ".blob"
 
@@ -85,6 +88,8 @@ def personalize(
     Example:
       sealcard bureau personalize --blob-dir from-issuer/ --results results.json
     """
+    from sealcard.parties.bureau import personalize_readers
+
     blobs = load_blobs(blob_dir)
     names = pick_readers(readers)
 
@@ -94,7 +99,6 @@ def personalize(
         serial = outcome.serial.hex().upper() if outcome.serial is not None else "?"
         mark = "ok  " if outcome.personalized else "FAIL"
         click.echo(f"{mark} {serial:<20} {outcome.reader}: {outcome.reason}", err=True)
-
     outcomes = personalize_readers(names, blobs, extended=extended, on_card=show)
     report = {
         "ok": all(o.personalized for o in outcomes),

@@ -6,11 +6,9 @@ import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from sealcard.card.constants import (
     HASH_LENGTH,
@@ -21,16 +19,6 @@ from sealcard.card.constants import (
     Capability,
     State,
 )
-from sealcard.card.encoding import CardStatus, PinStatus, digits
-from sealcard.card.errors import (
-    BlockedError,
-    InvalidPinError,
-    NotFoundError,
-    SecretFormatError,
-    WrongStateError,
-)
-from sealcard.card.secp256k1 import point_bytes
-from sealcard.card.session import SealcardSession
 from sealcard.cli.common import (
     Decorator,
     emit,
@@ -45,11 +33,19 @@ from sealcard.cli.common import (
     root_option,
 )
 from sealcard.cli.outcome import CliFail
-from sealcard.crypto.keys import PublicKey, fingerprint, public_key_pem
 from sealcard.errors import ConfigurationError
-from sealcard.formats.attestation import AttestationReport, CardPublicData, Check, Outcome
-from sealcard.parties import bureau, user
-from sealcard.parties.provider import check_card, load_root_certificate, read_card_public_data
+
+if TYPE_CHECKING:
+    from cryptography import x509
+
+    from sealcard.card.encoding import CardStatus, PinStatus
+    from sealcard.card.session import SealcardSession
+    from sealcard.crypto.keys import PublicKey
+    from sealcard.formats.attestation import AttestationReport, CardPublicData, Check
+
+# The card session, cryptography and the parties' workflows are imported inside the commands
+# that use them, so that `sealcard card --help` (and `readers`, which shares the JSON helpers)
+# starts without them.
 
 
 def capability_names(capabilities: Capability) -> list[str]:
@@ -66,12 +62,16 @@ def status_json(status: CardStatus) -> dict[str, Any]:
 
 
 def key_json(key: PublicKey | None) -> dict[str, str] | None:
+    from sealcard.crypto.keys import fingerprint, public_key_pem
+
     if key is None:
         return None
     return {"pem": public_key_pem(key), "sha256": fingerprint(key)}
 
 
 def cert_json(cert: x509.Certificate | None) -> dict[str, str] | None:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
     if cert is None:
         return None
     return {
@@ -105,6 +105,8 @@ def report_json(report: AttestationReport) -> dict[str, Any]:
 
 
 def echo_public_data(data: CardPublicData) -> None:
+    from sealcard.crypto.keys import fingerprint
+
     def line(label: str, value: str) -> None:
         click.echo(f"  {label:<32} {value}")
 
@@ -150,6 +152,8 @@ def info(reader: str | None, root_path: Path | None, extended: bool, as_json: bo
 
     Example: sealcard card info --root provider-ca/root.pem
     """
+    from sealcard.parties.provider import check_card, load_root_certificate, read_card_public_data
+
     root = load_root_certificate(root_path) if root_path is not None else None
     with open_session(reader, extended=extended, exclusive=False) as (name, session):
         if root is not None:
@@ -181,6 +185,8 @@ def info(reader: str | None, root_path: Path | None, extended: bool, as_json: bo
 
 def not_genuine(checks: Sequence[Check], serial: str | None, payload: dict[str, Any]) -> CliFail:
     """Exit 1 for a card that failed its attestation, naming the first failed check."""
+    from sealcard.formats.attestation import Outcome
+
     failed = [c for c in checks if c.outcome == Outcome.FAIL]
     why = f"{failed[0].name}: {failed[0].reason}" if failed else "a check did not pass"
     return CliFail(
@@ -229,6 +235,8 @@ def pin_errors(
     The sentence depends on the card's state (not personalized yet, terminated, no PIN set,
     user key wiped); it never contains the value tried.
     """
+    from sealcard.card.errors import BlockedError, InvalidPinError, WrongStateError
+
     label = "PUK" if puk else "PIN"
     try:
         yield
@@ -314,6 +322,11 @@ def personalize(
       sealcard card personalize --blob 5EA1CA4D00000001.blob
       sealcard card personalize --blob card.blob --bureau-pin-fd 3 3<pin-puk.txt
     """
+    from sealcard.card.encoding import digits
+    from sealcard.card.errors import SecretFormatError
+    from sealcard.card.secp256k1 import point_bytes
+    from sealcard.parties import bureau
+
     blob = blob_path.read_bytes()
     pin = puk = None
     if bureau_pin_fd is not None:
@@ -459,6 +472,9 @@ def pubkey(reader: str | None, testnet: bool, as_json: bool) -> None:
     Compressed and uncompressed hex, the Ethereum address (EIP-55) and the
     Bitcoin native segwit (P2WPKH) address. No PIN needed.
     """
+    from sealcard.card.errors import NotFoundError
+    from sealcard.parties import user
+
     with open_session(reader, exclusive=False) as (_name, session):
         try:
             info_ = user.user_key_info(session, bitcoin_hrp="tb" if testnet else "bc")
@@ -519,6 +535,8 @@ def sign(hash_hex: str, reader: str | None, pin_fd: int | None, as_json: bool) -
 
     Example: sealcard card sign --hash 9f86d0...0a08 --pin-fd 3 3<pin.txt
     """
+    from sealcard.parties import user
+
     digest = _hash_arg(hash_hex)
     secret = read_digits(pin_fd, "PIN", option="--pin-fd")
     with open_session(reader) as (_name, session), pin_errors(session):
@@ -551,6 +569,9 @@ def authenticate(root_path: Path | None, reader: str | None, as_json: bool) -> N
 
     Example: sealcard card authenticate --root provider-ca/root.pem
     """
+    from sealcard.parties import user
+    from sealcard.parties.provider import load_root_certificate
+
     root = load_root_certificate(require_root(root_path))
     with open_session(reader, exclusive=False) as (name, session):
         result = user.authenticate_card(session, root)

@@ -12,17 +12,19 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import click
 
 from sealcard.card.constants import PIN_MAX_LENGTH, PIN_MIN_LENGTH, PUK_MAX_LENGTH, PUK_MIN_LENGTH
-from sealcard.card.encoding import digits
-from sealcard.card.errors import SecretFormatError
-from sealcard.card.session import SealcardSession
 from sealcard.errors import ConfigurationError
 from sealcard.transport.errors import NoCardError, ReaderNotFoundError
-from sealcard.transport.pcsc import PcscConnection, list_readers, readers_with_card
+
+if TYPE_CHECKING:
+    from sealcard.card.session import SealcardSession
+
+# pyscard, the card session and cryptography are imported inside the helpers that talk to a
+# card: every command group imports this module, and its `--help` must not pay for them.
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
@@ -142,6 +144,8 @@ def resolve_reader(wanted: str, known: Sequence[str]) -> str:
 
 def pick_reader(reader: str | None) -> str:
     """The reader named (see `resolve_reader`), or the only reader holding a card."""
+    from sealcard.transport.pcsc import list_readers, readers_with_card
+
     if reader is not None:
         return resolve_reader(reader, list_readers())
     with_card = readers_with_card()
@@ -158,6 +162,8 @@ def pick_reader(reader: str | None) -> str:
 def pick_readers(readers: Sequence[str]) -> list[str]:
     """The readers named (each resolved as `resolve_reader` does), else every reader that
     holds a card; NoCardError when that is none."""
+    from sealcard.transport.pcsc import list_readers, readers_with_card
+
     if readers:
         known = list_readers()
         return list(dict.fromkeys(resolve_reader(reader, known) for reader in readers))
@@ -168,6 +174,8 @@ def pick_readers(readers: Sequence[str]) -> list[str]:
 
 
 def _no_card() -> NoCardError:
+    from sealcard.transport.pcsc import list_readers
+
     known = list_readers()
     hint = f" Readers: {', '.join(known)}." if known else " No reader is attached."
     return NoCardError(f"no card in any reader.{hint}")
@@ -178,6 +186,9 @@ def open_session(
     reader: str | None, *, extended: bool = False, exclusive: bool = True
 ) -> Iterator[tuple[str, SealcardSession]]:
     """Connect to the card in `reader` (or the only card), select sealcard, yield the session."""
+    from sealcard.card.session import SealcardSession
+    from sealcard.transport.pcsc import PcscConnection
+
     name = pick_reader(reader)
     with PcscConnection.open(name, exclusive=exclusive) as connection:
         yield name, SealcardSession(connection, extended=extended)
@@ -235,6 +246,9 @@ def read_digits(
 ) -> bytes:
     """A PIN (or a PUK: kind="PUK") read as `read_secret` does, checked before any card is
     touched: a usage error naming the rule and where it came from, never the value."""
+    from sealcard.card.encoding import digits
+    from sealcard.card.errors import SecretFormatError
+
     value = read_secret(fd, prompt, option=option, confirm=confirm)
     low, high = PIN_MIN_LENGTH, PIN_MAX_LENGTH
     if kind == "PUK":

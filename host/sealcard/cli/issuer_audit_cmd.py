@@ -10,14 +10,16 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from sealcard.cli.issuer_common import home_option, issuer_emit, issuer_json_option, open_records
 from sealcard.cli.outcome import CliFail
-from sealcard.issuer.audit import AuditVerification
 from sealcard.issuer.config import load_home
+
+if TYPE_CHECKING:
+    from sealcard.issuer.audit import AuditVerification
 
 
 @click.group(name="audit")

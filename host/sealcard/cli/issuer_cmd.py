@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
@@ -24,10 +24,14 @@ from sealcard.cli.issuer_serve_cmd import serve_cmd
 from sealcard.cli.issuer_stock_cmd import export_cmd, pack_group, results_cmd
 from sealcard.cli.outcome import CliFail
 from sealcard.issuer.config import init_home
-from sealcard.issuer.db import Database, redact_url
 from sealcard.issuer.lifecycle import OrderState
-from sealcard.issuer.migrations import apply_migrations, current_version
-from sealcard.issuer.records import CHANNELS, DEFAULT_DERIVATION_BASE, PIN_SOURCES, Order, Records
+from sealcard.issuer.terms import CHANNELS, DEFAULT_DERIVATION_BASE, PIN_SOURCES
+
+if TYPE_CHECKING:
+    from sealcard.issuer.records import Order
+
+# The records, the database drivers and the HSM are imported by the commands that use them
+# (docs/architecture.md, "Starting fast"): `sealcard issuer --help` loads none of them.
 
 
 @click.group(name="issuer")
@@ -99,6 +103,9 @@ def init_cmd(
     self-signed TLS certificate (`sealcard issuer serve`).
     """
     from sealcard.issuer.api_config import init_api
+    from sealcard.issuer.db import Database, redact_url
+    from sealcard.issuer.migrations import apply_migrations, current_version
+    from sealcard.issuer.records import Records
 
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("give both --tls-cert and --tls-key, or neither")

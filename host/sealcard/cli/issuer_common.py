@@ -10,13 +10,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import click
 
 from sealcard.cli.common import JSON_HELP_ONE_OBJECT, emit, json_option
 from sealcard.issuer.config import HOME_ENV, IssuerHome, load_home
-from sealcard.issuer.records import Records
+
+if TYPE_CHECKING:
+    from sealcard.issuer.records import Records
+
+# The records (database drivers, the audit chain, cryptography) and the HSM modules are
+# imported by the commands that open them, so that `sealcard issuer ... --help` starts
+# without them.
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -92,6 +98,8 @@ def issuer_emit(as_json: bool, payload: dict[str, Any], text: str) -> None:
 
 def open_records(home_dir: Path | None) -> tuple[IssuerHome, Records]:
     """The issuer home and its records (database opened, actor from the config)."""
+    from sealcard.issuer.records import Records
+
     home = load_home(home_dir)
     return home, Records.open(home.database_url, home.default_actor())
 

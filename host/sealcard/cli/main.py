@@ -10,16 +10,7 @@ from typing import Any, Final
 import click
 
 from sealcard import __version__
-from sealcard.cli import (
-    bureau_cmd,
-    card_cmd,
-    doctor_cmd,
-    issuer_cmd,
-    provider_cmd,
-    readers_cmd,
-    sim_cmd,
-    user_cmd,
-)
+from sealcard.cli.lazy import LazyCommand, LazyGroup
 from sealcard.cli.outcome import ExitCode, report_failure, wants_json
 
 DEBUG_ENV: Final = "SEALCARD_DEBUG"
@@ -33,7 +24,46 @@ _NO_ARGS_IS_HELP: Final[Any] = getattr(click.exceptions, "NoArgsIsHelpError", ()
 """click 8.2+ raises it for a group called without a command (8.1 exits 0 itself)."""
 
 
-class SealcardGroup(click.Group):
+GROUPS: Final = {
+    # One line per command group: name, where it is defined, and the first sentence of its
+    # docstring (what `sealcard --help` lists). A group's module is imported only when that
+    # group is used; a command added to an existing group needs no line here.
+    "bureau": LazyCommand(
+        "sealcard.cli.bureau_cmd:bureau",
+        "Personalization bureau: put each card's sealed blob on it (step Q).",
+    ),
+    "card": LazyCommand(
+        "sealcard.cli.card_cmd:card", "Talk to one card: its public data, attestation and use."
+    ),
+    "doctor": LazyCommand(
+        "sealcard.cli.doctor_cmd:doctor",
+        "Check this machine for the job at hand; say what is missing and how to fix it.",
+    ),
+    "issuer": LazyCommand(
+        "sealcard.cli.issuer_cmd:issuer",
+        "Issuer system and issuer HSMs: users, orders, card stock, sealing.",
+    ),
+    "provider": LazyCommand(
+        "sealcard.cli.provider_cmd:provider",
+        "Card provider: root CA and card initialization (step A).",
+    ),
+    "readers": LazyCommand(
+        "sealcard.cli.readers_cmd:readers",
+        "List every reader, card present or not, with the card's serial and state.",
+    ),
+    "sim": LazyCommand(
+        "sealcard.cli.sim_cmd:sim",
+        "Simulated sealcard cards that look to every PC/SC program like cards in real readers.",
+    ),
+    "user": LazyCommand(
+        "sealcard.cli.user_cmd:user",
+        "The user system: your card, your computer and your bank's issuer service.",
+    ),
+}
+"""The root's sub-commands, imported when used (cli/lazy.py; docs/architecture.md)."""
+
+
+class SealcardGroup(LazyGroup):
     """The root group: runs a command and turns however it ends into one exit code.
 
     click's own `main` drops the exit code of `click.exceptions.Exit` when it is not in
@@ -110,7 +140,9 @@ def enable_debug_log() -> None:
     click.echo(DEBUG_WARNING, err=True)
 
 
-@click.group(cls=SealcardGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=SealcardGroup, lazy=GROUPS, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.version_option(__version__, prog_name="sealcard")
 @click.option(
     "--debug",
@@ -132,16 +164,6 @@ def cli() -> None:
     `sealcard GROUP --help` to see what it does. Exit codes, --json and the
     option names every command shares: docs/cli.md.
     """
-
-
-cli.add_command(readers_cmd.readers)
-cli.add_command(sim_cmd.sim)
-cli.add_command(provider_cmd.provider)
-cli.add_command(card_cmd.card)
-cli.add_command(issuer_cmd.issuer)
-cli.add_command(bureau_cmd.bureau)
-cli.add_command(doctor_cmd.doctor)
-cli.add_command(user_cmd.user)
 
 
 def main() -> None:

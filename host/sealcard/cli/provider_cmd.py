@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from sealcard.cli.card_cmd import cert_json, key_json, status_json
 from sealcard.cli.common import (
@@ -22,19 +21,14 @@ from sealcard.cli.common import (
     require_terminal,
 )
 from sealcard.cli.outcome import CliFail
-from sealcard.crypto.keys import load_p256_public_key
 from sealcard.files import remove_if_empty
-from sealcard.parties.platform_check import PlatformReport, Verdict, check_platform
-from sealcard.parties.provider import (
-    PASSPHRASE_ENV,
-    ROOT_CERT_FILE,
-    ROOT_KEY_FILE,
-    ProviderCA,
-    check_passphrase,
-    initialize_card,
-    passphrase_from_env,
-)
-from sealcard.transport.pcsc import PcscConnection
+from sealcard.parties.provider_names import PASSPHRASE_ENV, ROOT_CERT_FILE, ROOT_KEY_FILE
+
+if TYPE_CHECKING:
+    from sealcard.parties.platform_check import PlatformReport
+
+# The CA's cryptography, the card session and pyscard are imported inside the commands, so
+# that `sealcard provider --help` starts without them.
 
 CA_DIR_ENV = "SEALCARD_PROVIDER_CA_DIR"
 DEFAULT_CA_DIR = "provider-ca"
@@ -49,6 +43,8 @@ passphrase_fd_option = fd_option(
 
 def read_passphrase(fd: int | None, *, confirm: bool) -> bytes:
     """The passphrase from a file descriptor, the environment, or a hidden prompt."""
+    from sealcard.parties.provider import passphrase_from_env
+
     if fd is not None:
         return read_fd(fd, "the CA passphrase").split(b"\n", 1)[0].rstrip(b"\r")
     from_env = passphrase_from_env()
@@ -110,6 +106,10 @@ def ca_init(
 
     Example: sealcard provider ca init --out-dir provider-ca
     """
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from sealcard.parties.provider import ProviderCA, check_passphrase
+
     created = ProviderCA.prepare_directory(out_dir)
     try:
         passphrase = read_passphrase(passphrase_fd, confirm=True)
@@ -190,6 +190,9 @@ def init_card(
     Example: sealcard provider init-card --reader "Virtual PCD 00 00"
     --issuer-key issuer.pub.pem --serial 0000000000000001
     """
+    from sealcard.crypto.keys import load_p256_public_key
+    from sealcard.parties.provider import ProviderCA, initialize_card
+
     serial_bytes = None
     if serial is not None:
         try:
@@ -266,6 +269,9 @@ def check_platform_cmd(reader: str | None, as_json: bool) -> None:
 
     Example: sealcard provider check-platform --reader "Identiv uTrust 3700 F 00 00"
     """
+    from sealcard.parties.platform_check import Verdict, check_platform
+    from sealcard.transport.pcsc import PcscConnection
+
     name = pick_reader(reader)
     with PcscConnection.open(name, exclusive=False) as connection:
         report = check_platform(connection, atr=connection.atr)
@@ -325,8 +331,8 @@ def platform_json(report: PlatformReport) -> dict[str, Any]:
     }
 
 
-_VERDICT_MARK = {Verdict.OK: "ok", Verdict.FAIL: "FAIL", Verdict.WARN: "warn",
-                 Verdict.UNKNOWN: "?"}
+_VERDICT_MARK = {"ok": "ok", "fail": "FAIL", "warn": "warn", "unknown": "?"}
+"""How platform_text marks each `Verdict` (by value: platform_check is imported when used)."""
 
 
 def platform_text(name: str, report: PlatformReport) -> str:
@@ -368,7 +374,7 @@ def platform_text(name: str, report: PlatformReport) -> str:
     lines.append("checks:")
     for check in report.checks:
         need = "required" if check.required else "optional"
-        lines.append(f"  [{_VERDICT_MARK[check.verdict]:>4}] {check.name:<26} ({need}) "
+        lines.append(f"  [{_VERDICT_MARK[check.verdict.value]:>4}] {check.name:<26} ({need}) "
                      f"{check.detail}")
     verdict = {True: "can host the sealcard applet", False: "can NOT host the sealcard applet",
                None: "not decided: see the checks marked ?"}[report.can_host]

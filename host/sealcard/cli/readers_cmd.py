@@ -7,17 +7,20 @@ from typing import Any
 
 import click
 
-from sealcard.card.errors import NotSealcardError
-from sealcard.card.session import SealcardSession
 from sealcard.cli.card_cmd import status_json
 from sealcard.cli.common import json_option
 from sealcard.errors import SealcardError
 from sealcard.transport.errors import ReaderBusyError
-from sealcard.transport.pcsc import PcscConnection, list_readers, reader_has_card
+
+# pyscard and the card session are imported when the command runs, not for its --help.
 
 
 def describe(reader: str, index: int = 0) -> dict[str, Any]:
     """One reader: its number, card present? a sealcard card? its serial and state."""
+    from sealcard.card.errors import NotSealcardError
+    from sealcard.card.session import SealcardSession
+    from sealcard.transport.pcsc import PcscConnection, reader_has_card
+
     entry: dict[str, Any] = {"index": index, "reader": reader, "card": False, "sealcard": False}
     try:
         if not reader_has_card(reader):
@@ -46,6 +49,8 @@ def readers(as_json: bool) -> None:
     take a reader with --reader/-r: its name, a unique part of it, or the
     number shown here.
     """
+    from sealcard.transport.pcsc import list_readers
+
     entries = [describe(name, index) for index, name in enumerate(list_readers())]
     if as_json:
         click.echo(json.dumps({"ok": True, "readers": entries}, indent=2))

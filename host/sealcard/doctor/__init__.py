@@ -10,7 +10,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from sealcard.doctor.model import Check, Job, Report, Status
-from sealcard.doctor.versions import versions
 
 __all__ = ["Check", "Job", "Report", "Status", "default_jobs", "run_checks"]
 
@@ -24,6 +23,8 @@ def default_jobs(issuer_home: Path | None) -> tuple[Job, ...]:
 
 def run_checks(jobs: Iterable[Job], issuer_home: Path | None = None) -> Report:
     """Run the checks of every job (each job once, in Job order) and collect the versions."""
+    from sealcard.doctor.versions import versions  # importlib.metadata: not for --help
+
     wanted = tuple(job for job in Job if job in set(jobs))
     checks: list[Check] = []
     for job in wanted:

@@ -19,15 +19,16 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-
-from sealcard.crypto.keys import unreadable
 from sealcard.issuer.db import Database, Dialect, Tx
 from sealcard.issuer.errors import IssuerError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+# cryptography is imported by the functions that check or name a key: the records append to
+# the chain (hashlib only) in every issuer command, and most never see a checkpoint.
 
 HASH_LENGTH = 32
 CHAIN_ID_LENGTH = 16
@@ -117,6 +118,8 @@ def checkpoint_message(chain_id: bytes, seq: int, hash_at_seq: bytes, signed_at:
 
 def key_id(public_key: ec.EllipticCurvePublicKey) -> str:
     """Hex SHA-256 of the key's SubjectPublicKeyInfo DER."""
+    from cryptography.hazmat.primitives import serialization
+
     der = public_key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -412,6 +415,10 @@ class AuditVerification:
 def _checkpoint_valid(
     cp: Checkpoint, chain_id: bytes, public_key: ec.EllipticCurvePublicKey
 ) -> bool:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     message = checkpoint_message(chain_id, cp.seq, cp.entry_hash, cp.signed_at)
     try:
         public_key.verify(cp.signature, message, ec.ECDSA(hashes.SHA256()))
@@ -517,6 +524,11 @@ def verify_log(
 
 def load_public_key(pem: bytes) -> ec.EllipticCurvePublicKey:
     """The audit key from PEM (SubjectPublicKeyInfo, EC P-256)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from sealcard.crypto.keys import unreadable
+
     try:
         key = serialization.load_pem_public_key(pem)
     except ValueError:

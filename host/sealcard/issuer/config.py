@@ -23,8 +23,10 @@ import tomli_w
 
 from sealcard.errors import ConfigurationError
 from sealcard.files import prepare_dir
-from sealcard.issuer.db import DatabaseUrl
-from sealcard.issuer.records import DEFAULT_DERIVATION_BASE, validate_base_path
+from sealcard.issuer.terms import DEFAULT_DERIVATION_BASE, validate_base_path
+
+# The database drivers (issuer.db) are imported where they are used: every issuer command's
+# module imports this one for HOME_ENV, and its --help should not load them.
 
 HOME_ENV = "SEALCARD_ISSUER_HOME"
 DEFAULT_HOME = Path("issuer-home")
@@ -125,6 +127,8 @@ def load_home(root: Path | None = None) -> IssuerHome:
 
 def _resolve_sqlite(url: str, root: Path) -> str:
     """A relative SQLite path in config.toml is relative to the home."""
+    from sealcard.issuer.db import DatabaseUrl
+
     parsed = DatabaseUrl.parse(url)
     if parsed.dialect.value == "sqlite" and parsed.target != ":memory:":
         path = Path(parsed.target)
@@ -142,6 +146,8 @@ def init_home(
     root = (root or default_home()).expanduser()
     validate_base_path(derivation_base)
     if database_url is not None:
+        from sealcard.issuer.db import DatabaseUrl
+
         DatabaseUrl.parse(database_url)  # refuse a bad URL before writing anything
     prepare_dir(
         root,

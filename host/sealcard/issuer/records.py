@@ -12,7 +12,6 @@ encrypted to the mailer.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,23 +35,17 @@ from sealcard.issuer.lifecycle import (
     check_transition,
 )
 from sealcard.issuer.migrations import current_version, require_current
+from sealcard.issuer.terms import (
+    CHANNELS,
+    DEFAULT_DERIVATION_BASE,
+    MAX_NORMAL_INDEX,
+    PIN_SOURCES,
+    validate_base_path,
+)
 
-#: Derivation base path of a new database: BIP44 account 0, external chain; each derivation
-#: element is a normal (non-hardened) index under it, so the base path's xpub yields every
-#: user's public key without the HSM.
-DEFAULT_DERIVATION_BASE = "m/44'/0'/0'/0"
-#: Largest normal BIP32 index.
-MAX_NORMAL_INDEX = 2**31 - 1
-#: PIN sources of an order: made by the issuer HSM (FIG. 5) or not in the blob at all (the
-#: bureau or the user provides them).
-PIN_SOURCES = ("hsm", "none")
-#: How an order's card gets its blob: in a batch for the bureau, or on the user's own computer
-#: (activation through the issuer's HTTPS API, which seals for the card the user presents).
-CHANNELS = ("bureau", "activation")
 #: The pack that cards join when they are first seen at activation (not from a pack file).
 ACTIVATION_PACK = "USER-ACTIVATION"
 
-_PATH_RE = re.compile(r"^m(/[0-9]+['h]?)*$")
 _COUNTER = "derivation_index"
 _PIN_LETTER_DETAIL = {flag: json.dumps({"pin_letter": flag}) for flag in (False, True)}
 _SETTING_BASE = "derivation_base"
@@ -61,16 +54,6 @@ _SETTING_BASE = "derivation_base"
 def now() -> str:
     """The current time as stored in the records (ISO 8601, UTC, microseconds)."""
     return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
-def validate_base_path(path: str) -> str:
-    """Check a BIP32 base path's syntax (``m/44'/0'/0'/0``); returns it unchanged."""
-    if not _PATH_RE.match(path):
-        raise IssuerError(f"not a BIP32 path: {path!r} (expected like m/44'/0'/0'/0)")
-    for step in path.split("/")[1:]:
-        if int(step.rstrip("'h")) > MAX_NORMAL_INDEX:
-            raise IssuerError(f"BIP32 step out of range in {path!r}")
-    return path
 
 
 @dataclass(frozen=True)

@@ -45,11 +45,9 @@ from sealcard.formats.certificates import (
     create_root_certificate,
     load_certificate,
 )
+from sealcard.parties.provider_names import PASSPHRASE_ENV, ROOT_CERT_FILE, ROOT_KEY_FILE
 from sealcard.transport.connection import TrafficCount
 
-ROOT_CERT_FILE: Final = "root.pem"
-ROOT_KEY_FILE: Final = "root-key.pem"
-PASSPHRASE_ENV: Final = "SEALCARD_PROVIDER_PASSPHRASE"  # noqa: S105 (a variable name)
 MIN_PASSPHRASE_LENGTH: Final = 8
 KEY_FILE_MODE: Final = 0o600
 CA_DIR_MODE: Final = 0o700

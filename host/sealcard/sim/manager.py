@@ -45,8 +45,10 @@ from sealcard.sim.errors import (
     SimulatorStartError,
 )
 from sealcard.sim.readerconf import CONF_DIR_NAME, write_reader_conf
-from sealcard.transport import pcsc
 from sealcard.transport.errors import TransportError
+
+# pyscard (sealcard.transport.pcsc) is imported where pcscd is asked about readers: `sealcard
+# sim --help` and the commands that only read the run directory start without it.
 
 Progress = Callable[[str], None]
 """Called with a short human sentence at each step of a slow operation (the CLI prints it)."""
@@ -330,6 +332,8 @@ def wait_for_cards(
 
     Raises SimulatorStartError (naming the missing readers) after `timeout_s`.
     """
+    from sealcard.transport import pcsc
+
     wanted = list(readers)
     missing: list[str] = list(wanted)
 
@@ -533,6 +537,8 @@ def _wait_until(check: Callable[[], bool], timeout_s: float, *, raise_on_timeout
 
 
 def _has_card(reader: str) -> bool:
+    from sealcard.transport import pcsc
+
     try:
         return pcsc.reader_has_card(reader)
     except TransportError:
@@ -574,6 +580,8 @@ def _jvm_cards(run_dir: Path, problems: list[str]) -> dict[int, dict[str, Any]]:
 
 
 def _presence(readers: list[str], problems: list[str]) -> dict[str, bool]:
+    from sealcard.transport import pcsc
+
     try:
         attached = set(pcsc.list_readers())
         return {r: r in attached and pcsc.reader_has_card(r) for r in readers}

@@ -5,15 +5,20 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
-
-from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec
+from typing import TYPE_CHECKING, Protocol
 
 from sealcard.errors import ConfigurationError, SealcardError, UnavailableError
-from sealcard.hsm.issuer_client import SealRequest, SealResult
 from sealcard.issuer.accounts import Accounts
 from sealcard.issuer.records import Records
+
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from sealcard.hsm.issuer_client import SealRequest, SealResult
+
+# Only annotations: the CLI commands that open the issuer (`issuer order`, ...) start without
+# cryptography and the HSM client unless they use them (docs/architecture.md, "Starting fast").
 
 
 class DeviceAuthKeyService(Protocol):

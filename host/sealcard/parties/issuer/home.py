@@ -11,9 +11,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-
-from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec
+from typing import TYPE_CHECKING
 
 from sealcard.issuer.config import IssuerHome, load_home
 from sealcard.issuer.records import Records
@@ -23,6 +21,13 @@ from sealcard.parties.issuer.context import (
     Policy,
     SealService,
 )
+
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+# Only annotations: `issuer order` and the other commands that open the issuer start without
+# cryptography unless they use it (docs/architecture.md, "Starting fast").
 
 
 def open_records(home_dir: Path | None, actor: str | None = None) -> tuple[IssuerHome, Records]:
