@@ -9,6 +9,7 @@ import pytest
 from sealcard.issuer.errors import InvalidTransitionError
 from sealcard.issuer.lifecycle import (
     FINAL_STATES,
+    SPENT_STATES,
     TRANSITIONS,
     OrderState,
     check_transition,
@@ -31,11 +32,12 @@ def test_happy_path_is_legal_step_by_step() -> None:
         check_transition(1, current, wanted)
 
 
-def test_bureau_failure_is_legal_and_final() -> None:
+def test_bureau_failure_is_legal_and_only_a_later_success_repairs_it() -> None:
     check_transition(1, OrderState.SENT_TO_BUREAU, OrderState.FAILED)
-    assert OrderState.FAILED in FINAL_STATES
+    assert OrderState.FAILED in SPENT_STATES
+    assert OrderState.FAILED not in FINAL_STATES
     for wanted in OrderState:
-        assert not is_legal(OrderState.FAILED, wanted)
+        assert is_legal(OrderState.FAILED, wanted) == (wanted is OrderState.PERSONALIZED)
 
 
 def test_every_state_has_an_entry() -> None:
@@ -65,4 +67,5 @@ def test_only_listed_transitions_are_legal() -> None:
     legal = {(a, b) for a, nxt in TRANSITIONS.items() for b in nxt}
     for a, b in itertools.product(OrderState, OrderState):
         assert is_legal(a, b) == ((a, b) in legal)
-    assert len(legal) == len(HAPPY_PATH) - 1 + 1  # the happy path plus sent_to_bureau -> failed
+    # the happy path, sent_to_bureau -> failed, and failed -> personalized (a later success)
+    assert len(legal) == len(HAPPY_PATH) - 1 + 2

@@ -11,7 +11,16 @@ import click
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from sealcard.cli.card_cmd import cert_json, key_json, status_json
-from sealcard.cli.common import extended_option, json_option, open_session, reader_option
+from sealcard.cli.common import (
+    Decorator,
+    emit,
+    extended_option,
+    json_option,
+    open_session,
+    reader_option,
+    readers_option,
+)
+from sealcard.cli.party_cmd import finish, pick_readers, readers_count_option
 from sealcard.crypto.keys import load_p256_public_key
 from sealcard.errors import ConfigurationError
 from sealcard.parties.provider import (
@@ -220,3 +229,141 @@ def init_card(
             f"  traffic {traffic.apdus} APDUs, {traffic.bytes_sent} bytes out, "
             f"{traffic.bytes_received} bytes in"
         )
+
+
+# -- sealed files: keys, parties, a whole pack ------------------------------------------------
+
+
+def _provider_keys_export(home_option: Decorator) -> click.Command:
+    @click.command(name="export")
+    @home_option
+    @ca_dir_option
+    @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+    @json_option()
+    def keys_export(home: Path | None, ca_dir: Path, out: Path, as_json: bool) -> None:
+        """Write the provider's certificate file for the issuer: the party certificate and the
+        root CA certificate that every card's attestation chains to."""
+        from sealcard.cli.party_cmd import bundle_json
+        from sealcard.formats.party_csv import Role
+        from sealcard.parties.party_home import export_bundle, load_home
+        from sealcard.parties.provider import load_root_certificate
+
+        root = load_root_certificate(ca_dir / ROOT_CERT_FILE)
+        bundle = export_bundle(load_home(Role.PROVIDER, home), root)
+        out.write_bytes(bundle.pem())
+        emit(as_json, {"out": str(out), **bundle_json(bundle)}, f"certificate file {out}")
+
+    return keys_export
+
+
+def _register_party_groups() -> None:
+    from sealcard.cli.party_cmd import make_keys_group, make_party_group
+    from sealcard.formats.party_csv import Role
+
+    provider.add_command(
+        make_keys_group(Role.PROVIDER, (Role.ISSUER,), extra_export=_provider_keys_export)
+    )
+    provider.add_command(make_party_group(Role.PROVIDER, (Role.ISSUER,)))
+
+
+_register_party_groups()
+
+
+@provider.command(name="init-pack")
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The provider's home (default: $SEALCARD_PROVIDER_HOME, else ./provider-home).",
+)
+@click.option("--pack", "pack", required=True, help="Pack id, e.g. PACK-2026-0001.")
+@readers_count_option()
+@readers_option("Only this reader (repeat). Default: every reader holding a card.")
+@click.option(
+    "--issuer",
+    "issuer_name",
+    default=None,
+    help="The registered issuer to send the pack to (default: the only one).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The pack file (default: HOME/outbox/device-init-PACK.p7m).",
+)
+@ca_dir_option
+@extended_option()
+@passphrase_fd_option
+@json_option()
+def init_pack(
+    home: Path | None,
+    pack: str,
+    readers_mode: str,
+    readers: tuple[str, ...],
+    issuer_name: str | None,
+    out: Path | None,
+    ca_dir: Path,
+    extended: bool,
+    passphrase_fd: int | None,
+    as_json: bool,
+) -> None:
+    """Initialize every blank card present, all readers at once, and write the pack file.
+
+    Step A on each blank card (keys made on the card, serial, the issuer's key from its
+    certificate file, root-signed certificates, closed), then the device initialization
+    data file for the issuer: CSV in CMS, signed by the provider, encrypted to the issuer.
+    Run it again with the same --pack to add the cards of another round (or after an
+    interruption): cards already in the pack are kept, and the file is written anew with
+    all of them.
+
+    \b
+    Example:
+      sealcard provider init-pack --pack PACK-1 --readers all --out device-init-PACK-1.p7m
+    """
+    from sealcard.formats.party_csv import Role
+    from sealcard.parties.party_home import open_party
+    from sealcard.parties.provider_pack import ReaderOutcome
+    from sealcard.parties.provider_pack import init_pack as run_init_pack
+
+    names = pick_readers(readers_mode, readers)
+    ca = ProviderCA.load(ca_dir, read_passphrase(passphrase_fd, confirm=False))
+    with open_party(Role.PROVIDER, home) as party:
+        issuer = party.peer(Role.ISSUER, issuer_name)
+        target = out or party.home.root / "outbox" / f"device-init-{pack}.p7m"
+        target.parent.mkdir(parents=True, exist_ok=True)
+
+        def show(outcome: ReaderOutcome) -> None:
+            if not as_json:
+                serial = outcome.serial.hex().upper() if outcome.serial else "?"
+                click.echo(
+                    f"{outcome.outcome:20} {serial:18} {outcome.reader}: {outcome.reason}", err=True
+                )
+
+        report = run_init_pack(
+            party, ca, pack, names, issuer, target, extended=extended, on_card=show
+        )
+    failed = [o for o in report.outcomes if o.outcome == "failed"]
+    payload = {
+        "pack": report.pack,
+        "file": str(report.path),
+        "file_id": report.file_id,
+        "cards": report.cards,
+        "issuer": issuer.name,
+        "readers": [
+            {
+                "reader": o.reader,
+                "serial": o.serial.hex().upper() if o.serial else None,
+                "outcome": o.outcome,
+                "reason": o.reason,
+                "seconds": round(o.seconds, 3),
+            }
+            for o in report.outcomes
+        ],
+    }
+    finish(
+        as_json,
+        not failed,
+        payload,
+        f"pack {report.pack}: {report.cards} cards in {report.path} (for issuer {issuer.name})",
+        f"{len(failed)} reader(s) failed; their cards are not in the pack",
+    )

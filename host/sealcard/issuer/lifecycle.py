@@ -1,11 +1,13 @@
 """The life cycle of an order: the one place that says which state may follow which.
 
     requested -> card_assigned -> sealed -> sent_to_bureau -> personalized -> shipped -> pin_mailed
-                                                           \\-> failed
+                                                           \\-> failed (-> personalized)
 
-`failed` is final: the card and the derivation element of a failed order are never used again;
-the user gets a new order (new card, new derivation element). Every state change in the issuer
-system goes through `check_transition`.
+The card and the derivation element of a failed order are never used again; the user gets a new
+order (new card, new derivation element). The one way out of `failed` is `personalized`: a
+later bureau result saying the card holds its key after all (an earlier run lost the success),
+so that the records never deny a card that works. Every state change in the issuer system goes
+through `check_transition`.
 """
 
 from __future__ import annotations
@@ -35,13 +37,15 @@ TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
     OrderState.SEALED: frozenset({OrderState.SENT_TO_BUREAU}),
     OrderState.SENT_TO_BUREAU: frozenset({OrderState.PERSONALIZED, OrderState.FAILED}),
     OrderState.PERSONALIZED: frozenset({OrderState.SHIPPED}),
-    OrderState.FAILED: frozenset(),
+    OrderState.FAILED: frozenset({OrderState.PERSONALIZED}),  # repaired by a later result
     OrderState.SHIPPED: frozenset({OrderState.PIN_MAILED}),
     OrderState.PIN_MAILED: frozenset(),
 }
 
 #: States after which nothing more happens to an order.
 FINAL_STATES = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
+#: States whose card and derivation element are never used for another order.
+SPENT_STATES = FINAL_STATES | {OrderState.FAILED}
 
 
 def is_legal(current: OrderState, wanted: OrderState) -> bool:

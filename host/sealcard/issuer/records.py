@@ -565,6 +565,22 @@ class Records:
                 f" {current.value!r}: another process moved them"
             )
 
+    def move_orders(
+        self, tx: Tx, order_ids: Sequence[int], current: OrderState, wanted: OrderState
+    ) -> None:
+        """Move orders from one state to the next inside the caller's transaction (for the
+        hand-over of party files, sealcard.issuer.exchange_records)."""
+        self._move(tx, order_ids, current, wanted)
+
+    def audit_in(
+        self,
+        tx: Tx,
+        action: str,
+        rows: Sequence[tuple[int | None, bytes | None, dict[str, Any] | str | None]],
+    ) -> None:
+        """Audit entries (order, card, detail) inside the caller's transaction."""
+        self._audit_many(tx, action, rows)
+
     # -- packs and cards --------------------------------------------------------------------
 
     def import_pack(

@@ -1,0 +1,224 @@
+"""`keys` and `party` subgroups for the provider, bureau, mailer and shipper groups.
+
+Each party makes its key pair once (`keys init`), hands its certificate file to the parties
+it works with, and registers theirs (`party add`). The issuer has its own (issuer_party_cmd).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sealcard.cli.common import Decorator, emit, json_option
+from sealcard.formats.party_cert import PartyBundle
+from sealcard.formats.party_csv import Role
+
+
+def home_option_for(role: Role) -> Decorator:
+    return click.option(
+        "--home",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help=f"The {role.value}'s home folder (default: $SEALCARD_{role.value.upper()}_HOME,"
+        f" else ./{role.value}-home).",
+    )
+
+
+def bundle_json(bundle: PartyBundle) -> dict[str, Any]:
+    return {
+        "role": bundle.role.value,
+        "name": bundle.name,
+        "fingerprint": bundle.fingerprint,
+        "subject": bundle.party.subject.rfc4514_string(),
+        "extra": None if bundle.extra is None else bundle.extra.subject.rfc4514_string(),
+    }
+
+
+def make_keys_group(
+    role: Role,
+    peers: tuple[Role, ...],
+    extra_export: Callable[[Decorator], click.Command] | None = None,
+) -> click.Group:
+    """`<role> keys init` and `<role> keys export`."""
+    home_option = home_option_for(role)
+
+    @click.group(name="keys")
+    def keys() -> None:
+        """This party's key pair for sealed files (in its PKCS#11 token)."""
+
+    keys.help = (
+        f"The {role.value}'s key pair for sealed files, in its own PKCS#11 token (SoftHSM2 by"
+        " default): it signs the files the "
+        f"{role.value} sends and opens the files sent to it."
+    )
+
+    @keys.command(name="init")
+    @home_option
+    @click.option("--name", required=True, help="This party's name, as others will know it.")
+    @click.option(
+        "--module",
+        "module_path",
+        default=None,
+        help="PKCS#11 module for SoftHSM2 (default: $SEALCARD_PKCS11_MODULE, else found).",
+    )
+    @click.option(
+        "--out",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Also write the certificate file to hand to the other parties here.",
+    )
+    @json_option()
+    def keys_init(
+        home: Path | None, name: str, module_path: str | None, out: Path | None, as_json: bool
+    ) -> None:
+        from sealcard.parties.party_home import init_keys
+
+        made = init_keys(role, name, home, module_path=module_path)
+        exported = None
+        if out is not None and extra_export is None:
+            shutil.copyfile(made.home.identity_path, out)
+            exported = str(out)
+        emit(
+            as_json,
+            {
+                "home": str(made.home.root),
+                "certificate": str(made.home.identity_path),
+                "exported": exported,
+                **bundle_json(made.bundle),
+            },
+            f"{role.value} {name}: key pair made in token {made.home.token.token_label!r}\n"
+            f"  certificate  {made.home.identity_path} (hand it to: "
+            f"{', '.join(p.value for p in peers)})\n"
+            f"  fingerprint  {made.bundle.fingerprint}",
+        )
+
+    keys_init.help = (
+        f"Make the {role.value}'s key pair (EC P-256) in a new SoftHSM2 token in its home, and"
+        " its self-signed certificate. Done once; the private key never leaves the token.\n\n"
+        f"Example: sealcard {role.value} keys init --name acme --out {role.value}.pem"
+    )
+
+    if extra_export is None:
+
+        @keys.command(name="export")
+        @home_option
+        @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+        @json_option()
+        def keys_export(home: Path | None, out: Path, as_json: bool) -> None:
+            """Write this party's certificate file (for `party add` on the other side)."""
+            from sealcard.parties.party_home import load_home, own_bundle
+
+            bundle = own_bundle(load_home(role, home))
+            out.write_bytes(bundle.pem())
+            emit(as_json, {"out": str(out), **bundle_json(bundle)}, f"certificate file {out}")
+    else:
+        keys.add_command(extra_export(home_option))
+    return keys
+
+
+def make_party_group(role: Role, peers: tuple[Role, ...]) -> click.Group:
+    """`<role> party add` and `<role> party list`."""
+    home_option = home_option_for(role)
+
+    @click.group(name="party")
+    def party() -> None:
+        """The parties this one exchanges files with (their certificates)."""
+
+    @party.command(name="add")
+    @home_option
+    @click.option(
+        "--role",
+        "peer_role",
+        type=click.Choice([p.value for p in peers]),
+        required=True,
+        help="The other party's role (must match its certificate).",
+    )
+    @click.option(
+        "--cert",
+        "cert_file",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        required=True,
+        help="The certificate file the other party handed over (from its `keys init`).",
+    )
+    @json_option()
+    def party_add(home: Path | None, peer_role: str, cert_file: Path, as_json: bool) -> None:
+        """Register another party's certificate (once, exchanged out of band: compare the
+        fingerprint with the one the other party reads out)."""
+        from sealcard.parties.party_home import add_peer
+
+        peer, added = add_peer(role, home, cert_file, Role(peer_role))
+        emit(
+            as_json,
+            {"added": added, **bundle_json(peer.bundle)},
+            f"{peer_role} {peer.name} {'registered' if added else 'was already registered'}"
+            f" (fingerprint {peer.bundle.fingerprint})",
+        )
+
+    @party.command(name="list")
+    @home_option
+    @json_option()
+    def party_list(home: Path | None, as_json: bool) -> None:
+        """The registered parties."""
+        from sealcard.parties.party_home import load_home
+
+        peers_now = load_home(role, home).peers.all()
+        lines = [f"{p.role.value:9} {p.name:24} {p.bundle.fingerprint}" for p in peers_now]
+        emit(
+            as_json,
+            {"parties": [bundle_json(p.bundle) for p in peers_now]},
+            "\n".join(lines) or "no parties registered",
+        )
+
+    return party
+
+
+def readers_count_option() -> Decorator:
+    """`--readers all|N`: every reader holding a card, or the first N of them."""
+    return click.option(
+        "--readers",
+        "readers_mode",
+        default="all",
+        show_default=True,
+        metavar="all|N",
+        help="Use every reader that holds a card, or the first N of them (all at once).",
+    )
+
+
+def pick_readers(readers_mode: str, named: tuple[str, ...]) -> list[str]:
+    """The readers to work on: those named with --reader, else all (or the first N) with a card."""
+    from sealcard.errors import ConfigurationError
+    from sealcard.transport.pcsc import list_readers, readers_with_card
+
+    names = list(named) or readers_with_card()
+    if readers_mode != "all":
+        try:
+            count = int(readers_mode)
+        except ValueError:
+            raise click.BadParameter("all or a number", param_hint="--readers") from None
+        if count < 1:
+            raise click.BadParameter("at least 1", param_hint="--readers")
+        names = names[:count]
+    if not names:
+        known = list_readers()
+        hint = f" Readers: {', '.join(known)}." if known else " No reader is attached."
+        raise ConfigurationError(f"no card in any reader.{hint}")
+    return names
+
+
+def finish(as_json: bool, ok: bool, payload: dict[str, Any], text: str, failure: str) -> None:
+    """Print the outcome; exit 1 (JSON `ok` false) when part of the work failed."""
+    from sealcard.cli.common import emit_error
+
+    if ok:
+        emit(as_json, payload, text)
+        return
+    if as_json:
+        emit_error(failure, as_json=True, kind="PartlyFailed", **payload)
+    else:
+        click.echo(text)
+        click.echo(f"error: {failure}", err=True)
+    raise SystemExit(1)
