@@ -16,7 +16,15 @@ import click
 from sealcard.cli.issuer_card_cmd import card_group
 from sealcard.cli.issuer_common import home_option, issuer_emit, issuer_json_option, open_records
 from sealcard.cli.issuer_hsm_cmd import hsm_group
-from sealcard.cli.issuer_stock_cmd import export_cmd, pack_group, results_cmd
+from sealcard.cli.issuer_party_cmd import (
+    export_cmd,
+    keys_group,
+    pack_import,
+    party_group,
+    receive_cmd,
+    results_cmd,
+)
+from sealcard.cli.issuer_stock_cmd import pack_group
 from sealcard.issuer.config import init_home
 from sealcard.issuer.db import Database, redact_url
 from sealcard.issuer.migrations import apply_migrations, current_version
@@ -285,8 +293,12 @@ def seal_cmd(
 
 # -- subgroups and commands from the sibling modules ---------------------------------------------
 
+pack_group.add_command(pack_import)
 issuer.add_command(pack_group)
 issuer.add_command(hsm_group)
+issuer.add_command(keys_group)
+issuer.add_command(party_group)
 issuer.add_command(export_cmd)
+issuer.add_command(receive_cmd)
 issuer.add_command(results_cmd)
 issuer.add_command(card_group)

@@ -156,6 +156,12 @@ class IssuerParty:
     def identity(self) -> Identity:
         return Identity(PartyName(Role.ISSUER, self.bundle.name), self.key)
 
+    def records_home_outbox(self) -> Path:
+        """HOME/outbox, the default folder of the files the issuer sends."""
+        if self.home is None:
+            raise ConfigurationError("no issuer home: name the output folder")
+        return self.home.root / "outbox"
+
 
 @contextmanager
 def open_issuer(home_dir: Path | None) -> Iterator[IssuerParty]:
