@@ -11,6 +11,7 @@ DEBIAN_PACKAGES=(
   softhsm2 opensc                           # PKCS#11 token and pkcs11-tool
   postgresql                                # the issuer's records on PostgreSQL (tests)
   openssl iproute2 util-linux procps
+  poppler-utils                             # pdftotext/pdftoppm: tests read the PDFs a person would
 )
 
 missing=()
