@@ -75,7 +75,7 @@ def print_sheet(out: BinaryIO, batch: str, bureau: str, cards: Iterable[FaceLine
         canvas.drawString((_MARGIN_MM + 62) * mm, row, "Name on the card face")
         canvas.line(_MARGIN_MM * mm, row - 2 * mm, width - _MARGIN_MM * mm, row - 2 * mm)
         canvas.setFont(regular, 10)
-        return row - _LINE_MM * mm
+        return float(row - _LINE_MM * mm)
 
     y = start_page()
     for card in cards:
