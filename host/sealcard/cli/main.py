@@ -7,7 +7,16 @@ import sys
 import click
 
 from sealcard import __version__
-from sealcard.cli import bureau_cmd, card_cmd, issuer_cmd, provider_cmd, readers_cmd, sim_cmd
+from sealcard.cli import (
+    bureau_cmd,
+    card_cmd,
+    issuer_cmd,
+    mailer_cmd,
+    provider_cmd,
+    readers_cmd,
+    shipper_cmd,
+    sim_cmd,
+)
 from sealcard.cli.common import emit_error
 from sealcard.errors import SealcardError
 
@@ -29,6 +38,8 @@ cli.add_command(provider_cmd.provider)
 cli.add_command(card_cmd.card)
 cli.add_command(issuer_cmd.issuer)
 cli.add_command(bureau_cmd.bureau)
+cli.add_command(mailer_cmd.mailer)
+cli.add_command(shipper_cmd.shipper)
 
 
 def main() -> None:

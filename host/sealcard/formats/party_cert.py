@@ -228,9 +228,7 @@ def _self_signed_ec(certificate: x509.Certificate) -> bool:
 
 def _is_ca(certificate: x509.Certificate) -> bool:
     try:
-        return bool(
-            certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-        )
+        return bool(certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
     except x509.ExtensionNotFound:
         return False
 
@@ -256,14 +254,17 @@ class PartyBundle:
         return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
 
     @classmethod
-    def parse(cls, data: bytes) -> PartyBundle:
+    def parse(cls, data: bytes, *, own: bool = False) -> PartyBundle:
+        """A certificate file as handed over; `own`: our own identity file, where the
+        provider's root CA may still be missing (`keys export` adds it)."""
         certificates = load_certificates(data)
         if not certificates:
             raise PartyCertificateError("no certificate in the file")
         party, *rest = certificates
         role, name = party_identity(party)
         wanted = EXTRA_BY_ROLE.get(role)
-        if len(rest) != (0 if wanted is None else 1):
+        optional = own and role is Role.PROVIDER and not rest
+        if len(rest) != (0 if wanted is None else 1) and not optional:
             needs = f"its party certificate and {wanted}" if wanted else "its party certificate"
             raise PartyCertificateError(f"a {role.value}'s certificate file holds {needs}")
         extra = rest[0] if rest else None

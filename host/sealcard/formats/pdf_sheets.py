@@ -1,8 +1,9 @@
-"""The printed pages of the chain (reportlab): the bureau's card-face print sheet and the
-mailer's PIN letters.
+"""The printed pages of the chain (reportlab): the bureau's card-face print sheet, the
+shipper's manifest and the mailer's PIN letters.
 
 - Print sheet: A4, one line per card in personalization order: running number, serial and
   the name to print on the card face; batch id and page number on every page.
+- Shipping manifest: A4, one block a parcel: tracking number, serial, name and address.
 - PIN letter: A4, one letter a page, the recipient's name and address in the window of a
   DL window envelope (DIN 5008 form B: 20 mm from the left, 45 mm from the top, 85 x 45 mm),
   then the card serial, the PIN and the PUK. The PDF is written to a stream the caller opens
@@ -153,5 +154,69 @@ def pin_letters(out: BinaryIO, sender: str, letters: Iterable[LetterPage]) -> in
         )
         canvas.showPage()
         count += 1
+    canvas.save()
+    return count
+
+
+@dataclass(frozen=True)
+class ParcelLine:
+    """One parcel on the shipping manifest."""
+
+    position: str
+    tracking: str
+    serial: str
+    name: str
+    address: str
+
+
+def shipping_manifest(out: BinaryIO, batch: str, sender: str, parcels: Iterable[ParcelLine]) -> int:
+    """Write the shipping manifest: one block a parcel (tracking number, card serial, name and
+    address); batch and page number on every page. Returns the number of parcels."""
+    regular, bold = _fonts()
+    canvas = Canvas(out, pagesize=A4, pageCompression=1)
+    canvas.setTitle(f"Shipping manifest, batch {batch}")
+    canvas.setAuthor(sender)
+    width, height = A4
+    top = height - _MARGIN_MM * mm
+    bottom = _MARGIN_MM * mm
+    left = _MARGIN_MM * mm
+    page = 0
+    count = 0
+
+    def start_page() -> float:
+        nonlocal page
+        page += 1
+        canvas.setFont(bold, 13)
+        canvas.drawString(left, top, f"Shipping manifest - batch {batch}")
+        canvas.setFont(regular, 9)
+        canvas.drawRightString(width - left, top, f"from {sender} - page {page}")
+        canvas.setFont(bold, 10)
+        row = top - 12 * mm
+        canvas.drawString(left, row, "#")
+        canvas.drawString(left + 12 * mm, row, "Tracking")
+        canvas.drawString(left + 48 * mm, row, "Card serial")
+        canvas.drawString(left + 92 * mm, row, "Recipient")
+        canvas.line(left, row - 2 * mm, width - left, row - 2 * mm)
+        return float(row - _LINE_MM * mm)
+
+    y = start_page()
+    for parcel in parcels:
+        lines = [parcel.name, *parcel.address.splitlines()][:6]
+        if y - (len(lines) - 1) * 4.5 * mm < bottom:
+            canvas.showPage()
+            y = start_page()
+        canvas.setFont(regular, 10)
+        canvas.drawString(left, y, parcel.position)
+        canvas.drawString(left + 12 * mm, y, parcel.tracking)
+        canvas.drawString(left + 48 * mm, y, parcel.serial)
+        for line in lines:
+            canvas.drawString(left + 92 * mm, y, line)
+            y -= 4.5 * mm
+        y -= 2.5 * mm
+        count += 1
+    if count == 0:
+        canvas.setFont(regular, 10)
+        canvas.drawString(left, y, "(no parcel)")
+    canvas.showPage()
     canvas.save()
     return count

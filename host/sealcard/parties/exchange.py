@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,6 +154,35 @@ def atomic_output(path: Path, mode: int = FILE_MODE) -> Iterator[object]:
         with contextlib.suppress(OSError):
             temporary.unlink()
         raise
+
+
+class StagedFile:
+    """A file written under a temporary name in `directory`, put in place by `commit(path)`
+    once what it was made from proved authentic; removed if it is never committed."""
+
+    def __init__(self, directory: Path, mode: int = FILE_MODE) -> None:
+        self.directory = directory
+        self._temporary = directory / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+        fd = os.open(self._temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        self.handle = os.fdopen(fd, "wb", buffering=256 * 1024)
+        self._committed = False
+
+    def commit(self, path: Path) -> None:
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+        self.handle.close()
+        self._temporary.replace(path)
+        _fsync_dir(path.parent)
+        self._committed = True
+
+    def __enter__(self) -> StagedFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._committed:
+            self.handle.close()
+            with contextlib.suppress(OSError):
+                self._temporary.unlink()
 
 
 def write_party_file(

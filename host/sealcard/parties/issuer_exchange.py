@@ -345,8 +345,10 @@ class ExportReport:
         return sum(b.orders for b in self.batches)
 
 
-def new_batch_id() -> str:
-    return dt.datetime.now(dt.UTC).strftime("B%Y%m%dT%H%M%S-") + secrets.token_hex(3).upper()
+def new_batch_id(sequence: int = 1) -> str:
+    """B<time>-<n>-<random>: batches of one export sort in the order they were made."""
+    stamp = dt.datetime.now(dt.UTC).strftime("B%Y%m%dT%H%M%S")
+    return f"{stamp}-{sequence:03d}-{secrets.token_hex(3).upper()}"
 
 
 def personalization_path(out_dir: Path, batch: str) -> Path:
@@ -384,7 +386,7 @@ def export_batches(
             progress(exported)
     while limit is None or exported < limit:
         size = batch_size if limit is None else min(batch_size, limit - exported)
-        batch_id = new_batch_id()
+        batch_id = new_batch_id(len(done) + 1)
         count = xr.reserve_batch(records, batch_id, bureau.name, size)
         if count == 0:
             break

@@ -69,13 +69,13 @@ def save_bundle(path: Path, bundle: PartyBundle) -> None:
     path.write_bytes(bundle.pem())
 
 
-def read_bundle(path: Path) -> PartyBundle:
+def read_bundle(path: Path, *, own: bool = False) -> PartyBundle:
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise ConfigurationError(f"cannot read {path}: {exc.strerror}") from None
     try:
-        return PartyBundle.parse(data)
+        return PartyBundle.parse(data, own=own)
     except PartyCertificateError as exc:
         raise ConfigurationError(f"{path}: {exc}") from None
 
@@ -296,7 +296,7 @@ def own_bundle(home: PartyHome) -> PartyBundle:
         raise PartyError(
             f"{home.root} has no keys yet: run `sealcard {home.role.value} keys init --name NAME`"
         )
-    return read_bundle(home.identity_path)
+    return read_bundle(home.identity_path, own=True)
 
 
 def export_bundle(home: PartyHome, extra: x509.Certificate | None = None) -> PartyBundle:
