@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from sealcard.cli.issuer_common import home_option, hsm_client, issuer_emit, issuer_json_option
-from sealcard.cli.party_cmd import bundle_json
+from sealcard.cli.party_cmd import bundle_json, party_name_option
 from sealcard.formats.party_csv import FileKind, Role
 
 PEER_ROLES = (Role.PROVIDER, Role.BUREAU, Role.MAILER, Role.SHIPPER)
@@ -22,7 +22,7 @@ def keys_group() -> None:
 
 @keys_group.command(name="init")
 @home_option
-@click.option("--name", required=True, help="The issuer's name, as the other parties know it.")
+@party_name_option("The issuer's name, as the other parties know it (lower-case, digits, . _ -).")
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),

@@ -28,6 +28,36 @@ def home_option_for(role: Role) -> Decorator:
     )
 
 
+def _checked(check: Callable[[str], str]) -> Callable[[click.Context, click.Parameter, str], str]:
+    def callback(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+        if value is None:
+            return value
+        try:
+            return check(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+
+    return callback
+
+
+def party_name_option(help_text: str) -> Decorator:
+    """`--name`: a party name as files and certificates carry it (checked: usage error)."""
+    from sealcard.formats.party_csv import check_party_name
+
+    return click.option(
+        "--name", required=True, callback=_checked(check_party_name), help=help_text
+    )
+
+
+def batch_id_option(name: str, dest: str, help_text: str) -> Decorator:
+    """A pack or batch id option (checked: usage error)."""
+    from sealcard.formats.party_csv import check_batch_id
+
+    return click.option(
+        name, dest, required=True, callback=_checked(check_batch_id), help=help_text
+    )
+
+
 def bundle_json(bundle: PartyBundle) -> dict[str, Any]:
     return {
         "role": bundle.role.value,
@@ -58,7 +88,9 @@ def make_keys_group(
 
     @keys.command(name="init")
     @home_option
-    @click.option("--name", required=True, help="This party's name, as others will know it.")
+    @party_name_option(
+        "This party's name, as others will know it (lower-case letters, digits, . _ -)."
+    )
     @click.option(
         "--module",
         "module_path",

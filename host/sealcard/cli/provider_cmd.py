@@ -20,7 +20,7 @@ from sealcard.cli.common import (
     reader_option,
     readers_option,
 )
-from sealcard.cli.party_cmd import finish, pick_readers, readers_count_option
+from sealcard.cli.party_cmd import batch_id_option, finish, pick_readers, readers_count_option
 from sealcard.crypto.keys import load_p256_public_key
 from sealcard.errors import ConfigurationError
 from sealcard.parties.provider import (
@@ -276,7 +276,7 @@ _register_party_groups()
     default=None,
     help="The provider's home (default: $SEALCARD_PROVIDER_HOME, else ./provider-home).",
 )
-@click.option("--pack", "pack", required=True, help="Pack id, e.g. PACK-2026-0001.")
+@batch_id_option("--pack", "pack", "Pack id, e.g. PACK-2026-0001 (letters, digits, . _ -).")
 @readers_count_option()
 @readers_option("Only this reader (repeat). Default: every reader holding a card.")
 @click.option(

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from sealcard.formats.party_csv import Role, check_party_name
+from sealcard.formats.party_csv import Role, a, check_party_name
 
 ORGANISATION: Final = "sealcard party"
 ROLE_PREFIX: Final = "sealcard "
@@ -211,8 +211,8 @@ def load_certificates(data: bytes) -> list[x509.Certificate]:
         if b"-----BEGIN" in data:
             return x509.load_pem_x509_certificates(data)
         return [x509.load_der_x509_certificate(data)]
-    except ValueError as exc:
-        raise PartyCertificateError(f"not an X.509 certificate file: {exc}") from None
+    except ValueError:
+        raise PartyCertificateError("not an X.509 certificate file (PEM or DER)") from None
 
 
 def _self_signed_ec(certificate: x509.Certificate) -> bool:
@@ -266,7 +266,7 @@ class PartyBundle:
         optional = own and role is Role.PROVIDER and not rest
         if len(rest) != (0 if wanted is None else 1) and not optional:
             needs = f"its party certificate and {wanted}" if wanted else "its party certificate"
-            raise PartyCertificateError(f"a {role.value}'s certificate file holds {needs}")
+            raise PartyCertificateError(f"{a(role)}'s certificate file holds {needs}")
         extra = rest[0] if rest else None
         if extra is not None:
             if role is Role.MAILER:

@@ -50,6 +50,10 @@ class PartyFileContentError(SealcardError):
     """The CSV of a party file is not what its header and kind promise."""
 
 
+class PartyNameError(ValueError, SealcardError):
+    """A party name or a pack/batch id that the format does not allow."""
+
+
 class UnknownVersionError(PartyFileContentError):
     """A format version this code does not read."""
 
@@ -74,6 +78,12 @@ class FileKind(enum.StrEnum):
     PIN_LETTERS = "pin-letters"
     MAIL_CONFIRMATION = "mail-confirmation"
     SHIP_CONFIRMATION = "ship-confirmation"
+
+
+def a(role: Role | str) -> str:
+    """The role with its article, for messages: "an issuer", "a bureau"."""
+    word = role.value if isinstance(role, Role) else role
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
 
 
 @dataclass(frozen=True)
@@ -158,7 +168,7 @@ class PartyName:
 def check_party_name(name: str) -> str:
     """A party name: lower-case letters, digits, '.', '_', '-', at most 64 characters."""
     if not _NAME_RE.match(name):
-        raise ValueError(
+        raise PartyNameError(
             f"party name {name!r}: use lower-case letters, digits, '.', '_' or '-' (max 64)"
         )
     return name
@@ -167,7 +177,7 @@ def check_party_name(name: str) -> str:
 def check_batch_id(batch: str) -> str:
     """A pack or batch id: letters, digits, '.', '_', '-', at most 64 characters."""
     if not _BATCH_RE.match(batch):
-        raise ValueError(
+        raise PartyNameError(
             f"pack or batch id {batch!r}: use letters, digits, '.', '_' or '-' (max 64)"
         )
     return batch
@@ -240,7 +250,7 @@ def _check_header(values: list[str]) -> FileHeader:
     spec = COLUMNS[kind]
     allowed = PIN_LETTER_SENDERS if kind is FileKind.PIN_LETTERS else {spec.sender}
     if sender.role not in allowed:
-        raise PartyFileContentError(f"a {kind.value} file cannot come from a {sender.role.value}")
+        raise PartyFileContentError(f"a {kind.value} file cannot come from {a(sender.role)}")
     if not recipients or any(r.role not in spec.receivers for r in recipients):
         raise PartyFileContentError(f"a {kind.value} file goes to {sorted(spec.receivers)} only")
     return FileHeader(kind, batch, count, sender, recipients, values[7], values[8], version)

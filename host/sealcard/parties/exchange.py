@@ -32,6 +32,7 @@ from sealcard.formats.party_csv import (
     FileKind,
     PartyName,
     Role,
+    a,
 )
 from sealcard.formats.sealed_file import (
     KeyHolder,
@@ -288,7 +289,7 @@ def _check_header(
             " (`party add`)"
         )
     if sender.role not in _expected_senders(header.kind):
-        raise WrongRoleError(f"a {header.kind.value} file cannot come from a {sender.role.value}")
+        raise WrongRoleError(f"a {header.kind.value} file cannot come from {a(sender.role)}")
     if seen(header.file_id):
         raise ReplayError(
             f"already imported: file {header.file_id} ({header.kind.value} {header.batch})"
@@ -309,8 +310,8 @@ def _check_signer(
         )
     if actual.role not in _expected_senders(header.kind):
         raise WrongRoleError(
-            f"{path.name}: signed by {actual.party}, a {actual.role.value}; a"
-            f" {header.kind.value} file must come from a {COLUMNS[header.kind].sender.value}"
+            f"{path.name}: signed by {actual.party}, {a(actual.role)}; a"
+            f" {header.kind.value} file must come from {a(COLUMNS[header.kind].sender)}"
         )
     raise UnknownSignerError(
         f"{path.name}: signed by {actual.party}, but the file says it is from {header.sender}"

@@ -32,6 +32,7 @@ from sealcard.formats.party_csv import (
     PartyFileContentError,
     PartyName,
     Role,
+    a,
     b64,
     check_party_name,
     parse_serial,
@@ -196,7 +197,7 @@ def add_party(
     except PartyCertificateError as exc:
         raise ConfigurationError(f"{certificate_file}: {exc}") from None
     if bundle.role is not role:
-        raise PartyError(f"the certificate is a {bundle.role.value}'s, not a {role.value}'s")
+        raise PartyError(f"the certificate is {a(bundle.role)}'s, not {a(role)}'s")
     if role is Role.ISSUER:
         raise PartyError("the issuer does not register itself")
     if role is Role.MAILER:

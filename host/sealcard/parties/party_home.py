@@ -34,7 +34,7 @@ from sealcard.formats.party_cert import (
     make_letter_certificate,
     make_party_certificate,
 )
-from sealcard.formats.party_csv import FileHeader, PartyName, Role, check_party_name, utc_now
+from sealcard.formats.party_csv import FileHeader, PartyName, Role, a, check_party_name, utc_now
 from sealcard.hsm.config import HsmConfig, default_softhsm_module
 from sealcard.hsm.party_keys import TokenLetterKey, TokenPartyKey
 from sealcard.hsm.softhsm import init_softhsm
@@ -108,7 +108,7 @@ class FolderPeers:
     def add(self, bundle: PartyBundle, role: Role) -> tuple[Peer, bool]:
         """Register a party; (peer, False) when exactly this certificate is already there."""
         if bundle.role is not role:
-            raise PartyError(f"the certificate is a {bundle.role.value}'s, not a {role.value}'s")
+            raise PartyError(f"the certificate is {a(bundle.role)}'s, not {a(role)}'s")
         known = self.find(PartyName(bundle.role, bundle.name))
         if known is not None:
             if (
@@ -217,7 +217,9 @@ def load_home(role: Role, root: Path | None = None) -> PartyHome:
     party = config.get("party", {})
     token = config.get("token", {})
     if party.get("role") != role.value:
-        raise PartyError(f"{root} is the home of a {party.get('role', '?')}, not of a {role.value}")
+        raise PartyError(
+            f"{root} is the home of {a(str(party.get('role', '?')))}, not of {a(role)}"
+        )
 
     def rel(value: Any) -> Path | None:
         if value is None:
