@@ -13,12 +13,14 @@ forged sender), for the refusal tests.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +47,8 @@ class Run:
     payload: dict[str, Any] = field(default_factory=dict)
 
     def ok(self) -> Run:
-        assert self.code == 0, f"sealcard {' '.join(self.args)} -> {self.code}\n{self.err}"
+        command = " ".join(self.args)
+        assert self.code == 0, f"sealcard {command} -> {self.code}\n{self.out}{self.err}"
         return self
 
     def refused(self) -> Run:
@@ -164,6 +167,41 @@ def write_raw(
             writer.row(row)
         writer.close()
         sealed.close()
+
+
+def _write_as(
+    role: str, home: str, path: str, recipients_pem: list[bytes], header: FileHeader,
+    rows: list[list[str]],
+) -> None:  # fmt: skip
+    from cryptography import x509
+
+    from sealcard.formats.party_cert import PartyBundle, party_identity
+    from sealcard.formats.party_csv import Role
+    from sealcard.parties.party_home import open_party
+
+    recipients = []
+    for pem in recipients_pem:
+        certificate = x509.load_pem_x509_certificate(pem)  # the party certificate comes first
+        recipients.append(Peer(PartyBundle(certificate, *party_identity(certificate))))
+    with open_party(Role(role), Path(home)) as party:
+        write_raw(Path(path), party.key, recipients, header, rows)
+
+
+def write_as(
+    role: str,
+    home: Path,
+    path: Path,
+    recipients_pem: list[bytes],
+    header: FileHeader,
+    rows: list[list[str]],
+) -> None:
+    """`write_raw` signed by a party's key in its token, from a fresh process (a process
+    opens one SoftHSM configuration only)."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        pool.submit(_write_as, role, str(home), str(path), recipients_pem, header, rows).result(
+            timeout=TIMEOUT_S
+        )
 
 
 def wait_for(predicate: Any, timeout: float = 30.0) -> None:

@@ -199,6 +199,21 @@ def test_results_move_orders_never_backwards_and_a_later_success_repairs(world: 
     assert actions.count("order.personalized") == 3 and "file.personalization-results" in actions
 
 
+def test_a_card_whose_key_could_not_be_read_is_still_personalized(world: World) -> None:
+    """PERSONALIZE answered 9000 but the read of the user key failed (issue 7): the result
+    row has no key, and the order still moves to personalized (the audit says unconfirmed)."""
+    export_batches(world.issuer, None, world.out)
+    a = world.pack.cards[0].serial
+    unread = row(world, a, "personalized")
+    unread[3] = ""
+    report = receive_file(world.issuer, results_file(world, world.out / "r.p7m", [unread]))
+    assert report.counts == {"personalized": 1}
+    assert world.states()[a] is OrderState.PERSONALIZED
+    entries = world.records.audit_entries(limit=10_000)
+    moved = [e for e in entries if e.action == "order.personalized"]
+    assert moved[-1].detail["user_key_confirmed"] is False
+
+
 def assert_refused(world: World, path: Path, reason: str) -> None:
     before = (world.states(), len(world.records.audit_entries(limit=100_000)))
     with pytest.raises(FileRefusedError, match=reason):

@@ -79,6 +79,9 @@ CREATE TABLE IF NOT EXISTS cards (
     outcome TEXT, reason TEXT, user_key TEXT, at TEXT, seq INTEGER UNIQUE, letter BLOB);
 """
 
+# A reader held by a process that just died is free again once pcscd notices.
+BUSY_WAIT_S: Final = 10.0
+
 
 @dataclass(frozen=True)
 class CardOutcome:
@@ -196,9 +199,12 @@ class BureauJob:
             if current is None:
                 return
             done = current[0] in ("personalized", "already_personalized")
-            if done and outcome not in ("personalized", "already_personalized"):
-                return
-            if done and not user_key:
+            if done:  # the first success stays; a later read may only add the user key
+                if outcome in ("personalized", "already_personalized") and user_key:
+                    self._db.execute(
+                        "UPDATE cards SET user_key = COALESCE(user_key, ?) WHERE serial = ?",
+                        (user_key, serial_hex(serial)),
+                    )
                 return
             seq = None
             if not done and outcome in ("personalized", "already_personalized"):
@@ -254,7 +260,7 @@ def _read_user_key(reader: str, extended: bool) -> str | None:
     """The user public key of a personalized card, reconnecting on transport errors."""
     for _ in range(READ_RETRIES):
         try:
-            with PcscConnection.open(reader, exclusive=True) as connection:
+            with PcscConnection.open(reader, exclusive=True, busy_wait=BUSY_WAIT_S) as connection:
                 session = SealcardSession(connection, extended=extended)
                 return _compressed(session.user_public_key())
         except TransportError:
@@ -285,7 +291,7 @@ def _personalize_one(
     start = time.perf_counter()
     serial: bytes | None = None
     try:
-        with PcscConnection.open(reader, exclusive=True) as connection:
+        with PcscConnection.open(reader, exclusive=True, busy_wait=BUSY_WAIT_S) as connection:
             session = SealcardSession(connection, extended=extended)
             status = session.refresh_status()
             serial = status.serial
@@ -336,7 +342,7 @@ def _after_lost_answer(
     for _ in range(READ_RETRIES):
         time.sleep(0.3)
         try:
-            with PcscConnection.open(reader, exclusive=True) as connection:
+            with PcscConnection.open(reader, exclusive=True, busy_wait=BUSY_WAIT_S) as connection:
                 session = SealcardSession(connection, extended=extended)
                 state = session.refresh_status().state
                 if state == State.PERSONALIZED:

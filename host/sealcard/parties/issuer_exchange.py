@@ -498,13 +498,16 @@ def _apply_results(
             if card is None or card.bureau != sender.name:
                 report.count("unknown")
                 continue
-            detail = {"file_id": header.file_id, "outcome": outcome}
+            detail: dict[str, Any] = {"file_id": header.file_id, "outcome": outcome}
             if outcome in ("personalized", "already_personalized"):
-                if user_key is None or user_key != card.user_public_key:
+                # PERSONALIZE answered 9000: the card is personalized even when the read of
+                # its user key failed afterwards (empty); another key than ours is refused.
+                if user_key is not None and user_key != card.user_public_key:
                     raise PartyFileContentError(
                         f"card {serial_hex(serial)} reports another user key than the one"
                         " sealed for it"
                     )
+                detail["user_key_confirmed"] = user_key is not None
                 if card.state in (OrderState.SENT_TO_BUREAU, OrderState.FAILED):
                     moves.append(
                         (card.order_id, serial, card.state, OrderState.PERSONALIZED, detail)

@@ -35,6 +35,9 @@ from sealcard.transport.pcsc import PcscConnection
 
 PACKS_DIR: Final = "packs"
 
+# A reader held by a process that just died is free again once pcscd notices.
+BUSY_WAIT_S: Final = 10.0
+
 
 @dataclass(frozen=True)
 class CardRecord:
@@ -169,7 +172,7 @@ def _one_reader(
     start = time.perf_counter()
     serial: bytes | None = None
     try:
-        with PcscConnection.open(reader, exclusive=True) as connection:
+        with PcscConnection.open(reader, exclusive=True, busy_wait=BUSY_WAIT_S) as connection:
             session = SealcardSession(connection, extended=extended)
             status = session.refresh_status()
             serial = status.serial
