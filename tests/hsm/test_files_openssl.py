@@ -6,15 +6,16 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from hsm_helpers import softhsm_available
 from soft_party import SoftPartyKey
 
+from sealcard.formats.party_cert import PartyBundle
 from sealcard.formats.party_csv import FileKind, PartyName, Role
 from sealcard.parties.exchange import Identity, Peer, write_party_file
-from sealcard.parties.party_home import init_keys, load_home, own_bundle
 
 pytestmark = pytest.mark.hsm
 
@@ -39,8 +40,14 @@ def _documented_commands() -> str:
 @pytest.mark.skipif(not ENGINE.exists(), reason="libengine-pkcs11-openssl is not installed")
 def test_documented_openssl_commands_open_a_file_with_the_token_key(tmp_path: Path) -> None:
     home_dir = tmp_path / "bureau-home"
-    init_keys(Role.BUREAU, "print-house", home_dir)
-    bureau = own_bundle(load_home(Role.BUREAU, home_dir))
+    # The token is made by the CLI, in its own process: a test process keeps one SoftHSM
+    # configuration (the other tests of this folder use theirs).
+    subprocess.run(
+        [sys.executable, "-m", "sealcard.cli.main", "bureau", "keys", "init",
+         "--name", "print-house", "--home", str(home_dir)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    bureau = PartyBundle.parse((home_dir / "party" / "identity.pem").read_bytes())
     issuer = SoftPartyKey(Role.ISSUER, "bank")
     (home_dir / "peers").mkdir()
     (home_dir / "peers" / "issuer-bank.pem").write_bytes(issuer.cert_pem())
