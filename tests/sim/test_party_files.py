@@ -251,5 +251,15 @@ def test_bureau_refuses_before_touching_a_card(world: PartyWorld, sim_cards: lis
     after = sorted(p.name for p in jobs.glob("*.db")) if jobs.exists() else []
     assert after == before  # no job was taken in
 
+    # An output path that cannot be written (known once the file named its batch).
+    out = world.root / "out"
+    (out / f"results-{batch['batch']}.p7m").mkdir(parents=True)
+    in_the_way = world.run(
+        "bureau", "personalize", batch["personalization"], "--out-dir", str(out),
+        *_readers(readers), as_json=False,
+    ).refused()  # fmt: skip
+    assert "is a folder, not a file" in in_the_way.err
+    assert all(_state(r) == State.INITIALIZED for r in readers)
+
     done = world.run("bureau", "personalize", batch["personalization"], *_readers(readers)).ok()
     assert done.payload["totals"] == {"personalized": 2}

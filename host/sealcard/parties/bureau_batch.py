@@ -56,6 +56,7 @@ from sealcard.parties.exchange import (
     FileRefusedError,
     Peer,
     atomic_output,
+    check_output_file,
     check_writable_dir,
     read_party_file,
     write_party_file,
@@ -459,6 +460,8 @@ def personalize_batch(
                 keys,
             )
         paths = output_paths(out_dir, batch, mailers)
+        for what, output in paths.items():  # before the first card is touched
+            check_output_file(output, what.replace("_", " "))
         outcomes: list[CardOutcome] = []
         lock = threading.Lock()
 
