@@ -9,7 +9,7 @@ run with each other, not with another run's):
    parties/exchange.py), for `device-init` rows (~2.4 KB each, the provider's pack file) and
    `personalization` rows (~0.9 KB each, the issuer's batch file), at each size: writing and
    reading (every row parsed, tag and signature checked), each in its own child process so
-   that its peak RSS (from the kernel, `wait4`) is its own. Keys are software keys (the token
+   that its peak RSS (the kernel's VmHWM) is its own. Keys are software keys (the token
    is used once per file: one signature, one ECDH per receiver).
 2. The issuer's hand-over, at each size, in a fresh issuer home (SQLite, SoftHSM2, the issuer
    HSM service): a fabricated pack, one order per card with a PIN letter (FIG. 5), sealed with
@@ -107,7 +107,7 @@ def child(action: str, kind: str, count: int, path: Path) -> dict[str, Any]:
     else:
         rows = 0  # baseline: the imports only
     seconds = time.perf_counter() - start
-    return {"rows": rows, "seconds": seconds}
+    return {"rows": rows, "seconds": seconds, "vm_hwm_kib": _vm_hwm_kib()}
 
 
 def _peer(party: Any) -> Any:
@@ -128,20 +128,39 @@ class _Peers:
         return next((p for p in self.peers if p.certificate == certificate), None)
 
 
+def _vm_hwm_kib() -> int:
+    """This process's peak resident memory since its exec (the kernel's VmHWM). Not
+    ru_maxrss: Linux carries the parent's peak over into a forked child's ru_maxrss."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise SystemExit("no VmHWM in /proc/self/status")
+
+
+# A `sealcard` command that prints its VmHWM last, on stderr, when it exits.
+CLI_WITH_PEAK = (
+    "import atexit, runpy, sys\n"
+    "def peak():\n"
+    "    for line in open('/proc/self/status'):\n"
+    "        if line.startswith('VmHWM:'):\n"
+    "            sys.stderr.write('\\nVmHWM ' + line.split()[1] + '\\n')\n"
+    "atexit.register(peak)\n"
+    "runpy.run_module('sealcard.cli.main', run_name='__main__')\n"
+)
+
+
 def run_child(argv: list[str], env: dict[str, str] | None = None) -> tuple[dict[str, Any], int]:
-    """Run a child; its JSON output (if any) and its peak RSS in KiB (wait4)."""
+    """Run a child; its JSON output (if any) and its peak RSS in KiB (VmHWM, as it reports)."""
     env = env or {**os.environ, "PYTHONPATH": str(ROOT / "host")}  # this tree's sealcard
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    assert process.stdout is not None and process.stderr is not None
-    out = process.stdout.read()
-    err = process.stderr.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise SystemExit(f"{' '.join(argv[:6])}... failed: {err.decode()[-2000:]}")
-    text = out.decode().strip()
+    done = subprocess.run(argv, capture_output=True, env=env, check=False)
+    err = done.stderr.decode()
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv[:6])}... failed: {err[-2000:]}")
+    text = done.stdout.decode().strip()
     payload: dict[str, Any] = json.loads(text.splitlines()[-1]) if text else {}
-    return payload, usage.ru_maxrss
+    peaks = [int(line.split()[1]) for line in err.splitlines() if line.startswith("VmHWM ")]
+    peak = peaks[-1] if peaks else int(payload.pop("vm_hwm_kib", 0))
+    return payload, peak
 
 
 def format_part(sizes: list[int], folder: Path) -> list[dict[str, Any]]:
@@ -238,7 +257,7 @@ def export_part(size: int, folder: Path) -> dict[str, Any]:
     sealing = report.per_second
 
     env = {**os.environ, "PYTHONPATH": str(ROOT / "host")}
-    cli = [sys.executable, "-m", "sealcard.cli.main", "issuer"]
+    cli = [sys.executable, "-c", CLI_WITH_PEAK, "issuer"]
     home = ["--home", str(root)]
     start = time.perf_counter()
     exported, export_peak = run_child(
@@ -304,6 +323,8 @@ def main() -> int:
         files = format_part(sizes, folder)
         me = [sys.executable, str(Path(__file__).resolve()), "--export-child"]
         exports = [] if args.skip_export else [run_child([*me, str(n), tmp])[0] for n in sizes]
+        for export in exports:
+            export.pop("vm_hwm_kib", None)
     result = {"files": files, "export": exports, "load_average_1min": os.getloadavg()[0]}
     if args.json:
         print(json.dumps(result, indent=2))
