@@ -61,7 +61,7 @@ def main() -> int:
                 pack = f"LINE-{round_number}-{n}"
                 made = world.run("provider", "init-pack", "--pack", pack, *chosen).ok().payload
                 provider_span = max(r["seconds"] for r in made["readers"])
-                world.run("issuer", "pack", "import", made["file"]).ok()
+                world.run("issuer", "pack", "import", "--file", made["file"]).ok()
                 world.run(
                     "issuer", "order", "--user", user_id, "--count", str(n),
                     "--mailer", NAMES["mailer"],
@@ -69,7 +69,7 @@ def main() -> int:
                 world.run("issuer", "seal", "--pack", pack).ok()
                 batch = world.run("issuer", "export", "--bureau", NAMES["bureau"]).ok().payload
                 file = batch["batches"][0]["personalization"]
-                done = world.run("bureau", "personalize", file, *chosen).ok().payload
+                done = world.run("bureau", "personalize", "--file", file, *chosen).ok().payload
                 bureau_span = max(r["seconds"] for r in done["readers"])
                 assert done["totals"] == {"personalized": n}, done["totals"]
                 if round_number == 0:

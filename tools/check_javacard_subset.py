@@ -13,11 +13,18 @@ when any of these holds:
   it), javacard/, javacardx/ or sealcard/, or holds a String, Float, Long or Double
   constant, a method handle or an invokedynamic entry, or an Integer constant outside
   the short range;
-* the class file is newer than Java 7 (major version 51).
+* the class file is newer than Java 7 (major version 51);
+* it refers to a class, field, method or constructor of the JavaCard API that the JavaCard
+  3.0.4 API (``tools/javacard_api/3.0.4.txt``, see ``tools/javacard_api.py``) does not have,
+  directly or through a member inherited by one of the checked classes. (javac inlines
+  constants, so a missing constant is caught by compiling against the stubs of that same
+  list, which ``ant applet`` does; this check catches the rest in any class file, whatever it
+  was compiled against.)
 
 Arithmetic on the operand stack is int in every class file (the JVM has no short
 arithmetic); the JavaCard converter checks that part. Usage:
-``check_javacard_subset.py CLASSES_DIR`` (exit status 0 when clean, 1 otherwise).
+``check_javacard_subset.py CLASSES_DIR [--api API_DATA]`` (exit status 0 when clean, 1
+otherwise, 2 on a usage error).
 """
 
 from __future__ import annotations
@@ -27,6 +34,11 @@ import struct
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from javacard_api import ApiSurface, load
+
+DEFAULT_API = Path(__file__).resolve().parent / "javacard_api" / "3.0.4.txt"
 
 MAX_MAJOR_VERSION = 51
 FORBIDDEN_PRIMITIVES = frozenset("IJFDC")
@@ -81,6 +93,13 @@ class ClassReport:
 
     name: str
     problems: list[str] = field(default_factory=list)
+    super_name: str | None = None
+    interfaces: list[str] = field(default_factory=list)
+    fields: set[str] = field(default_factory=set)
+    methods: set[tuple[str, str]] = field(default_factory=set)
+    # (kind, owner, name, descriptor) of every field and method reference
+    references: list[tuple[int, str, str, str]] = field(default_factory=list)
+    classes: set[str] = field(default_factory=set)
 
 
 class _Reader:
@@ -152,6 +171,8 @@ def check_class(data: bytes) -> ClassReport:
     utf8: dict[int, str] = {}
     classes: dict[int, int] = {}
     descriptors: list[int] = []
+    member_refs: list[tuple[int, int, int]] = []  # tag, class index, name-and-type index
+    names_and_types: dict[int, tuple[int, int]] = {}
     report = ClassReport(name="?")
     index = 1
     while index < pool_count:
@@ -172,11 +193,12 @@ def check_class(data: bytes) -> ClassReport:
         elif tag in (STRING, METHOD_TYPE, MODULE, PACKAGE):
             reader.u2()
         elif tag in (FIELDREF, METHODREF, IFACE_METHODREF):
-            reader.u2()
-            reader.u2()
+            member_refs.append((tag, reader.u2(), reader.u2()))
         elif tag == NAME_AND_TYPE:
-            reader.u2()
-            descriptors.append(reader.u2())
+            name_index = reader.u2()
+            descriptor_index = reader.u2()
+            names_and_types[index] = (name_index, descriptor_index)
+            descriptors.append(descriptor_index)
         elif tag == METHOD_HANDLE:
             reader.u1()
             reader.u2()
@@ -200,18 +222,28 @@ def check_class(data: bytes) -> ClassReport:
     for descriptor_index in descriptors:
         _check_descriptor(report, "member reference", utf8[descriptor_index])
 
-    reader.u2()  # super class
-    for _ in range(reader.u2()):  # interfaces
-        reader.u2()
+    report.classes = {utf8[name_index] for name_index in classes.values()}
+    for tag, class_index, name_and_type in member_refs:
+        name_index, descriptor_index = names_and_types[name_and_type]
+        report.references.append(
+            (tag, utf8[classes[class_index]], utf8[name_index], utf8[descriptor_index])
+        )
+
+    super_index = reader.u2()
+    report.super_name = utf8[classes[super_index]] if super_index else None
+    report.interfaces = [utf8[classes[reader.u2()]] for _ in range(reader.u2())]
     for _ in range(reader.u2()):  # fields
         reader.u2()
         field_name = utf8[reader.u2()]
+        report.fields.add(field_name)
         _check_descriptor(report, f"field {field_name}", utf8[reader.u2()])
         _skip_attributes(reader)
     for _ in range(reader.u2()):  # methods
         reader.u2()
         method_name = utf8[reader.u2()]
-        _check_descriptor(report, f"method {method_name}", utf8[reader.u2()])
+        method_descriptor = utf8[reader.u2()]
+        report.methods.add((method_name, method_descriptor))
+        _check_descriptor(report, f"method {method_name}", method_descriptor)
         for _ in range(reader.u2()):
             attribute_name = utf8[reader.u2()]
             body = reader.take(reader.u4())
@@ -249,26 +281,89 @@ def _check_code(report: ClassReport, method: str, body: bytes, utf8: dict[int, s
         report.problems.append(f"method {method}: no LocalVariableTable (compile with -g)")
 
 
-def check_directory(root: Path) -> list[ClassReport]:
-    """Checks every class file under ``root``; returns the reports with problems."""
+def check_directory(root: Path, api: ApiSurface | None = None) -> list[ClassReport]:
+    """Checks every class file under ``root`` (against ``api`` when given); returns the
+    reports with problems."""
     failures: list[ClassReport] = []
     class_files = sorted(root.rglob("*.class"))
     if not class_files:
         failures.append(ClassReport(name=str(root), problems=["no class files found"]))
-    for path in class_files:
-        report = check_class(path.read_bytes())
-        if report.problems:
-            failures.append(report)
+    reports = [check_class(path.read_bytes()) for path in class_files]
+    if api is not None:
+        check_api_use(reports, api)
+    failures.extend(report for report in reports if report.problems)
     return failures
+
+
+def check_api_use(reports: list[ClassReport], api: ApiSurface) -> None:
+    """Adds a problem for every class or member outside ``api`` that the classes use."""
+    own = {report.name: report for report in reports}
+    for report in reports:
+        for name in sorted(report.classes):
+            element = name.lstrip("[")
+            if element.startswith("L") and element.endswith(";"):
+                element = element[1:-1]
+            elif name.startswith("["):
+                continue
+            if element not in own and class_allowed(element) and not api.has_class(element):
+                report.problems.append(f"{element} is not in the JavaCard API")
+        for tag, owner, name, descriptor in report.references:
+            if owner.startswith("["):
+                continue  # array methods (clone) are the language's
+            if not _resolves(own, api, tag, owner, name, descriptor):
+                kind = "field" if tag == FIELDREF else "method"
+                report.problems.append(
+                    f"{kind} {owner}.{name} {descriptor} is not in the JavaCard API"
+                )
+
+
+def _resolves(
+    own: dict[str, ClassReport], api: ApiSurface, tag: int, owner: str, name: str,
+    descriptor: str,
+) -> bool:
+    """Whether a reference finds its member in the checked classes or in the API."""
+    pending = [owner]
+    seen: set[str] = set()
+    while pending:
+        current = pending.pop(0)
+        if current in seen:
+            continue
+        seen.add(current)
+        report = own.get(current)
+        if report is None:
+            if not api.has_class(current):
+                continue
+            if tag == FIELDREF:
+                found = api.find_field(current, name) is not None
+            else:
+                found = api.find_method(current, name, descriptor) is not None
+            if found:
+                return True
+            continue
+        if tag == FIELDREF and name in report.fields:
+            return True
+        if tag != FIELDREF and (name, descriptor) in report.methods:
+            return True
+        if name == "<init>":
+            return False  # constructors are not inherited
+        if report.super_name:
+            pending.append(report.super_name)
+        pending.extend(report.interfaces)
+    return False
 
 
 def main(argv: list[str]) -> int:
     """Command-line entry: prints problems, returns the exit status."""
-    if len(argv) != 2:
-        print("usage: check_javacard_subset.py CLASSES_DIR", file=sys.stderr)
+    arguments = argv[1:]
+    api_path = DEFAULT_API
+    if len(arguments) == 3 and arguments[1] == "--api":
+        api_path = Path(arguments[2])
+        arguments = arguments[:1]
+    if len(arguments) != 1:
+        print("usage: check_javacard_subset.py CLASSES_DIR [--api API_DATA]", file=sys.stderr)
         return 2
-    root = Path(argv[1])
-    failures = check_directory(root)
+    root = Path(arguments[0])
+    failures = check_directory(root, load(api_path))
     for report in failures:
         for problem in sorted(set(report.problems)):
             print(f"{report.name}: {problem}", file=sys.stderr)
@@ -276,7 +371,7 @@ def main(argv: list[str]) -> int:
         print("JavaCard subset check FAILED", file=sys.stderr)
         return 1
     count = len(list(root.rglob("*.class")))
-    print(f"JavaCard subset check passed: {count} classes in {root}")
+    print(f"JavaCard subset check passed: {count} classes in {root} (API: {api_path.name})")
     return 0
 
 

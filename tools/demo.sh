@@ -69,8 +69,13 @@ sealcard readers
 
 step "2. issuer: records, SoftHSM2 tokens, seed backup to three custodians, the issuer HSM service"
 sealcard issuer init
-sealcard issuer hsm init
-sealcard issuer hsm backup-seed --threshold 2 --shares 3 --out-dir "$WORK/custodians"
+if [ -n "${SEALCARD_DEMO_SEED_SHARES:-}" ]; then  # SLIP-39 shares: a test that must know the seed
+  sealcard issuer hsm init --restore <"$SEALCARD_DEMO_SEED_SHARES"
+else
+  sealcard issuer hsm init
+fi
+# Text shares here (the leak check reads them back); a bank prints custody sheets (--format pdf).
+sealcard issuer hsm backup-seed --threshold 2 --shares 3 --format text --out-dir "$WORK/custodians"
 sealcard issuer hsm start
 
 step "3. every party makes its key pair for sealed files, in its own token"
@@ -108,7 +113,7 @@ step "6. anyone: is the card in the first reader genuine? (attestation chain to 
 sealcard card info --reader "${READERS[0]}" --root "$WORK/provider/ca/root.pem"
 
 step "7. issuer: take the pack into stock (signer, every card's attestation, serials)"
-sealcard issuer pack import "$WORK/issuer/inbox/device-init-DEMO-PACK-1.p7m"
+sealcard issuer pack import --file "$WORK/issuer/inbox/device-init-DEMO-PACK-1.p7m"
 
 step "8. issuer: users and their orders: FIG. 5 (the HSM makes PIN and PUK), then FIG. 2 (the bureau does)"
 names=("Ada Lovelace" "Alan Turing" "Grace Hopper" "Claude Shannon" "Hedy Lamarr" "Edsger Dijkstra")
@@ -132,9 +137,9 @@ for file in "$WORK"/issuer/outbox/pin-letters-*.p7m; do hand_over "$file" issuer
 
 step "11. bureau: every card of each batch matched by serial and personalized, all readers at once"
 mapfile -t BATCHES < <(ls "$WORK"/bureau/inbox/personalization-*.p7m)
-sealcard bureau personalize "${BATCHES[0]}" --pins hsm "${reader_args[@]}"
-if ((${#BATCHES[@]} > 1)); then
-  sealcard bureau personalize "${BATCHES[1]}" --pins bureau "${reader_args[@]}"   # FIG. 2
+sealcard bureau personalize --file "${BATCHES[0]}" --pin-source hsm "${reader_args[@]}"
+if ((${#BATCHES[@]} > 1)); then   # FIG. 2
+  sealcard bureau personalize --file "${BATCHES[1]}" --pin-source bureau "${reader_args[@]}"
 fi
 for file in "$WORK"/bureau/home/outbox/{results,shipping}-*.p7m; do hand_over "$file" bureau issuer; done
 for file in "$WORK"/bureau/home/outbox/shipping-*.p7m; do hand_over "$file" bureau shipper; done
@@ -144,16 +149,19 @@ done
 ls "$WORK"/bureau/home/outbox/print-sheet-*.pdf   # for the card printer's operator
 
 step "12. issuer: result and shipping data (orders -> personalized)"
-sealcard issuer receive "$WORK"/issuer/inbox/{results,shipping}-*.p7m
+files_of() { for file in "$@"; do printf -- '--file\n%s\n' "$file"; done; }
+mapfile -t RETURNED < <(files_of "$WORK"/issuer/inbox/{results,shipping}-*.p7m)
+sealcard issuer receive "${RETURNED[@]}"
 
 step "13. shipper: manifest and confirmation; mailer: PIN letters to print and confirmation"
-for file in "$WORK"/shipper/inbox/shipping-*.p7m; do sealcard shipper manifest "$file"; done
-for file in "$WORK"/mailer/inbox/pin-letters-*.p7m; do sealcard mailer letters "$file"; done
+for file in "$WORK"/shipper/inbox/shipping-*.p7m; do sealcard shipper manifest --file "$file"; done
+for file in "$WORK"/mailer/inbox/pin-letters-*.p7m; do sealcard mailer letters --file "$file"; done
 for file in "$WORK"/shipper/home/outbox/ship-confirmation-*.p7m; do hand_over "$file" shipper issuer; done
 for file in "$WORK"/mailer/home/outbox/mail-confirmation-*.p7m; do hand_over "$file" mailer issuer; done
 
 step "14. issuer: confirmations (orders -> shipped -> pin_mailed: the card and its PIN reached the user)"
-sealcard issuer receive "$WORK"/issuer/inbox/{ship,mail}-confirmation-*.p7m
+mapfile -t RETURNED < <(files_of "$WORK"/issuer/inbox/{ship,mail}-confirmation-*.p7m)
+sealcard issuer receive "${RETURNED[@]}"
 sealcard issuer status
 
 # The user reads the PIN off the paper letter: here, the mailer's PDF through a pipe.
@@ -189,12 +197,16 @@ unset NEW_PIN
 step "17. issuer: terminate the last card for good (claim 14); it now refuses all use"
 sealcard issuer card terminate --reader "${READERS[-1]}" --yes
 sealcard readers
+sealcard issuer status   # the terminated card's order says so
 
 step "18. every party folder: no seed, user key, PIN or PUK where that party should not have it"
 status=$(sealcard issuer status --json)
 base=$(json_field '["derivation_base"]' <<<"$status")
 indexes=$(json_field '["next_derivation_index"]' <<<"$status")
+# The one clear private key allowed on disk: the TLS key of the issuer's HTTPS API (`issuer
+# serve` reads it; mode 0600), made by `issuer init`.
 python3 tools/leak_check.py "$WORK" --shares "$WORK/custodians" \
-  --derivation-base "$base" --indexes "$indexes" "${PUBKEYS[@]}"
+  --derivation-base "$base" --indexes "$indexes" "${PUBKEYS[@]}" \
+  --allow-clear-key issuer/home/tls/server-key.pem
 
 printf '\n\033[1mDone.\033[0m Each party'"'"'s folder is in %s\n' "$WORK"

@@ -2,20 +2,24 @@
 """Search every party folder of a chain run for secrets that party must not hold.
 
     python3 tools/leak_check.py WORK --shares DIR --derivation-base PATH --indexes N
-        [--expect-pubkey HEX ...] [--letters-party mailer]
+        [--expect-pubkey HEX ...] [--letters-party mailer] [--allow-clear-key PATH ...]
 
-The secrets are found, not guessed: the issuer HSM's seed comes back from the custodians'
-SLIP-39 shares (--shares, at least the threshold), every user private key is derived from it
-(BIP32, DERIVATION-BASE/0 .. /N-1; --expect-pubkey checks that these are the keys the cards
-hold, so the search is for the real ones), and every PIN and PUK is read off the mailer's
-PIN letters (the PDFs in the --letters-party folder; pdftotext). Then every file of every
-folder of WORK (except the shares) is searched for:
-- the seed, the BIP32 master key and each user private key: raw bytes, hex (either case),
-  base64 (each of the three alignments inside a longer base64 text);
-- each PIN and PUK as a whole number (not inside a longer run of digits); the mailer's PIN
-  letter PDFs are the one place allowed to hold them (the paper letters);
-- any unencrypted PEM private key (every party's keys live in its PKCS#11 token; the
-  provider's root CA key is an ENCRYPTED PRIVATE KEY).
+The secrets are found, not guessed (`demo_secrets`): the issuer HSM's seed comes back from the
+custodians' SLIP-39 shares (--shares, at least the threshold), the BIP32 master key, the
+derivation base key and every user private key are derived from it (DERIVATION-BASE/0 ..
+/N-1; --expect-pubkey checks that these are the keys the cards hold, so the search is for the
+real ones), every PIN and PUK is read off the mailer's PIN letters (the PDFs in the
+--letters-party folder; pdftotext), and every token PIN from the `secrets/` folders.
+
+The search itself is tools/secret_scan.py's (suite 7 of docs/assurance.md: raw, hex,
+base64 and base64url at every alignment and across PEM line breaks, UTF-16; a PIN only as a
+whole number), over every file of every folder of WORK but the shares, and over the text of
+every PDF (what a person reads there is in no byte of the file). Each secret may sit in
+its container only: a PIN or PUK in the mailer's letter PDFs (the paper letters), a token
+PIN in its own file, a share in the shares' folder. Any unencrypted PEM private key is a
+finding too (every party's keys live in its PKCS#11 token; the provider's root CA key is an
+ENCRYPTED PRIVATE KEY), but for one a service must read from disk (--allow-clear-key: the
+issuer API's TLS key), and that one only with mode 0600.
 
 Prints one line per party folder and one line per finding; exit code 0 when nothing was
 found, 1 when something was (or when the secrets could not be found: a check with nothing to
@@ -25,59 +29,54 @@ look for is no check), 2 on usage errors.
 from __future__ import annotations
 
 import argparse
-import base64
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sealcard.crypto.bip32 import ExtendedPrivateKey
 from sealcard.crypto.secret_sharing import SecretSharingError, combine_shares
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import secret_scan  # tools/ is no package: the scanner sits next to this file
+
 LETTER_PDF_GLOB = "pin-letters-*.pdf"
+SECRETS_FOLDER = "secrets"
 _PEM_PRIVATE = re.compile(rb"-----BEGIN (?:RSA |EC |DSA |OPENSSH )?PRIVATE KEY-----")
 _PIN_LINE = re.compile(r"^\s*(PIN|PUK):\s*([0-9]{4,12})\s*$", re.MULTILINE)
 
 
-@dataclass(frozen=True)
-class Secret:
-    """A value no party folder may hold, the forms it is searched in, and what it is."""
-
-    what: str
-    patterns: tuple[bytes, ...]
+class NothingToLookFor(Exception):  # noqa: N818 - a reason, printed as it is
+    """The secrets could not be found: the check would prove nothing."""
 
 
-def encodings(value: bytes) -> tuple[bytes, ...]:
-    """Raw, hex in both cases, and base64 at each of the three alignments a value can have
-    inside a longer base64 text (the characters that do not depend on its neighbours)."""
-    forms = [value, value.hex().encode(), value.hex().upper().encode()]
-    for offset in range(3):
-        encoded = base64.b64encode(bytes(offset) + value + bytes(2))
-        start = (offset * 4 + 2) // 3
-        stop = ((offset + len(value)) * 4) // 3
-        forms.append(encoded[start:stop])
-    return tuple(forms)
+@dataclass
+class DemoSecrets:
+    """What a chain run must keep in its containers, and where the search found it."""
+
+    secrets: list[secret_scan.Secret]
+    letter_pdfs: list[Path]
+    pins: int
+    puks: int
+    indexes: int
+    public_keys: list[bytes] = field(default_factory=list)
 
 
-def key_secrets(seed: bytes, base: str, indexes: int) -> tuple[list[Secret], list[bytes]]:
-    """The seed, the master key and the user keys; and the user public keys (compressed)."""
-    master = ExtendedPrivateKey.from_seed(seed)
-    secrets = [
-        Secret("the issuer HSM seed", encodings(seed)),
-        Secret("the BIP32 master key", encodings(master.private_key)),
-    ]
-    base_key = master.derive(base)
-    publics = []
-    for index in range(indexes):
-        user = base_key.child(index)
-        secrets.append(Secret(f"user private key {base}/{index}", encodings(user.private_key)))
-        publics.append(user.public_key)
-    return secrets, publics
+def recover_seed(shares_dir: Path) -> bytes | None:
+    """The seed from the fewest shares (in file order) that combine."""
+    shares = [p.read_text().strip() for p in sorted(shares_dir.glob("*.txt"))]
+    for count in range(2, len(shares) + 1):
+        try:
+            return combine_shares(shares[:count])
+        except SecretSharingError:
+            continue
+    return None
 
 
-def letters_text(pdf: Path) -> str:
+def pdf_text(pdf: Path) -> str:
+    """What a person reads in a PDF (its pages keep their text compressed, in glyph codes)."""
     run = subprocess.run(  # noqa: S603 - a fixed program on our own file
         ["pdftotext", "-layout", str(pdf), "-"],  # noqa: S607 - from poppler-utils on PATH
         capture_output=True,
@@ -91,20 +90,67 @@ def pins_and_puks(letter_pdfs: list[Path]) -> list[tuple[str, str]]:
     """(what, digits) of every PIN and PUK printed in the letters."""
     found = []
     for pdf in letter_pdfs:
-        for kind, digits in _PIN_LINE.findall(letters_text(pdf)):
+        for kind, digits in _PIN_LINE.findall(pdf_text(pdf)):
             found.append((f"a {kind} (from {pdf.name})", digits))
     return found
 
 
-def recover_seed(shares_dir: Path) -> bytes | None:
-    """The seed from the fewest shares (in file order) that combine."""
-    shares = [p.read_text() for p in sorted(shares_dir.glob("*.txt"))]
-    for count in range(2, len(shares) + 1):
-        try:
-            return combine_shares(shares[:count])
-        except SecretSharingError:
-            continue
-    return None
+def demo_secrets(
+    work: Path,
+    shares_dir: Path,
+    base: str,
+    indexes: int,
+    *,
+    expect_pubkeys: Sequence[bytes] = (),
+    letters_party: str = "mailer",
+    seed: bytes | None = None,
+) -> DemoSecrets:
+    """Every secret of a chain run in WORK, each with the containers allowed to hold it.
+
+    `seed` may be given by a caller that knows it (a test that restored it from its own
+    shares); it is then also checked against the custodians' shares.
+    """
+    recovered = recover_seed(shares_dir)
+    if recovered is None:
+        raise NothingToLookFor(f"the shares in {shares_dir} do not give the seed")
+    if seed is not None and seed != recovered:
+        raise NothingToLookFor(f"the shares in {shares_dir} give another seed than the known one")
+    master = ExtendedPrivateKey.from_seed(recovered)
+    base_key = master.derive(base)
+    shares = sorted(shares_dir.resolve().glob("*.txt"))
+    found = [
+        secret_scan.Secret("the issuer HSM seed", recovered),
+        secret_scan.Secret("the BIP32 master key", master.private_key),
+        secret_scan.Secret("the BIP32 master chain code", master.chain_code),
+        secret_scan.Secret(f"the derivation base key {base}", base_key.private_key),
+        *(
+            secret_scan.Secret(f"seed share {p.name}", p.read_text().strip().encode(), (p,))
+            for p in shares
+        ),
+    ]
+    publics = []
+    for index in range(indexes):
+        user = base_key.child(index)
+        found.append(secret_scan.Secret(f"user private key {base}/{index}", user.private_key))
+        publics.append(user.public_key)
+    for expected in expect_pubkeys:
+        if expected not in publics:
+            raise NothingToLookFor(
+                f"public key {expected.hex()} is none of the {indexes} derived: these are not"
+                " the keys the cards hold"
+            )
+    letter_pdfs = sorted(p.resolve() for p in (work / letters_party).rglob(LETTER_PDF_GLOB))
+    digits = pins_and_puks(letter_pdfs)
+    if not digits:
+        raise NothingToLookFor(f"no PIN letter found under {work / letters_party}")
+    letters = tuple(letter_pdfs)
+    found += [secret_scan.Secret(what, value.encode(), letters) for what, value in digits]
+    for path in sorted(work.rglob(f"{SECRETS_FOLDER}/*")):
+        if path.is_file():
+            name = f"the token PIN {path.relative_to(work)}"
+            found.append(secret_scan.Secret(name, path.read_bytes().strip(), (path.resolve(),)))
+    pins = sum(1 for what, _ in digits if what.startswith("a PIN"))
+    return DemoSecrets(found, letter_pdfs, pins, len(digits) - pins, indexes, publics)
 
 
 def kinds(paths: list[Path]) -> str:
@@ -113,51 +159,40 @@ def kinds(paths: list[Path]) -> str:
     counts: dict[str, int] = {}
     for path in paths:
         label = names.get(path.suffix, "other")
-        if "hsm" in path.parts or "secrets" in path.parts:
+        if "hsm" in path.parts or SECRETS_FOLDER in path.parts:
             label = "token files"
         counts[label] = counts.get(label, 0) + 1
     return ", ".join(f"{label} {n}" for label, n in sorted(counts.items()))
 
 
-def files(folder: Path) -> Iterator[Path]:
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and not path.is_symlink():
-            yield path
+def files(folder: Path) -> list[Path]:
+    return [p for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()]
 
 
-@dataclass
-class Finding:
-    path: Path
-    what: str
+def scan_pdf_text(scanner: secret_scan.Scanner, paths: list[Path]) -> list[secret_scan.Finding]:
+    """The text of every PDF searched too: a PIN printed on the wrong sheet is in no byte of
+    the file (compressed page streams, font glyph codes), only in what a person reads."""
+    found = []
+    for path in paths:
+        if path.suffix == ".pdf":
+            text = pdf_text(path).encode()
+            for f in scanner.scan_bytes(text, str(path), path.resolve()):
+                found.append(secret_scan.Finding(f.secret, f"{f.encoding}, printed", f.where))
+    return found
 
 
-def scan(
-    folder: Path,
-    secrets: list[Secret],
-    digits: list[tuple[str, str]],
-    allowed_pin_files: set[Path],
-) -> tuple[list[Path], list[Finding]]:
-    """(the files scanned, findings) for one party folder."""
-    numbers = {value: what for what, value in digits}
-    number_re = (
-        re.compile(rb"(?<![0-9])(" + b"|".join(v.encode() for v in numbers) + rb")(?![0-9])")
-        if numbers
-        else None
-    )
-    scanned = list(files(folder))
-    findings: list[Finding] = []
-    for path in scanned:
-        data = path.read_bytes()
-        for secret in secrets:
-            if any(pattern in data for pattern in secret.patterns):
-                findings.append(Finding(path, secret.what))
-        if _PEM_PRIVATE.search(data):
-            findings.append(Finding(path, "an unencrypted PEM private key"))
-        if number_re is not None and path not in allowed_pin_files:
-            for match in number_re.finditer(data):
-                findings.append(Finding(path, numbers[match.group(1).decode()]))
-                break
-    return scanned, findings
+def clear_private_keys(paths: list[Path], allowed: set[Path]) -> list[secret_scan.Finding]:
+    """Unencrypted PEM private keys; one that must be on disk (`allowed`) only with mode 0600."""
+    found = []
+    for path in paths:
+        if not _PEM_PRIVATE.search(path.read_bytes()):
+            continue
+        if path.resolve() not in allowed:
+            found.append(secret_scan.Finding("an unencrypted PEM private key", "pem", str(path)))
+        elif path.stat().st_mode & 0o077:
+            what = "a private key readable by others than its owner (mode not 0600)"
+            found.append(secret_scan.Finding(what, "pem", str(path)))
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,43 +209,51 @@ def main(argv: list[str] | None = None) -> int:
         help="a user public key read from a card (compressed hex); must be among the derived",
     )
     parser.add_argument("--letters-party", default="mailer", help="the folder of the mailer")
+    parser.add_argument(
+        "--allow-clear-key",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a clear private key that must be on disk, under WORK (the issuer API's TLS key:"
+        " its service reads it); allowed with mode 0600 only",
+    )
     args = parser.parse_args(argv)
 
-    seed = recover_seed(args.shares)
-    if seed is None:
-        print(f"leak check: the shares in {args.shares} do not give the seed", file=sys.stderr)
-        return 1
-    secrets, publics = key_secrets(seed, args.derivation_base, args.indexes)
-    for expected in args.expect_pubkey:
-        if bytes.fromhex(expected) not in publics:
-            print(
-                f"leak check: public key {expected} is none of the {args.indexes} derived: these"
-                " are not the keys the cards hold",
-                file=sys.stderr,
-            )
-            return 1
-    mailer_dir = args.work / args.letters_party
-    letter_pdfs = sorted(mailer_dir.rglob(LETTER_PDF_GLOB))
-    digits = pins_and_puks(letter_pdfs)
-    if not digits:
-        print(f"leak check: no PIN letter found under {mailer_dir}", file=sys.stderr)
+    try:
+        found = demo_secrets(
+            args.work,
+            args.shares,
+            args.derivation_base,
+            args.indexes,
+            expect_pubkeys=[bytes.fromhex(h) for h in args.expect_pubkey],
+            letters_party=args.letters_party,
+        )
+    except NothingToLookFor as exc:
+        print(f"leak check: {exc}", file=sys.stderr)
         return 1
     shares_dir = args.shares.resolve()
     parties = [p for p in sorted(args.work.iterdir()) if p.is_dir() and p.resolve() != shares_dir]
-    pins = sum(1 for what, _ in digits if what.startswith("a PIN"))
     print(
-        f"leak check of {args.work}: the seed, the master key, {args.indexes} user private"
-        f" key(s), {pins} PIN(s) and {len(digits) - pins} PUK(s), unencrypted PEM private keys"
+        f"leak check of {args.work}: the seed, the master key, {found.indexes} user private"
+        f" key(s), {found.pins} PIN(s) and {found.puks} PUK(s), the token PINs, unencrypted PEM"
+        " private keys"
     )
-    findings: list[Finding] = []
+    scanner = secret_scan.Scanner(found.secrets)
+    allowed_keys = {(args.work / p).resolve() for p in args.allow_clear_key}
+    findings: list[secret_scan.Finding] = []
     for party in parties:
-        allowed = set(letter_pdfs) if party == mailer_dir else set()
-        scanned, found = scan(party, secrets, digits, allowed)
-        findings += found
-        note = f"; PIN and PUK in its {len(allowed)} letter PDF(s) only" if allowed else ""
-        print(f"  {party.name:10} {'LEAK ' if found else 'clean'} {kinds(scanned)}{note}")
+        scanned = files(party)
+        here = scanner.scan_roots([party]) + scan_pdf_text(scanner, scanned)
+        here += clear_private_keys(scanned, allowed_keys)
+        findings += here
+        letters = [p for p in found.letter_pdfs if party.resolve() in p.parents]
+        note = f"; PIN and PUK in its {len(letters)} letter PDF(s) only" if letters else ""
+        print(f"  {party.name:10} {'LEAK ' if here else 'clean'} {kinds(scanned)}{note}")
+    root = args.work.resolve()
     for finding in findings:
-        print(f"LEAK {finding.path.relative_to(args.work)}: {finding.what}")
+        where = Path(finding.where).resolve()
+        shown = where.relative_to(root) if root in where.parents else where
+        print(f"LEAK {shown}: {finding.secret}")
     return 1 if findings else 0
 
 

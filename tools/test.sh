@@ -28,6 +28,11 @@ export SEALCARD_TEST_PG_URL
 export SEALCARD_TEST_REQUIRE_SERVICES=1
 echo "== applet (in-JVM smoke test of every command)"
 ant -q -f build.xml applet-smoke
+echo "== assurance suites 1-5 (in-JVM, CI size; full size: ant assurance -Dsize=full, docs/assurance.md)"
+ant -f build.xml assurance 2>&1 | grep -E '\[java\] (==|   |suites:)|BUILD|Exception'
 
 echo "== pytest"
 python3 -m pytest -q -p no:cacheprovider "$@"
+
+echo "== lowest dependency versions (a throwaway venv: every floor in pyproject.toml installed and tested)"
+bash tools/dependency_bounds.sh lowest-direct

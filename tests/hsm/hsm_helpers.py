@@ -39,7 +39,7 @@ def start_service(home: Path, socket_path: Path) -> subprocess.Popen[bytes]:
         ],
     )
     deadline = time.monotonic() + SERVICE_START_TIMEOUT_S
-    while not socket_path.exists():
+    while not accepts_connections(socket_path):
         if proc.poll() is not None:
             raise RuntimeError(f"issuer HSM service exited with {proc.returncode}")
         if time.monotonic() > deadline:
@@ -47,6 +47,19 @@ def start_service(home: Path, socket_path: Path) -> subprocess.Popen[bytes]:
             raise RuntimeError("issuer HSM service did not start")
         time.sleep(0.05)
     return proc
+
+
+def accepts_connections(socket_path: Path) -> bool:
+    """Whether the service listens: its socket file appears at bind(), a moment before
+    listen(), and a connect in between is refused (a restart test used to fail so)."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(socket_path))
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
 
 
 def stop_service(proc: subprocess.Popen[bytes]) -> None:

@@ -53,8 +53,8 @@ def _stock(home: Path) -> dict[str, int]:
 
 
 def _import_argv(home: Path, path: Path) -> list[str]:
-    return [sys.executable, "-m", "sealcard.cli.main", "issuer", "pack", "import", str(path),
-            "--home", str(home)]  # fmt: skip
+    return [sys.executable, "-m", "sealcard.cli.main", "issuer", "pack", "import",
+            "--file", str(path), "--home", str(home)]  # fmt: skip
 
 
 @pytest.mark.skipif(shutil.which("softhsm2-util") is None, reason="SoftHSM2 is not installed")
@@ -78,7 +78,7 @@ def test_pack_import_killed_then_run_again(tmp_path: Path) -> None:
         return path
 
     start = time.monotonic()
-    _sealcard(home, "pack", "import", str(pack_file(0)))
+    _sealcard(home, "pack", "import", "--file", str(pack_file(0)))
     whole = time.monotonic() - start
     assert _stock(home) == {"CRASH-0": CARDS}
 
@@ -96,9 +96,10 @@ def test_pack_import_killed_then_run_again(tmp_path: Path) -> None:
         assert stock.get(name) in (None, CARDS), stock  # all of the pack or none of it
         if name not in stock:
             interrupted += 1
-            _sealcard(home, "pack", "import", str(path))  # the same file again: not a replay
+            # the same file again: not a replay
+            _sealcard(home, "pack", "import", "--file", str(path))
         else:
-            again = _sealcard(home, "pack", "import", str(path), check=False)
+            again = _sealcard(home, "pack", "import", "--file", str(path), check=False)
             assert again.returncode == 1 and "already imported" in again.stderr
         assert _stock(home)[name] == CARDS
     assert interrupted >= 1, "no kill landed before the import committed"

@@ -3,7 +3,7 @@ executable, each party in its own home, simulated cards.
 
 - every refusal of a pack file (tampered, truncated, addressed to another party, unknown
   signer, wrong role, forged sender, unknown version, replay): exit code 1, one line, JSON
-  `ok` false, and nothing taken into stock;
+  `ok` false, and nothing taken into stock; an output path in the way: exit code 2;
 - a provider run and a bureau run killed with SIGKILL in the middle, then run again: every
   card ends up in the pack once and personalized once, the PIN letters the bureau made
   (FIG. 2) open the cards they were made for, and the issuer's orders go the whole way;
@@ -140,14 +140,16 @@ def test_pack_file_refusals_take_nothing_in(world: PartyWorld, sim_cards: list[A
     before = _stock(world)
     for name in expected:
         path = bad / f"{name}.p7m"
-        as_text = world.run("issuer", "pack", "import", str(path), as_json=False).refused()
+        as_text = world.run(
+            "issuer", "pack", "import", "--file", str(path), as_json=False
+        ).refused()
         assert re.search(expected[name], as_text.err), (name, as_text.err)
-        as_json = world.run("issuer", "pack", "import", str(path)).refused()
+        as_json = world.run("issuer", "pack", "import", "--file", str(path)).refused()
         assert re.search(expected[name], as_json.payload["message"]), (name, as_json.payload)
         assert _stock(world) == before, name
-    world.run("issuer", "pack", "import", str(good)).ok()
+    world.run("issuer", "pack", "import", "--file", str(good)).ok()
     assert _stock(world) == {**before, "REFUSALS-1": 2}
-    replay = world.run("issuer", "pack", "import", str(good), as_json=False).refused()
+    replay = world.run("issuer", "pack", "import", "--file", str(good), as_json=False).refused()
     assert "already imported" in replay.err
     assert _stock(world) == {**before, "REFUSALS-1": 2}
 
@@ -164,17 +166,19 @@ def test_provider_and_bureau_killed_then_resumed(world: PartyWorld, sim_cards: l
     assert "already in the pack" in outcomes, outcomes  # the card journaled before the kill
     assert resumed.payload["cards"] == 4
     path = Path(resumed.payload["file"])
-    world.run("issuer", "pack", "import", str(path)).ok()
+    world.run("issuer", "pack", "import", "--file", str(path)).ok()
     assert _stock(world)["KILLED-1"] == 4
 
     _orders(world, "KILLED-1", 4, "none")  # FIG. 2: the bureau makes PIN and PUK
     batch = _export(world)
     bureau = world.start(
-        "bureau", "personalize", batch["personalization"], "--pins", "bureau", *_readers(readers)
+        *("bureau", "personalize", "--file", batch["personalization"]),
+        *("--pin-source", "bureau", *_readers(readers)),
     )
     world.kill_after_line(bureau, "personalized")
     again = world.run(
-        "bureau", "personalize", batch["personalization"], "--pins", "bureau", *_readers(readers)
+        *("bureau", "personalize", "--file", batch["personalization"]),
+        *("--pin-source", "bureau", *_readers(readers)),
     ).ok()
     assert again.payload["resumed"] is True
     totals = again.payload["totals"]
@@ -182,12 +186,14 @@ def test_provider_and_bureau_killed_then_resumed(world: PartyWorld, sim_cards: l
     assert all(_state(r) == State.PERSONALIZED for r in readers)
 
     files = again.payload["files"]
-    applied = world.run("issuer", "receive", files["results"], files["shipping"]).ok()
+    applied = world.run(
+        "issuer", "receive", "--file", files["results"], "--file", files["shipping"]
+    ).ok()
     counts = applied.payload["applied"][0]["counts"]
     assert counts == {"personalized": 4}, counts
 
     # The letters the bureau stored before touching each card hold that card's PIN.
-    letters = world.run("mailer", "letters", files[f"pin_letters_{NAMES['mailer']}"]).ok()
+    letters = world.run("mailer", "letters", "--file", files[f"pin_letters_{NAMES['mailer']}"]).ok()
     assert letters.payload["printed"] == 4
     pins = _pins_from_pdf(Path(letters.payload["letters_pdf"]))
     for reader in readers:
@@ -198,12 +204,13 @@ def test_provider_and_bureau_killed_then_resumed(world: PartyWorld, sim_cards: l
 
     # The bureau run again after success: all already personalized, nothing moves back.
     third = world.run(
-        "bureau", "personalize", batch["personalization"], "--pins", "bureau", *_readers(readers)
+        *("bureau", "personalize", "--file", batch["personalization"]),
+        *("--pin-source", "bureau", *_readers(readers)),
     ).ok()
     assert (
         third.payload["totals"] == {"personalized": 4} or sum(third.payload["totals"].values()) == 4
     )
-    rerun = world.run("issuer", "receive", third.payload["files"]["results"]).ok()
+    rerun = world.run("issuer", "receive", "--file", third.payload["files"]["results"]).ok()
     assert rerun.payload["applied"][0]["counts"] == {"already": 4}
 
 
@@ -225,7 +232,7 @@ def _pins_from_pdf(pdf: Path) -> dict[str, str]:
 
 def test_bureau_refuses_before_touching_a_card(world: PartyWorld, sim_cards: list[Any]) -> None:
     readers = _blank(sim_cards[:2])
-    world.run("issuer", "pack", "import", str(_pack(world, "CHECKS-1", readers))).ok()
+    world.run("issuer", "pack", "import", "--file", str(_pack(world, "CHECKS-1", readers))).ok()
     _orders(world, "CHECKS-1", 2, "hsm")
     batch = _export(world)
     jobs = world.home("bureau") / "jobs"
@@ -234,17 +241,20 @@ def test_bureau_refuses_before_touching_a_card(world: PartyWorld, sim_cards: lis
     blocker = world.root / "a-file"
     blocker.write_text("not a folder")
     unwritable = world.run(
-        "bureau", "personalize", batch["personalization"], "--out-dir", str(blocker / "out"),
+        "bureau", "personalize", "--file", batch["personalization"],
+        "--out-dir", str(blocker / "out"),
         *_readers(readers), as_json=False,
-    ).refused()  # fmt: skip
+    ).usage()  # fmt: skip
     assert str(blocker / "out") in unwritable.err
 
     data = Path(batch["personalization"]).read_bytes()
     damaged = world.root / "damaged.p7m"
     damaged.write_bytes(data[:-100] + bytes(100))
-    world.run("bureau", "personalize", str(damaged), *_readers(readers)).refused()
+    world.run("bureau", "personalize", "--file", str(damaged), *_readers(readers)).refused()
 
-    not_ours = world.run("shipper", "manifest", batch["personalization"], as_json=False).refused()
+    not_ours = world.run(
+        "shipper", "manifest", "--file", batch["personalization"], as_json=False
+    ).refused()
     assert "error: " in not_ours.err
 
     assert all(_state(r) == State.INITIALIZED for r in readers)
@@ -255,11 +265,13 @@ def test_bureau_refuses_before_touching_a_card(world: PartyWorld, sim_cards: lis
     out = world.root / "out"
     (out / f"results-{batch['batch']}.p7m").mkdir(parents=True)
     in_the_way = world.run(
-        "bureau", "personalize", batch["personalization"], "--out-dir", str(out),
+        "bureau", "personalize", "--file", batch["personalization"], "--out-dir", str(out),
         *_readers(readers), as_json=False,
-    ).refused()  # fmt: skip
-    assert "is a folder, not a file" in in_the_way.err
+    ).usage()  # fmt: skip
+    assert f"results-{batch['batch']}.p7m: it is a folder" in in_the_way.err
     assert all(_state(r) == State.INITIALIZED for r in readers)
 
-    done = world.run("bureau", "personalize", batch["personalization"], *_readers(readers)).ok()
+    done = world.run(
+        "bureau", "personalize", "--file", batch["personalization"], *_readers(readers)
+    ).ok()
     assert done.payload["totals"] == {"personalized": 2}

@@ -202,7 +202,7 @@ def test_personalize_sign_and_failures(sim_cards: list[Any], ca: ProviderCA) -> 
         expected_public = coincurve.PrivateKey(p.user_key).public_key
         assert public == expected_public.format(compressed=False)
         status, sw = get_data(session, c.DO_PIN_STATUS)
-        assert (sw, status) == (c.SW_OK, bytes([1, c.PIN_TRY_LIMIT, c.PUK_TRY_LIMIT]))
+        assert (sw, status) == (c.SW_OK, bytes([1, c.PIN_TRY_LIMIT, c.PUK_TRY_LIMIT, 1]))
 
         digest = os.urandom(HASH_LENGTH)
         assert sign_hash(session, digest)[1] == c.SW_SECURITY_STATUS_NOT_SATISFIED

@@ -51,9 +51,10 @@ class Run:
         assert self.code == 0, f"sealcard {command} -> {self.code}\n{self.out}{self.err}"
         return self
 
-    def refused(self) -> Run:
-        """Exit code 1 with `ok` false, or one `error:` line on stderr, and no traceback."""
-        assert self.code == 1, f"sealcard {' '.join(self.args)} -> {self.code}\n{self.out}"
+    def refused(self, code: int = 1) -> Run:
+        """Exit code 1 (or `code`) with `ok` false, or one `error:` line on stderr, and no
+        traceback."""
+        assert self.code == code, f"sealcard {' '.join(self.args)} -> {self.code}\n{self.out}"
         assert "Traceback" not in self.err + self.out
         if self.payload:
             assert self.payload["ok"] is False
@@ -61,6 +62,10 @@ class Run:
             lines = self.err.strip().splitlines()
             assert len(lines) == 1 and lines[0].startswith("error: "), self.err
         return self
+
+    def usage(self) -> Run:
+        """Exit code 2 (docs/cli.md: a path, file or value to fix), one line, no traceback."""
+        return self.refused(2)
 
 
 @dataclass

@@ -314,7 +314,9 @@ class FakeSealcard:
             c.DO_USER_PUBLIC_KEY: None
             if self.user_key is None
             else coincurve.PrivateKey(self.user_key).public_key.format(compressed=False),
-            c.DO_PIN_STATUS: bytes((self.pin is not None, self.pin_tries, self.puk_tries)),
+            c.DO_PIN_STATUS: bytes(
+                (self.pin is not None, self.pin_tries, self.puk_tries, self.user_key is not None)
+            ),
         }
         if obj not in values:
             raise CardError(c.SW_INCORRECT_P1P2)

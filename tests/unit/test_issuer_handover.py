@@ -336,3 +336,52 @@ def test_shipping_and_confirmations_in_either_order(world: World) -> None:
     )
     assert receive_file(world.issuer, mailed_a).counts == {"pin_mailed": 1}
     assert world.states()[a] is OrderState.PIN_MAILED
+
+
+def test_activation_orders_reach_the_mailer_only_after_their_card_took_the_blob(
+    world: World,
+) -> None:
+    """An activation order's blob goes to the customer's computer, never to a bureau; once the
+    card took it (`personalized`), its PIN letter goes to the mailer, once, and the mailer's
+    confirmation moves it to pin_mailed (nothing is shipped)."""
+    records = world.records
+    user = records.add_user("Ada", "1 Main St")
+    (activation,) = records.request_orders(user.id, mailer_id="post", channel="activation")
+    card = fabricate_pack(1, "P-ACT", rsa_pool=1).cards[0]
+    with records.db.transaction() as tx:
+        records.bind_activation_card(tx, activation.id, card)
+    seal_orders(records, SoftwareDeviceAuthKeys(), world.hsm, order_ids=[activation.id])
+    report = export_batches(world.issuer, None, world.out, batch_size=10)
+    assert report.orders == ORDERS and report.activation_letters == []  # the bureau's only
+    sent = set()
+    for bureau_batch in report.batches:
+        assert bureau_batch.personalization is not None
+        sent |= {parse_serial(r[1]) for r in open_as(bureau_batch.personalization, world.bureau)[1]}
+    assert card.serial not in sent
+    letters = {r[0] for b in report.batches for r in open_as(b.letters["post"], world.mailer)[1]}
+    assert card.serial.hex().upper() not in letters  # not before the card holds its blob
+    assert records.get_order(activation.id).state is OrderState.SEALED
+
+    records.advance_order(activation.id, OrderState.PERSONALIZED)  # the user system reported
+    report = export_batches(world.issuer, None, world.out, batch_size=10)
+    assert report.batches == [] and report.letters_after_activation == 1
+    (batch,) = report.activation_letters
+    assert batch.personalization is None and batch.batch.startswith("A")
+    header, rows = open_as(batch.letters["post"], world.mailer)
+    assert header.header.kind is FileKind.PIN_LETTERS
+    assert [parse_serial(r[0]) for r in rows] == [card.serial]
+    assert records.get_order(activation.id).state is OrderState.PERSONALIZED
+    assert export_batches(world.issuer, None, world.out).activation_letters == []  # once
+
+    mailed = world.out / "mailed-activation.p7m"
+    write_party_file(
+        mailed,
+        world.identity(world.mailer),
+        [peer(world.issuer_key)],
+        FileKind.MAIL_CONFIRMATION,
+        batch.batch,
+        1,
+        [[card.serial.hex().upper(), "mailed", "", "t"]],
+    )
+    assert receive_file(world.issuer, mailed).counts == {"pin_mailed": 1}
+    assert records.get_order(activation.id).state is OrderState.PIN_MAILED

@@ -9,7 +9,8 @@ import pytest
 from sealcard.issuer.errors import InvalidTransitionError
 from sealcard.issuer.lifecycle import (
     FINAL_STATES,
-    SPENT_STATES,
+    LOSABLE_STATES,
+    REPLACEABLE_STATES,
     TRANSITIONS,
     OrderState,
     check_transition,
@@ -34,7 +35,6 @@ def test_happy_path_is_legal_step_by_step() -> None:
 
 def test_bureau_failure_is_legal_and_only_a_later_success_repairs_it() -> None:
     check_transition(1, OrderState.SENT_TO_BUREAU, OrderState.FAILED)
-    assert OrderState.FAILED in SPENT_STATES
     assert OrderState.FAILED not in FINAL_STATES
     for wanted in OrderState:
         assert is_legal(OrderState.FAILED, wanted) == (wanted is OrderState.PERSONALIZED)
@@ -67,5 +67,50 @@ def test_only_listed_transitions_are_legal() -> None:
     legal = {(a, b) for a, nxt in TRANSITIONS.items() for b in nxt}
     for a, b in itertools.product(OrderState, OrderState):
         assert is_legal(a, b) == ((a, b) in legal)
-    # the happy path, sent_to_bureau -> failed, and failed -> personalized (a later success)
-    assert len(legal) == len(HAPPY_PATH) - 1 + 2
+    side_roads = {
+        (OrderState.SENT_TO_BUREAU, OrderState.FAILED),
+        (OrderState.FAILED, OrderState.PERSONALIZED),  # a later bureau result: the card works
+        (OrderState.SEALED, OrderState.PERSONALIZED),  # activation on the user's computer
+        (OrderState.PERSONALIZED, OrderState.PIN_MAILED),  # activation: no shipping
+        (OrderState.REQUESTED, OrderState.CANCELLED),
+        (OrderState.SEALED, OrderState.CANCELLED),
+        *((s, OrderState.LOST) for s in LOSABLE_STATES),
+        *((s, OrderState.TERMINATED) for s in TERMINABLE),
+    }
+    happy = set(itertools.pairwise(HAPPY_PATH))
+    assert legal == happy | side_roads
+
+
+LOST_OR_ON_ITS_WAY = [OrderState.PERSONALIZED, OrderState.SHIPPED, OrderState.PIN_MAILED]
+TERMINABLE = [
+    OrderState.SEALED,
+    OrderState.SENT_TO_BUREAU,
+    *LOST_OR_ON_ITS_WAY,
+    OrderState.LOST,
+]
+
+
+def test_lost_and_terminated_cards_are_recorded() -> None:
+    assert set(LOST_OR_ON_ITS_WAY) == LOSABLE_STATES
+    for state in LOST_OR_ON_ITS_WAY:
+        check_transition(1, state, OrderState.LOST)
+    check_transition(1, OrderState.LOST, OrderState.TERMINATED)
+    assert not is_legal(OrderState.LOST, OrderState.PERSONALIZED)  # a lost card stays lost
+    assert OrderState.TERMINATED in FINAL_STATES
+    assert OrderState.CANCELLED in FINAL_STATES
+    assert OrderState.LOST not in FINAL_STATES  # it may turn up and be terminated
+    assert {OrderState.LOST, OrderState.TERMINATED} == REPLACEABLE_STATES
+
+
+@pytest.mark.parametrize(
+    "state", [OrderState.REQUESTED, OrderState.CARD_ASSIGNED, OrderState.FAILED]
+)
+def test_cards_never_personalized_cannot_be_lost_or_terminated(state: OrderState) -> None:
+    for wanted in (OrderState.LOST, OrderState.TERMINATED):
+        with pytest.raises(InvalidTransitionError):
+            check_transition(1, state, wanted)
+
+
+def test_a_card_being_sealed_cannot_be_cancelled() -> None:
+    with pytest.raises(InvalidTransitionError):
+        check_transition(1, OrderState.CARD_ASSIGNED, OrderState.CANCELLED)

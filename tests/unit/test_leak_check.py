@@ -123,6 +123,24 @@ def test_a_clear_pem_private_key_is_found(
     assert "LEAK bureau/key.pem: an unencrypted PEM private key" in capsys.readouterr().out
 
 
+def test_a_clear_key_a_service_must_read_is_allowed_with_mode_0600_only(
+    work: tuple[Path, bytes], capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder, _ = work
+    key = folder / "issuer" / "tls" / "server-key.pem"
+    key.parent.mkdir()
+    key.write_text("-----BEGIN PRIVATE KEY-----\nMIG...\n")
+    key.chmod(0o600)
+    allow = ("--allow-clear-key", "issuer/tls/server-key.pem")
+    assert _run(folder) == 1  # not named: a finding
+    assert _run(folder, *allow) == 0
+    key.chmod(0o644)
+    assert _run(folder, *allow) == 1
+    assert "LEAK issuer/tls/server-key.pem: a private key readable by others" in (
+        capsys.readouterr().out
+    )
+
+
 def test_nothing_to_look_for_is_a_failure(work: tuple[Path, bytes]) -> None:
     folder, _ = work
     other = ExtendedPrivateKey.from_seed(os.urandom(32)).public_key.hex()
@@ -130,3 +148,33 @@ def test_nothing_to_look_for_is_a_failure(work: tuple[Path, bytes]) -> None:
     for pdf in (folder / "mailer").rglob("*.pdf"):
         pdf.unlink()
     assert _run(folder) == 1  # no letter: no PIN to search for
+
+
+def test_a_pin_printed_on_another_pdf_is_found(
+    work: tuple[Path, bytes], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A PDF keeps its text compressed, in glyph codes: the PIN is in no byte of the file, so
+    the check reads the text a person would see."""
+    folder, _ = work
+    sheet = folder / "bureau" / "print-sheet-B1.pdf"
+    with sheet.open("wb") as handle:
+        pin_letters(handle, "bureau:print-house", [LetterPage("00A1", "Ada", "1 St", PIN, PUK)])
+    assert PIN.encode() not in sheet.read_bytes()
+    assert _run(folder) == 1
+    out = capsys.readouterr().out
+    assert "LEAK bureau/print-sheet-B1.pdf: a PIN" in out
+    assert "LEAK bureau/print-sheet-B1.pdf: a PUK" in out
+
+
+def test_a_token_pin_outside_its_file_is_found(
+    work: tuple[Path, bytes], capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder, _ = work
+    secrets = folder / "bureau" / "home" / "secrets"
+    secrets.mkdir(parents=True)
+    (secrets / "sealcard-bureau.user-pin").write_text("0fd68aaadd7feef925b5003\n")
+    assert _run(folder) == 0  # in its own file
+    (folder / "bureau" / "home" / "debug.log").write_text("login pin 0fd68aaadd7feef925b5003\n")
+    assert _run(folder) == 1
+    out = capsys.readouterr().out
+    assert "LEAK bureau/home/debug.log: the token PIN bureau/home/secrets/sealcard-bureau" in out

@@ -8,8 +8,13 @@ from collections.abc import Callable
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
 
 from sealcard.crypto import sealed_blob as sb
+from sealcard.crypto.low_s import P256_ORDER, is_low_s, to_low_s
 from sealcard.crypto.sealed_blob import (
     BadSignatureError,
     DecryptionError,
@@ -175,7 +180,9 @@ def test_unsigned_blob_refused(
 ) -> None:
     """A well-formed blob whose 'signature' is not one (bytes of the right length)."""
     ciphertext = sb.encrypt_payload(_payload(), device_key.public_key())
-    blob = sb.assemble(SERIAL, ciphertext, bytes(70))
+    with pytest.raises(SealedBlobError, match="not a DER ECDSA signature"):
+        sb.assemble(SERIAL, ciphertext, bytes(70))  # the issuer side never makes one
+    blob = sb.signed_message(SERIAL, ciphertext) + bytes([70]) + bytes(70)
     with pytest.raises(BadSignatureError):
         sb.open_blob(blob, SERIAL, device_key, issuer_key.public_key())
 
@@ -265,3 +272,40 @@ def test_repr_hides_secrets() -> None:
     assert "123456" not in text
     assert "12345678" not in text
     assert payload.device_auth_public_key.hex() in text
+
+
+def _high_s_twin(blob: bytes) -> bytes:
+    """The same blob with (r, n - s) for the issuer signature: it verifies as ECDSA too."""
+    parsed = sb.parse(blob)
+    r, s = decode_dss_signature(parsed.signature)
+    twin = encode_dss_signature(r, P256_ORDER - s)
+    return parsed.signed_message + bytes([len(twin)]) + twin
+
+
+def test_blobs_carry_low_s_and_the_high_s_twin_is_refused(
+    device_key: rsa.RSAPrivateKey, issuer_key: ec.EllipticCurvePrivateKey
+) -> None:
+    """Every blob gets the low-S signature whatever the signer gave; its high-S twin (a second
+    blob with the same payload, and a valid ECDSA signature) is refused."""
+    for _ in range(16):  # the signer's s is high half the time
+        blob = sb.seal(_payload(), SERIAL, device_key.public_key(), _signer(issuer_key))
+        assert is_low_s(sb.parse(blob).signature)
+        sb.verify_signature(blob, issuer_key.public_key())
+        twin = _high_s_twin(blob)
+        assert not is_low_s(sb.parse(twin).signature)
+        issuer_key.public_key().verify(  # the twin is a valid ECDSA signature ...
+            sb.parse(twin).signature, sb.parse(twin).signed_message, ec.ECDSA(hashes.SHA256())
+        )
+        with pytest.raises(BadSignatureError, match="low-S"):  # ... and still refused
+            sb.verify_signature(twin, issuer_key.public_key())
+
+
+def test_low_s_helpers() -> None:
+    half = P256_ORDER // 2
+    low = encode_dss_signature(7, half)
+    high = encode_dss_signature(7, half + 1)
+    assert is_low_s(low) and not is_low_s(high)
+    assert to_low_s(low) == low
+    assert to_low_s(high) == encode_dss_signature(7, P256_ORDER - half - 1)
+    with pytest.raises(ValueError):
+        is_low_s(b"\x30\x00")

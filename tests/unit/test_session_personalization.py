@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable
 from typing import Protocol
 
@@ -20,6 +21,7 @@ from sealcard.card.errors import (
     BlobDataInvalidError,
     BlobMalformedError,
     BlockedError,
+    CardResponseError,
     InvalidPinError,
     IssuerSignatureError,
     NoChallengeError,
@@ -138,8 +140,14 @@ def test_63cx_is_invalid_pin_with_tries_and_named_sw() -> None:
 
 
 def test_pin_status_decoding() -> None:
-    status = decode_pin_status(bytes((1, 0, 4)))
+    status = decode_pin_status(bytes((1, 0, 4)))  # applet 1.0: three bytes
     assert status.pin_set and status.pin_blocked and not status.puk_blocked
+    assert status.user_key_present is None
+    wiped = decode_pin_status(bytes((1, 3, 5, 0)))
+    assert wiped.user_key_present is False and not wiped.pin_blocked
+    assert decode_pin_status(bytes((1, 3, 5, 1))).user_key_present is True
+    with pytest.raises(CardResponseError):
+        decode_pin_status(bytes((1, 3)))
 
 
 @pytest.mark.parametrize("extended", [False, True])
@@ -368,9 +376,10 @@ def test_cli_pin_and_sign_over_fd(
     import os
     from collections.abc import Iterator
 
-    from click.testing import CliRunner
+    from click_runner import separate_runner
 
     from sealcard.cli import card_cmd
+    from sealcard.cli.main import cli
 
     SealcardSession(card).personalize(make_blob(card, issuer, device_auth, user_key))
 
@@ -388,17 +397,50 @@ def test_cli_pin_and_sign_over_fd(
         os.close(write)
         return read
 
-    runner = CliRunner()
+    runner = separate_runner()
     wrong = runner.invoke(
-        card_cmd.card, ["pin", "verify", "--pin-fd", str(fd_with(b"000000")), "--json"]
+        cli, ["card", "pin", "verify", "--pin-fd", str(fd_with(b"000000")), "--json"]
     )
     assert wrong.exit_code == 1 and "000000" not in wrong.output
-    assert json.loads(wrong.output)["tries_remaining"] == c.PIN_TRY_LIMIT - 1
-    args = ["sign", "--hash", HASH.hex(), "--pin-fd", str(fd_with(PIN)), "--json"]
-    signed = runner.invoke(card_cmd.card, args)
+    assert json.loads(wrong.stdout)["tries_remaining"] == c.PIN_TRY_LIMIT - 1
+    assert wrong.stderr == f"error: wrong PIN: {c.PIN_TRY_LIMIT - 1} tries left\n"
+    args = ["card", "sign", "--hash", HASH.hex(), "--pin-fd", str(fd_with(PIN)), "--json"]
+    signed = runner.invoke(cli, args)
     assert signed.exit_code == 0, signed.output
-    answer = json.loads(signed.output)
+    answer = json.loads(signed.stdout)
     assert answer["low_s"] is True and PIN.decode() not in signed.output
     assert user_key.public_key.verify(bytes.fromhex(answer["der"]), HASH, hasher=None)
-    keys = json.loads(runner.invoke(card_cmd.card, ["pubkey", "--json"]).output)
+    keys = json.loads(runner.invoke(cli, ["card", "pubkey", "--json"]).stdout)
     assert keys["compressed"] == user_key.public_key.format().hex()
+
+
+def test_debug_trace_shows_headers_and_status_words_never_data(
+    caplog: pytest.LogCaptureFixture,
+    card: FakeSealcard,
+    issuer: ec.EllipticCurvePrivateKey,
+    device_auth: ec.EllipticCurvePrivateKey,
+    user_key: coincurve.PrivateKey,
+) -> None:
+    """`sealcard --debug`: CLA INS P1 P2, Lc, Le and the SW; a PIN command hides even its Lc."""
+    blob = make_blob(card, issuer, device_auth, user_key)
+    caplog.set_level(logging.DEBUG, logger="sealcard.apdu")
+    session = SealcardSession(card)
+    session.personalize(blob)
+    with pytest.raises(InvalidPinError):
+        session.verify_pin(b"000000")
+    session.verify_pin(PIN)
+    session.change_pin(PIN, NEW_PIN)
+    lines = [record.getMessage() for record in caplog.records]
+    assert lines[0] == "> 00 A4 04 00 Lc=10 Le=256"
+    assert lines[1].startswith("< 9000 (")
+    assert f"> 00 20 00 {c.PIN_REF_USER:02X} Lc=**" in lines
+    assert "< 63C2 (0 bytes)" in lines
+    ins = f"{c.Ins.PERSONALIZE:02X} 00 00"
+    chain = [line for line in lines if line[2:].startswith((f"80 {ins}", f"90 {ins}"))]
+    assert sum(int(line.rsplit("Lc=", 1)[1]) for line in chain) == len(blob)  # chained blob
+    secrets = [PIN, NEW_PIN, b"000000", user_key.secret, blob[-64:]]
+    text = "\n".join(lines)
+    for secret in secrets:
+        assert secret.hex() not in text.lower() and secret.hex().upper() not in text
+        assert secret.decode("latin-1") not in text
+    assert all(len(line) < 40 for line in lines)  # header, lengths and SW only

@@ -21,7 +21,7 @@ from sealcard.card.constants import (
     State,
     Tag,
 )
-from sealcard.card.errors import CardResponseError
+from sealcard.card.errors import CardResponseError, SecretFormatError
 
 _LONG_FORM: Final = 0x80
 _MAX_LENGTH_BYTES: Final = 2
@@ -182,32 +182,36 @@ Secret = bytes | bytearray | str
 """A PIN or PUK as the caller holds it: ASCII digits, as bytes or str."""
 
 ISSUER_COMMAND_MAGIC: Final = b"SCIC"
-_PIN_STATUS_LENGTH: Final = 3
+_PIN_STATUS_LENGTH: Final = 4
+_PIN_STATUS_LENGTH_V1_0: Final = 3
 
 
 def digits(value: Secret, name: str, low: int, high: int) -> bytes:
-    """A PIN/PUK as ASCII digit bytes; ValueError naming the rule (never the value)."""
+    """A PIN/PUK as ASCII digit bytes; SecretFormatError (a ValueError) naming the rule, never
+    the value."""
     if isinstance(value, str):
         try:
             raw = value.encode("ascii")
         except UnicodeEncodeError:
-            raise ValueError(f"{name} must be ASCII digits") from None
+            raise SecretFormatError(f"a {name} is {low} to {high} digits (0-9)") from None
     elif isinstance(value, bytes | bytearray):
         raw = bytes(value)
     else:
         raise TypeError(f"{name} must be bytes or str")
     if not low <= len(raw) <= high or not raw.isdigit():
-        raise ValueError(f"{name} must be {low} to {high} digits")
+        raise SecretFormatError(f"a {name} is {low} to {high} digits (0-9)")
     return raw
 
 
 @dataclass(frozen=True)
 class PinStatus:
-    """GET DATA DO_PIN_STATUS: whether a PIN is set and the tries left on PIN and PUK."""
+    """GET DATA DO_PIN_STATUS: whether a PIN is set, the tries left on PIN and PUK, and whether
+    the card holds a usable user key (None: an applet before 1.1 does not say)."""
 
     pin_set: bool
     pin_tries_remaining: int
     puk_tries_remaining: int
+    user_key_present: bool | None = None
 
     @property
     def pin_blocked(self) -> bool:
@@ -219,9 +223,12 @@ class PinStatus:
 
 
 def decode_pin_status(data: bytes) -> PinStatus:
+    """PIN set, PIN tries, PUK tries [, user key present] (docs/apdu.md, DO_PIN_STATUS)."""
+    if len(data) == _PIN_STATUS_LENGTH_V1_0:
+        return PinStatus(bool(data[0]), data[1], data[2])
     if len(data) != _PIN_STATUS_LENGTH:
-        raise CardResponseError(f"PIN status is {len(data)} bytes, expected 3")
-    return PinStatus(bool(data[0]), data[1], data[2])
+        raise CardResponseError(f"PIN status is {len(data)} bytes, expected {_PIN_STATUS_LENGTH}")
+    return PinStatus(bool(data[0]), data[1], data[2], bool(data[3]))
 
 
 def issuer_command_message(
@@ -244,4 +251,38 @@ def issuer_command_message(
             bytes((ins, p1, p2, len(body))),
             body,
         )
+    )
+
+
+_PLATFORM_LENGTH: Final = 8
+
+
+@dataclass(frozen=True)
+class AppletPlatform:
+    """GET DATA DO_PLATFORM: the JavaCard version and free memory as the applet sees them.
+
+    Each memory figure is a JavaCard short: 32767 means "32767 bytes or more".
+    """
+
+    javacard_major: int
+    javacard_minor: int
+    free_persistent: int
+    free_transient_reset: int
+    free_transient_deselect: int
+
+    @property
+    def javacard_version(self) -> str:
+        return f"{self.javacard_major}.{self.javacard_minor}"
+
+
+def decode_platform(data: bytes) -> AppletPlatform:
+    """Parse DO_PLATFORM: version (major, minor) and three 2-byte free-memory figures."""
+    if len(data) != _PLATFORM_LENGTH:
+        raise CardResponseError(f"platform data is {len(data)} bytes, not {_PLATFORM_LENGTH}")
+    return AppletPlatform(
+        javacard_major=data[0],
+        javacard_minor=data[1],
+        free_persistent=int.from_bytes(data[2:4], "big"),
+        free_transient_reset=int.from_bytes(data[4:6], "big"),
+        free_transient_deselect=int.from_bytes(data[6:8], "big"),
     )

@@ -14,7 +14,12 @@ from sealcard.card.constants import (
     SW_WRONG_DATA,
     SW_WRONG_LENGTH,
 )
-from sealcard.errors import SealcardError, VerificationError
+from sealcard.errors import (
+    ConfigurationError,
+    SealcardError,
+    UnavailableError,
+    VerificationError,
+)
 from sealcard.transport.errors import ApduError
 from sealcard.transport.sw import PIN_TRIES_MASK
 
@@ -52,6 +57,8 @@ class SecurityStatusError(ApduError):
 class PinNotVerifiedError(SecurityStatusError):
     """SIGN HASH without a PIN verified in this card session."""
 
+    meaning = "the PIN is not verified in this card session"
+
 
 class InvalidPinError(ApduError):
     """SW_PIN_TRIES_REMAINING (63Cx): wrong PIN or PUK; `tries_remaining` is x.
@@ -67,6 +74,8 @@ class InvalidPinError(ApduError):
 class BlockedError(ApduError):
     """SW_AUTH_METHOD_BLOCKED (6983): the PIN (or the PUK) is blocked."""
 
+    meaning = "blocked"
+
 
 class BlobRejectedError(ApduError):
     """Base of PERSONALIZE's refusals of a sealed blob (the card is unchanged)."""
@@ -75,33 +84,56 @@ class BlobRejectedError(ApduError):
 class BlobMalformedError(BlobRejectedError, WrongDataError):
     """PERSONALIZE SW_WRONG_DATA: the blob's framing is wrong (magic, version, lengths)."""
 
+    meaning = "the card refused the blob, unchanged: its framing is malformed"
+
 
 class WrongCardError(BlobRejectedError, NotFoundError):
     """PERSONALIZE SW_REFERENCED_DATA_NOT_FOUND: the blob names another card's serial."""
+
+    meaning = "the card refused the blob, unchanged: it is sealed for another card"
 
 
 class BadSignatureError(BlobRejectedError, SecurityStatusError):
     """PERSONALIZE SW_SECURITY_STATUS_NOT_SATISFIED: the issuer signature does not verify."""
 
+    meaning = (
+        "the card refused the blob, unchanged: its issuer signature does not verify with the "
+        "issuer key in this card (or is not in low-S form)"
+    )
+
 
 class BlobDataInvalidError(BlobRejectedError):
     """PERSONALIZE SW_DATA_INVALID: decryption, OAEP padding or payload invalid (one SW for all)."""
+
+    meaning = (
+        "the card refused the blob, unchanged: it does not decrypt to a valid payload with "
+        "this card's device key"
+    )
 
 
 class IssuerSignatureError(SecurityStatusError):
     """ISSUER COMMAND SW_SECURITY_STATUS_NOT_SATISFIED: the issuer's signature does not verify."""
 
+    meaning = "the card refused the issuer command: its signature does not verify"
+
 
 class NoChallengeError(WrongStateError):
     """ISSUER COMMAND SW_CONDITIONS_NOT_SATISFIED: no fresh challenge (or wrong state)."""
+
+    meaning = "the card refused the issuer command: no fresh challenge, or not personalized"
 
 
 class PinNotSetError(WrongStateError):
     """VERIFY SW_CONDITIONS_NOT_SATISFIED: no PIN set yet (the user chooses it first)."""
 
 
-class NotSealcardError(SealcardError):
+class NotSealcardError(UnavailableError):
     """The card in the reader has no sealcard applet (SELECT failed)."""
+
+
+class SecretFormatError(ConfigurationError, ValueError):
+    """A PIN or PUK that is not the allowed number of ASCII digits (checked before any APDU;
+    the message names the rule, never the value)."""
 
 
 class CardResponseError(SealcardError):

@@ -42,11 +42,13 @@ from sealcard.card.constants import (
     State,
 )
 from sealcard.card.encoding import (
+    AppletPlatform,
     CardStatus,
     PinStatus,
     Secret,
     decode_ec_point,
     decode_pin_status,
+    decode_platform,
     decode_rsa_public_key,
     decode_status,
     digits,
@@ -60,6 +62,7 @@ from sealcard.card.errors import (
     SIGN_ERRORS,
     VERIFY_ERRORS,
     CardResponseError,
+    IncorrectParametersError,
     InvalidPinError,
     NotFoundError,
     NotSealcardError,
@@ -119,9 +122,16 @@ class SealcardSession:
         le: int = 0,
         cla: int = CLA_PROPRIETARY,
         errors: dict[int, type[ApduError]] | None = None,
+        secret: bool = False,
     ) -> bytes:
-        """Send one command; a non-9000 SW becomes the typed error (never with `data` in it)."""
+        """Send one command; a non-9000 SW becomes the typed error (never with `data` in it).
+
+        `secret`: the data holds a PIN or PUK (the --debug trace then hides even its length).
+        """
         try:
+            if secret:
+                with self.protocol.secret():
+                    return self.protocol.send(cla, ins, p1, p2, data, le=le)
             return self.protocol.send(cla, ins, p1, p2, data, le=le)
         except ApduError as exc:
             raise typed_apdu_error(exc, what, errors) from exc
@@ -280,7 +290,7 @@ class SealcardSession:
         If the blob then carries its own PIN and PUK (FIG. 5), the blob's win.
         """
         data = _pin_tlv(pin) + _puk_tlv(puk)
-        self._send("PUT PIN PUK", Ins.PUT_PIN_PUK, data=data)
+        self._send("PUT PIN PUK", Ins.PUT_PIN_PUK, data=data, secret=True)
 
     def personalize(self, blob: bytes) -> CardStatus:
         """PERSONALIZE: hand the card its sealed blob (docs/sealed-blob.md); INITIALIZED -> P.
@@ -306,6 +316,7 @@ class SealcardSession:
             _pin(pin),
             cla=CLA_ISO7816,
             errors=VERIFY_ERRORS,
+            secret=True,
         )
 
     def pin_verified(self) -> bool:
@@ -315,6 +326,13 @@ class SealcardSession:
         except InvalidPinError:
             return False
         return True
+
+    def platform(self) -> AppletPlatform | None:
+        """GET DATA DO_PLATFORM: JavaCard version and free memory (None: an older applet)."""
+        try:
+            return decode_platform(self.get_data(DataObject.PLATFORM))
+        except IncorrectParametersError:
+            return None
 
     def pin_status(self) -> PinStatus:
         """GET DATA DO_PIN_STATUS: PIN set, PIN tries left, PUK tries left."""
@@ -330,6 +348,7 @@ class SealcardSession:
             PIN_REF_USER,
             data,
             cla=CLA_ISO7816,
+            secret=True,
         )
 
     def set_initial_pin_puk(self, pin: Secret, puk: Secret) -> None:
@@ -342,6 +361,7 @@ class SealcardSession:
             PIN_REF_USER,
             data,
             cla=CLA_ISO7816,
+            secret=True,
         )
 
     def unblock_pin(self, puk: Secret, new_pin: Secret) -> None:
@@ -358,6 +378,7 @@ class SealcardSession:
             PIN_REF_USER,
             data,
             cla=CLA_ISO7816,
+            secret=True,
         )
 
     # ---- use ------------------------------------------------------------------------------------
@@ -439,6 +460,7 @@ class SealcardSession:
             0,
             data,
             errors=ISSUER_COMMAND_ERRORS,
+            secret=True,
         )
 
     def issuer_command(self, kind: IssuerCommand, body: bytes, signer: IssuerSigner) -> None:

@@ -6,14 +6,15 @@ from pathlib import Path
 
 import click
 
-from sealcard.cli.common import extended_option, json_option, readers_option
+from sealcard.cli.common import emit, extended_option, json_option, pick_readers, readers_option
+from sealcard.cli.outcome import CliFail
 from sealcard.cli.party_cmd import (
-    finish,
     home_option_for,
     make_keys_group,
     make_party_group,
-    pick_readers,
-    readers_count_option,
+    output_folder,
+    party_file_option,
+    party_out_dir_option,
 )
 from sealcard.formats.party_csv import Role
 
@@ -28,7 +29,7 @@ def bureau() -> None:
     \b
     Once:      sealcard bureau keys init --name print-house --out bureau.pem
                sealcard bureau party add --role issuer --cert issuer.pem
-    Per batch: sealcard bureau personalize personalization-B1.p7m --readers all
+    Per batch: sealcard bureau personalize --file personalization-B1.p7m
     """
 
 
@@ -38,32 +39,33 @@ bureau.add_command(make_party_group(Role.BUREAU, (Role.ISSUER, Role.MAILER, Role
 
 @bureau.command(name="personalize")
 @home_option_for(Role.BUREAU)
-@click.argument("batch_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@readers_count_option()
-@readers_option("Only this reader (repeat). Default: every reader holding a card.")
+@party_file_option("The personalization file of one batch, from the issuer (`issuer export`).")
+@readers_option(
+    "A reader to use: its name, a unique part of it, or its number (repeat). Default: every "
+    "reader holding a card, all at once."
+)
 @click.option(
-    "--pins",
+    "--pin-source",
     type=click.Choice(["hsm", "bureau"]),
     default="hsm",
     show_default=True,
-    help="hsm: PIN and PUK come in the blob (FIG. 5); bureau: the bureau makes them (CSPRNG),"
-    " puts them on the card and writes the PIN letters for the mailer (FIG. 2).",
+    help="Who makes PIN and PUK. hsm: they come in the blob (FIG. 5); bureau: the bureau makes"
+    " them (CSPRNG), puts them on the card and writes the PIN letters for the mailer (FIG. 2).",
 )
-@click.option("--shipper", default=None, help="The registered shipper for the shipping data.")
 @click.option(
-    "--out-dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    "--shipper",
     default=None,
-    help="Where the outputs go (default: HOME/outbox).",
+    metavar="NAME",
+    help="The registered shipper the shipping data goes to (default: the only one).",
 )
+@party_out_dir_option()
 @extended_option()
 @json_option()
 def personalize(
     home: Path | None,
-    batch_file: Path,
-    readers_mode: str,
+    party_file: Path,
     readers: tuple[str, ...],
-    pins: str,
+    pin_source: str,
     shipper: str | None,
     out_dir: Path | None,
     extended: bool,
@@ -75,20 +77,22 @@ def personalize(
     each card to its row by serial, then writes for the issuer the result data
     (results-BATCH.p7m) and the shipping data (shipping-BATCH.p7m, also for the shipper),
     the card-face print sheet (print-sheet-BATCH.pdf, in personalization order) and, with
-    --pins bureau, the PIN letters for the mailer (pin-letters-BATCH-MAILER.p7m). Every
-    output path is checked before the first card is touched.
+    --pin-source bureau, the PIN letters for the mailer (pin-letters-BATCH-MAILER.p7m).
+    Every output path is checked before the first card is touched.
 
     Safe to run again (more cards, or after an interruption): it resumes with what is left
-    and writes the outputs anew with every card so far. Exit code 1 when a card failed.
+    and writes the outputs anew with every card so far. Exit code 1 when a card failed in
+    this run (its reason is in the result data, and in the JSON).
 
     \b
     Example:
-      sealcard bureau personalize personalization-B1.p7m --readers all
+      sealcard bureau personalize --file personalization-B1.p7m
+      sealcard bureau personalize --file personalization-B2.p7m --pin-source bureau -r 0 -r 1
     """
     from sealcard.parties.bureau_batch import CardOutcome, personalize_batch
-    from sealcard.parties.party_home import open_party
+    from sealcard.parties.party_home import load_home, open_party
 
-    names = pick_readers(readers_mode, readers)
+    target = out_dir or load_home(Role.BUREAU, home).root / "outbox"
 
     def show(outcome: CardOutcome) -> None:
         if as_json:
@@ -96,14 +100,14 @@ def personalize(
         serial = outcome.serial.hex().upper() if outcome.serial is not None else "?"
         click.echo(f"{outcome.outcome:21} {serial:18} {outcome.reader}: {outcome.reason}", err=True)
 
-    with open_party(Role.BUREAU, home) as party:
-        target = out_dir or party.home.root / "outbox"
+    with output_folder(target), open_party(Role.BUREAU, home) as party:
+        names = pick_readers(readers)
         report = personalize_batch(
             party,
-            batch_file,
+            party_file,
             names,
             target,
-            pins=pins,
+            pins=pin_source,
             shipper=shipper,
             extended=extended,
             on_card=show,
@@ -128,15 +132,14 @@ def personalize(
         ],
     }
     done = totals.get("personalized", 0) + totals.get("already_personalized", 0)
-    text = "\n".join(
-        [
-            f"batch {report.batch}: {done} of {report.cards} cards personalized"
-            + (
-                f", {totals.get('not_reached', 0)} not reached yet"
-                if totals.get("not_reached")
-                else ""
-            )
-        ]
-        + [f"  {path}" for path in report.files.values()]
-    )
-    finish(as_json, not failed, payload, text, f"{len(failed)} card(s) failed in this run")
+    summary = f"batch {report.batch}: {done} of {report.cards} cards personalized"
+    if totals.get("not_reached"):
+        summary += f", {totals['not_reached']} not reached yet"
+    if failed:
+        raise CliFail(
+            f"{summary}; {len(failed)} card(s) failed in this run (each card's reason is above"
+            f" and in the result data); the files for the issuer are in {target}",
+            kind="CardsFailed",
+            payload=payload,
+        )
+    emit(as_json, payload, "\n".join([summary, *(f"  {p}" for p in report.files.values())]))

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -13,36 +12,44 @@ import click
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from sealcard.card.constants import HASH_LENGTH, Capability
-from sealcard.card.encoding import CardStatus, PinStatus
-from sealcard.card.errors import BlockedError, InvalidPinError, PinNotSetError
+from sealcard.card.constants import (
+    HASH_LENGTH,
+    PIN_MAX_LENGTH,
+    PIN_MIN_LENGTH,
+    PUK_MAX_LENGTH,
+    PUK_MIN_LENGTH,
+    Capability,
+    State,
+)
+from sealcard.card.encoding import CardStatus, PinStatus, digits
+from sealcard.card.errors import (
+    BlockedError,
+    InvalidPinError,
+    NotFoundError,
+    SecretFormatError,
+    WrongStateError,
+)
 from sealcard.card.secp256k1 import point_bytes
+from sealcard.card.session import SealcardSession
 from sealcard.cli.common import (
     Decorator,
     emit,
-    emit_error,
     extended_option,
     fd_option,
     json_option,
     open_session,
+    read_digits,
     read_fd,
-    read_secret,
     reader_option,
+    require_root,
+    root_option,
 )
+from sealcard.cli.outcome import CliFail
 from sealcard.crypto.keys import PublicKey, fingerprint, public_key_pem
 from sealcard.errors import ConfigurationError
-from sealcard.formats.attestation import AttestationReport, CardPublicData
+from sealcard.formats.attestation import AttestationReport, CardPublicData, Check, Outcome
 from sealcard.parties import bureau, user
 from sealcard.parties.provider import check_card, load_root_certificate, read_card_public_data
-
-ROOT_ENV = "SEALCARD_PROVIDER_ROOT"
-
-
-def _root_or_env(root_path: Path | None) -> Path | None:
-    """The --root given, else $SEALCARD_PROVIDER_ROOT when set and not empty, else None."""
-    if root_path is None and os.environ.get(ROOT_ENV):
-        return Path(os.environ[ROOT_ENV])
-    return root_path
 
 
 def capability_names(capabilities: Capability) -> list[str]:
@@ -130,12 +137,7 @@ def card() -> None:
 
 @card.command(name="info")
 @reader_option()
-@click.option(
-    "--root",
-    "root_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help=f"Provider root certificate (PEM) to check the card against; default ${ROOT_ENV}.",
-)
+@root_option()
 @extended_option()
 @json_option()
 def info(reader: str | None, root_path: Path | None, extended: bool, as_json: bool) -> None:
@@ -148,7 +150,6 @@ def info(reader: str | None, root_path: Path | None, extended: bool, as_json: bo
 
     Example: sealcard card info --root provider-ca/root.pem
     """
-    root_path = _root_or_env(root_path)
     root = load_root_certificate(root_path) if root_path is not None else None
     with open_session(reader, extended=extended, exclusive=False) as (name, session):
         if root is not None:
@@ -156,12 +157,13 @@ def info(reader: str | None, root_path: Path | None, extended: bool, as_json: bo
         else:
             data, report = read_card_public_data(session), None
         status = session.status
-    if as_json:
-        payload: dict[str, Any] = {"ok": True, "reader": name, **status_json(status)}
-        payload.update(public_data_json(data))
-        payload["attestation"] = None if report is None else report_json(report)
-        click.echo(json.dumps(payload, indent=2))
-    else:
+    payload: dict[str, Any] = {"reader": name, **status_json(status)}
+    payload.update(public_data_json(data))
+    payload["attestation"] = None if report is None else report_json(report)
+    genuine = report is None or report.genuine
+    if as_json and genuine:
+        click.echo(json.dumps({"ok": True, **payload}, indent=2))
+    elif not as_json:
         fields = status_json(status)
         click.echo(f"reader: {name}")
         click.echo(f"  {'serial':<32} {fields['serial'] or 'not set'}")
@@ -174,7 +176,18 @@ def info(reader: str | None, root_path: Path | None, extended: bool, as_json: bo
         else:
             echo_report(report)
     if report is not None and not report.genuine:
-        raise click.exceptions.Exit(1)
+        raise not_genuine(report.checks, status.serial_hex, payload)
+
+
+def not_genuine(checks: Sequence[Check], serial: str | None, payload: dict[str, Any]) -> CliFail:
+    """Exit 1 for a card that failed its attestation, naming the first failed check."""
+    failed = [c for c in checks if c.outcome == Outcome.FAIL]
+    why = f"{failed[0].name}: {failed[0].reason}" if failed else "a check did not pass"
+    return CliFail(
+        f"card {serial or '(no serial)'} is NOT GENUINE: {why}",
+        kind="NotGenuine",
+        payload=payload,
+    )
 
 
 # ---- issue 3: personalization and use -----------------------------------------------------------
@@ -182,15 +195,6 @@ def info(reader: str | None, root_path: Path | None, extended: bool, as_json: bo
 # PINs and PUKs come from a hidden prompt or from a file descriptor the caller
 # opened (`--pin-fd 3 3<pin.txt`, or a pipe), never from argv or the
 # environment, and are never printed.
-
-
-def _root_option() -> Decorator:
-    return click.option(
-        "--root",
-        "root_path",
-        type=click.Path(exists=True, dir_okay=False, path_type=Path),
-        help=f"Provider root certificate (PEM); default ${ROOT_ENV}.",
-    )
 
 
 def _fd_option(name: str, what: str) -> Decorator:
@@ -208,6 +212,7 @@ def _pin_status_json(status: PinStatus) -> dict[str, Any]:
         "puk_tries_remaining": status.puk_tries_remaining,
         "pin_blocked": status.pin_blocked,
         "puk_blocked": status.puk_blocked,
+        "user_key_present": status.user_key_present,
     }
 
 
@@ -216,8 +221,14 @@ def _emit(as_json: bool, payload: dict[str, Any], text: str) -> None:
 
 
 @contextmanager
-def pin_errors(as_json: bool, *, puk: bool = False) -> Iterator[None]:
-    """Turn a refused PIN/PUK into a clear message and exit code 1 (never the value tried)."""
+def pin_errors(
+    session: SealcardSession, *, puk: bool = False, choosing: bool = False
+) -> Iterator[None]:
+    """Turn a refused PIN/PUK or a card in the wrong state into one clear sentence and exit 1.
+
+    The sentence depends on the card's state (not personalized yet, terminated, no PIN set,
+    user key wiped); it never contains the value tried.
+    """
     label = "PUK" if puk else "PIN"
     try:
         yield
@@ -226,20 +237,44 @@ def pin_errors(as_json: bool, *, puk: bool = False) -> Iterator[None]:
         message = f"wrong {label}: {tries} {'try' if tries == 1 else 'tries'} left"
         if tries == 0 and not puk:
             message += "; the PIN is now blocked (unblock it: sealcard card pin unblock)"
-        _fail(as_json, "InvalidPinError", message, tries_remaining=tries)
-    except BlockedError:
+        elif tries == 0:
+            message += "; the PUK is now blocked and the user key is wiped for good"
+        raise CliFail(message, kind="InvalidPinError", payload={"tries_remaining": tries}) from exc
+    except BlockedError as exc:
         if puk:
             message = "the PUK is blocked; the user key is wiped for good"
         else:
             message = "the PIN is blocked; unblock it with the PUK: sealcard card pin unblock"
-        _fail(as_json, "BlockedError", message)
-    except PinNotSetError:
-        _fail(as_json, "PinNotSetError", "no PIN is set yet: choose one with sealcard card pin set")
+        raise CliFail(message, kind="BlockedError") from exc
+    except WrongStateError as exc:
+        raise CliFail(state_refusal(session, choosing=choosing), kind=type(exc).__name__) from exc
 
 
-def _fail(as_json: bool, kind: str, message: str, **extra: Any) -> None:
-    emit_error(message, as_json=as_json, kind=kind, **extra)
-    raise click.exceptions.Exit(1)
+def state_refusal(session: SealcardSession, *, choosing: bool = False) -> str:
+    """Why a card in its present state refused a PIN command or SIGN HASH, in one sentence."""
+    status = session.refresh_status()
+    card_name = f"card {status.serial_hex or '(no serial)'}"
+    if status.state in (State.BLANK, State.INITIALIZED):
+        return (
+            f"{card_name} is {status.state_name}: it has no user key and no PIN until it is "
+            "personalized (sealcard card personalize)"
+        )
+    if status.state == State.TERMINATED:
+        return f"{card_name} was terminated by its issuer: it no longer takes a PIN or signs"
+    pins = session.pin_status()
+    if pins.user_key_present is False:
+        return f"{card_name}: {USER_KEY_GONE}"
+    if choosing and pins.pin_set:
+        return f"{card_name} already has a PIN: change it with sealcard card pin change"
+    if not pins.pin_set:
+        return f"{card_name} has no PIN yet: choose one with sealcard card pin set"
+    return f"{card_name} ({status.state_name}) refused the command in its present state"
+
+
+USER_KEY_GONE = (
+    "the user key is gone (wiped when the PUK was blocked): this card can no longer sign; "
+    "the funds stay reachable through the issuer (ask for a new card)"
+)
 
 
 @card.command(name="personalize")
@@ -286,6 +321,17 @@ def personalize(
         if len(lines) != 2:  # a PIN line and a PUK line
             raise ConfigurationError("--bureau-pin-fd needs two lines: the PIN, then the PUK")
         pin, puk = lines[0].strip(), lines[1].strip()
+        for value, kind, low, high in (
+            (pin, "PIN", PIN_MIN_LENGTH, PIN_MAX_LENGTH),
+            (puk, "PUK", PUK_MIN_LENGTH, PUK_MAX_LENGTH),
+        ):
+            try:
+                digits(value, kind, low, high)
+            except SecretFormatError as exc:
+                raise click.BadParameter(
+                    f"{exc}; file descriptor {bureau_pin_fd} gave something else",
+                    param_hint="--bureau-pin-fd",
+                ) from None
     with open_session(reader, extended=extended) as (name, session):
         result = bureau.personalize_card(session, blob, bureau_pin=pin, bureau_puk=puk)
     key = point_bytes(result.user_public_key, compressed=True).hex()
@@ -320,14 +366,20 @@ def pin_group() -> None:
 @reader_option()
 @json_option()
 def pin_status(reader: str | None, as_json: bool) -> None:
-    """Show whether a PIN is set and how many PIN and PUK tries are left."""
+    """Show whether a PIN is set, how many PIN and PUK tries are left, and whether the card
+    still holds its user key (a blocked PUK wipes it for good)."""
     with open_session(reader, exclusive=False) as (_name, session):
         status = session.pin_status()
+        card_status = session.status
     text = (
         f"PIN set: {'yes' if status.pin_set else 'no'}; PIN tries left: "
         f"{status.pin_tries_remaining}; PUK tries left: {status.puk_tries_remaining}"
     )
-    _emit(as_json, _pin_status_json(status), text)
+    if card_status.state == State.PERSONALIZED and status.user_key_present is False:
+        text += f"\nuser key: GONE: {USER_KEY_GONE}"
+    elif card_status.state != State.PERSONALIZED:
+        text += f"\ncard state: {card_status.state_name} (no user key)"
+    _emit(as_json, {"state": card_status.state_name, **_pin_status_json(status)}, text)
 
 
 @pin_group.command(name="verify")
@@ -339,8 +391,8 @@ def pin_verify(reader: str | None, pin_fd: int | None, as_json: bool) -> None:
 
     Example: sealcard card pin verify --pin-fd 3 3<pin.txt
     """
-    secret = read_secret(pin_fd, "PIN")
-    with open_session(reader) as (_name, session), pin_errors(as_json):
+    secret = read_digits(pin_fd, "PIN", option="--pin-fd")
+    with open_session(reader) as (_name, session), pin_errors(session):
         session.verify_pin(secret)
         status = session.pin_status()
     _emit(as_json, {"verified": True, **_pin_status_json(status)}, "PIN correct")
@@ -355,9 +407,9 @@ def pin_change(
     reader: str | None, pin_fd: int | None, new_pin_fd: int | None, as_json: bool
 ) -> None:
     """Change the PIN (needs the current one; a wrong one costs a try)."""
-    old = read_secret(pin_fd, "current PIN")
-    new = read_secret(new_pin_fd, "new PIN", confirm=True)
-    with open_session(reader) as (_name, session), pin_errors(as_json):
+    old = read_digits(pin_fd, "current PIN", option="--pin-fd")
+    new = read_digits(new_pin_fd, "new PIN", option="--new-pin-fd", confirm=True)
+    with open_session(reader) as (_name, session), pin_errors(session):
         session.change_pin(old, new)
     _emit(as_json, {"changed": True}, "PIN changed")
 
@@ -375,9 +427,9 @@ def pin_unblock(
     A wrong PUK costs one of 5 tries; when the PUK blocks, the card wipes
     the user key for good.
     """
-    puk = read_secret(puk_fd, "PUK")
-    new = read_secret(new_pin_fd, "new PIN", confirm=True)
-    with open_session(reader) as (_name, session), pin_errors(as_json, puk=True):
+    puk = read_digits(puk_fd, "PUK", option="--puk-fd", kind="PUK")
+    new = read_digits(new_pin_fd, "new PIN", option="--new-pin-fd", confirm=True)
+    with open_session(reader) as (_name, session), pin_errors(session, puk=True):
         session.unblock_pin(puk, new)
         status = session.pin_status()
     _emit(as_json, {"unblocked": True, **_pin_status_json(status)}, "PIN unblocked and set")
@@ -390,9 +442,9 @@ def pin_unblock(
 @json_option()
 def pin_set(reader: str | None, new_pin_fd: int | None, puk_fd: int | None, as_json: bool) -> None:
     """Choose the first PIN and PUK (user-system flow: only when the card has none yet)."""
-    new = read_secret(new_pin_fd, "new PIN", confirm=True)
-    puk = read_secret(puk_fd, "new PUK", confirm=True)
-    with open_session(reader) as (_name, session):
+    new = read_digits(new_pin_fd, "new PIN", option="--new-pin-fd", confirm=True)
+    puk = read_digits(puk_fd, "new PUK", option="--puk-fd", kind="PUK", confirm=True)
+    with open_session(reader) as (_name, session), pin_errors(session, choosing=True):
         session.set_initial_pin_puk(new, puk)
     _emit(as_json, {"set": True}, "PIN and PUK set")
 
@@ -408,7 +460,10 @@ def pubkey(reader: str | None, testnet: bool, as_json: bool) -> None:
     Bitcoin native segwit (P2WPKH) address. No PIN needed.
     """
     with open_session(reader, exclusive=False) as (_name, session):
-        info_ = user.user_key_info(session, bitcoin_hrp="tb" if testnet else "bc")
+        try:
+            info_ = user.user_key_info(session, bitcoin_hrp="tb" if testnet else "bc")
+        except NotFoundError as exc:
+            raise CliFail(no_user_key(session.status), kind="NoUserKey") from exc
     payload = {
         "compressed": info_.compressed_hex,
         "uncompressed": info_.uncompressed_hex,
@@ -419,13 +474,28 @@ def pubkey(reader: str | None, testnet: bool, as_json: bool) -> None:
     _emit(as_json, payload, text)
 
 
+def no_user_key(status: CardStatus) -> str:
+    """Why a card shows no user public key, by its state."""
+    card_name = f"card {status.serial_hex or '(no serial)'}"
+    if status.state in (State.BLANK, State.INITIALIZED):
+        return (
+            f"{card_name} is {status.state_name}: it holds no user key until it is "
+            "personalized (sealcard card personalize)"
+        )
+    return (
+        f"{card_name} ({status.state_name}) does not show its user public key: its platform "
+        "cannot compute it (docs/apdu.md); recover it from a signature (sealcard card sign)"
+    )
+
+
 def _hash_arg(value: str) -> bytes:
+    expected = f"a hash is {HASH_LENGTH} bytes ({2 * HASH_LENGTH} hex digits)"
     try:
         raw = bytes.fromhex(value.removeprefix("0x"))
     except ValueError:
-        raise click.BadParameter("not hex") from None
+        raise click.BadParameter(f"not hex; {expected}", param_hint="--hash") from None
     if len(raw) != HASH_LENGTH:
-        raise click.BadParameter(f"a hash is {HASH_LENGTH} bytes ({2 * HASH_LENGTH} hex digits)")
+        raise click.BadParameter(expected, param_hint="--hash")
     return raw
 
 
@@ -450,8 +520,8 @@ def sign(hash_hex: str, reader: str | None, pin_fd: int | None, as_json: bool) -
     Example: sealcard card sign --hash 9f86d0...0a08 --pin-fd 3 3<pin.txt
     """
     digest = _hash_arg(hash_hex)
-    secret = read_secret(pin_fd, "PIN")
-    with open_session(reader) as (_name, session), pin_errors(as_json):
+    secret = read_digits(pin_fd, "PIN", option="--pin-fd")
+    with open_session(reader) as (_name, session), pin_errors(session):
         result = user.sign_hash(session, digest, secret)
     payload = {
         "hash": digest.hex(),
@@ -468,7 +538,7 @@ def sign(hash_hex: str, reader: str | None, pin_fd: int | None, as_json: bool) -
 
 
 @card.command(name="authenticate")
-@_root_option()
+@root_option()
 @reader_option()
 @json_option()
 def authenticate(root_path: Path | None, reader: str | None, as_json: bool) -> None:
@@ -481,12 +551,7 @@ def authenticate(root_path: Path | None, reader: str | None, as_json: bool) -> N
 
     Example: sealcard card authenticate --root provider-ca/root.pem
     """
-    root_path = _root_or_env(root_path)
-    if root_path is None:
-        raise ConfigurationError(
-            f"give the provider root certificate: --root ROOT.pem or ${ROOT_ENV}"
-        )
-    root = load_root_certificate(root_path)
+    root = load_root_certificate(require_root(root_path))
     with open_session(reader, exclusive=False) as (name, session):
         result = user.authenticate_card(session, root)
     payload = {
@@ -498,9 +563,10 @@ def authenticate(root_path: Path | None, reader: str | None, as_json: bool) -> N
         "signature": result.signature.hex(),
         "attestation": report_json(result.attestation),
     }
-    if as_json:
-        click.echo(json.dumps({"ok": result.genuine, **payload}, indent=2))
-    else:
-        click.echo(f"{'GENUINE' if result.genuine else 'NOT GENUINE'}: {result.reason}")
     if not result.genuine:
-        raise click.exceptions.Exit(1)
+        raise CliFail(
+            f"card {payload['serial'] or '(no serial)'} is NOT GENUINE: {result.reason}",
+            kind="NotGenuine",
+            payload=payload,
+        )
+    _emit(as_json, payload, f"GENUINE: {result.reason}")

@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any, Final
 
 import click
 
+from sealcard.card.constants import PIN_MAX_LENGTH, PIN_MIN_LENGTH, PUK_MAX_LENGTH, PUK_MIN_LENGTH
+from sealcard.card.encoding import digits
+from sealcard.card.errors import SecretFormatError
 from sealcard.card.session import SealcardSession
 from sealcard.errors import ConfigurationError
+from sealcard.transport.errors import NoCardError, ReaderNotFoundError
 from sealcard.transport.pcsc import PcscConnection, list_readers, readers_with_card
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
@@ -25,7 +31,8 @@ MAX_SECRET_BYTES: Final = 256
 JSON_HELP_SCRIPTS: Final = "Print JSON for scripts."
 JSON_HELP_ONE_OBJECT: Final = "Print one JSON object."
 READER_HELP: Final = (
-    "PC/SC reader name (see `sealcard readers`). May be left out when one card is present."
+    "The reader: its name, a unique part of it, or its number in `sealcard readers`. "
+    "May be left out when one card is present."
 )
 
 
@@ -48,6 +55,32 @@ def extended_option() -> Decorator:
         help="Send long data as one extended-length APDU, or as short chained APDUs "
         "(works with every reader).",
     )
+
+
+ROOT_ENV: Final = "SEALCARD_PROVIDER_ROOT"
+ROOT_HELP: Final = "The card provider's root certificate (PEM or DER) to check cards against."
+
+
+def root_option(help_text: str = ROOT_HELP) -> Decorator:
+    """`--root FILE`: the provider root certificate, default $SEALCARD_PROVIDER_ROOT
+    (parameter `root_path`; check it with `require_root` where a command needs one)."""
+    return click.option(
+        "--root",
+        "root_path",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        envvar=ROOT_ENV,
+        show_envvar=True,
+        help=help_text,
+    )
+
+
+def require_root(root_path: Path | None) -> Path:
+    """The --root given (or from $SEALCARD_PROVIDER_ROOT), else a usage error saying how."""
+    if root_path is None:
+        raise ConfigurationError(
+            f"give the provider root certificate: --root ROOT.pem or ${ROOT_ENV}"
+        )
+    return root_path
 
 
 def readers_option(help_text: str) -> Decorator:
@@ -75,28 +108,69 @@ def emit(
         click.echo(text)
 
 
-def emit_error(message: str, *, as_json: bool, kind: str, **extra: Any) -> None:
-    """A failure for a person (`error: ...` on stderr) or a script (JSON on stdout)."""
-    if as_json:
-        click.echo(json.dumps({"ok": False, "error": kind, "message": message, **extra}))
-    else:
-        click.echo(f"error: {message}", err=True)
+def read_text_file(path: Path) -> str:
+    """A UTF-8 input file the command line named (`--file`), or a usage error naming it."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"{path} is not UTF-8 text; save it as UTF-8") from None
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def resolve_reader(wanted: str, known: Sequence[str]) -> str:
+    """The reader `wanted` means: an exact name, a number in `known` (as `sealcard readers`
+    lists them), or a part of exactly one name (any case), as opensc-tool and GlobalPlatformPro
+    take them. No match lists the readers; several matches name them."""
+    if wanted in known:
+        return wanted
+    if wanted.isdigit() and int(wanted) < len(known):
+        return known[int(wanted)]
+    matches = [name for name in known if wanted.casefold() in name.casefold()]
+    if len(matches) == 1:
+        return matches[0]
+    listing = "; ".join(f"{number}: {name}" for number, name in enumerate(known))
+    if not known:
+        raise ReaderNotFoundError(f"no reader matches {wanted!r}: no reader is attached")
+    if not matches:
+        raise ReaderNotFoundError(f"no reader matches {wanted!r}; the readers are {listing}")
+    raise ConfigurationError(
+        f"{wanted!r} matches {len(matches)} readers; give more of the name, or the number: "
+        f"{listing}"
+    )
 
 
 def pick_reader(reader: str | None) -> str:
-    """The reader named, or the only reader holding a card."""
+    """The reader named (see `resolve_reader`), or the only reader holding a card."""
     if reader is not None:
-        return reader
+        return resolve_reader(reader, list_readers())
     with_card = readers_with_card()
     if len(with_card) == 1:
         return with_card[0]
     if not with_card:
-        known = list_readers()
-        hint = f" Readers: {', '.join(known)}." if known else " No reader is attached."
-        raise ConfigurationError(f"no card in any reader.{hint}")
+        raise _no_card()
     raise ConfigurationError(
-        f"{len(with_card)} readers hold a card; pick one with --reader: {', '.join(with_card)}"
+        f"{len(with_card)} readers hold a card; pick one with --reader (a name, a part of it "
+        f"or a number): {', '.join(with_card)}"
     )
+
+
+def pick_readers(readers: Sequence[str]) -> list[str]:
+    """The readers named (each resolved as `resolve_reader` does), else every reader that
+    holds a card; NoCardError when that is none."""
+    if readers:
+        known = list_readers()
+        return list(dict.fromkeys(resolve_reader(reader, known) for reader in readers))
+    names = readers_with_card()
+    if not names:
+        raise _no_card()
+    return names
+
+
+def _no_card() -> NoCardError:
+    known = list_readers()
+    hint = f" Readers: {', '.join(known)}." if known else " No reader is attached."
+    return NoCardError(f"no card in any reader.{hint}")
 
 
 @contextmanager
@@ -134,9 +208,40 @@ def _one_line(raw: bytes) -> bytes:
     return raw[:-1] if raw.endswith(b"\n") else raw
 
 
-def read_secret(fd: int | None, prompt: str, *, confirm: bool = False) -> bytes:
-    """A PIN or PUK: from `fd` when given, else a hidden prompt (typed twice if `confirm`)."""
+def require_terminal(what: str, how: str) -> None:
+    """Refuse to prompt for `what` when stdin is no terminal (a script, a pipe, cron).
+
+    getpass would warn, read the pipe instead, or hang; the user needs to hear `how` to give
+    the value instead, before anything was done.
+    """
+    if not sys.stdin.isatty():
+        raise click.UsageError(f"no terminal to ask for the {what}: {how}")
+
+
+def read_secret(fd: int | None, prompt: str, *, option: str, confirm: bool = False) -> bytes:
+    """A PIN or PUK: from `fd` when given, else a hidden prompt (typed twice if `confirm`).
+
+    `option` is the option that gives the file descriptor (named when there is no terminal).
+    """
     if fd is not None:
         return _one_line(read_fd(fd, prompt)).rstrip(b"\r")
+    require_terminal(prompt, f"give it on a file descriptor: {option} N (e.g. `{option} 3 3<file`)")
     value: str = click.prompt(prompt, hide_input=True, confirmation_prompt=confirm, err=True)
     return value.strip().encode("ascii", errors="replace")
+
+
+def read_digits(
+    fd: int | None, prompt: str, *, option: str, kind: str = "PIN", confirm: bool = False
+) -> bytes:
+    """A PIN (or a PUK: kind="PUK") read as `read_secret` does, checked before any card is
+    touched: a usage error naming the rule and where it came from, never the value."""
+    value = read_secret(fd, prompt, option=option, confirm=confirm)
+    low, high = PIN_MIN_LENGTH, PIN_MAX_LENGTH
+    if kind == "PUK":
+        low, high = PUK_MIN_LENGTH, PUK_MAX_LENGTH
+    try:
+        return digits(value, kind, low, high)
+    except SecretFormatError as exc:
+        source = f"file descriptor {fd}" if fd is not None else "the prompt"
+        hint = option if fd is not None else None
+        raise click.BadParameter(f"{exc}; {source} gave something else", param_hint=hint) from None

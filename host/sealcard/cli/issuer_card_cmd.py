@@ -12,7 +12,13 @@ from typing import Any
 
 import click
 
-from sealcard.cli.common import fd_option, open_session, read_secret, reader_option
+from sealcard.cli.common import (
+    fd_option,
+    open_session,
+    read_digits,
+    reader_option,
+    require_terminal,
+)
 from sealcard.cli.issuer_common import home_option, issuer_emit, issuer_json_option, open_records
 
 
@@ -25,10 +31,13 @@ def _card_admin(home: Path | None, reader: str | None) -> Iterator[tuple[Any, An
 
     issuer_home, records = open_records(home)
     settings = load_settings(issuer_home.root, issuer_home.raw_config())
+    from sealcard.parties import issuer_audit
+
     token = Token.open(settings.system)
     try:
         with records.db, open_session(reader) as (_, session):
             yield session, records, DeviceAuthKeys(token)
+            issuer_audit.checkpoint_in_token(records, token)  # the command's entry, signed
     finally:
         token.close()
 
@@ -60,7 +69,7 @@ def card_reset_pin(
     """
     from sealcard.parties.issuer_admin import reset_pin
 
-    new_pin = read_secret(new_pin_fd, "New PIN", confirm=True)
+    new_pin = read_digits(new_pin_fd, "new PIN", option="--new-pin-fd", confirm=True)
     with _card_admin(home, reader) as (session, records, keys):
         reset_pin(session, records, keys, new_pin)
         serial = session.serial.hex().upper()
@@ -84,6 +93,7 @@ def card_terminate(reader: str | None, yes: bool, home: Path | None, as_json: bo
     from sealcard.parties.issuer_admin import terminate
 
     if not yes:
+        require_terminal("confirmation", "give --yes to terminate without a question")
         click.confirm("Terminate this card for good?", abort=True, err=True)
     with _card_admin(home, reader) as (session, records, keys):
         terminate(session, records, keys)

@@ -1,8 +1,10 @@
 """`sealcard issuer`: the issuer system (records, batch sealing) and its HSMs.
 
 This module holds the `issuer` group and init, user, order, status and seal; the
-subgroups live in issuer_hsm_cmd (hsm), issuer_stock_cmd (pack, export, results)
-and issuer_card_cmd (card) and are registered on the group at the bottom.
+subgroups live in issuer_hsm_cmd (hsm), issuer_stock_cmd (pack), issuer_party_cmd (keys,
+party, pack import, export, receive, results: the sealed files), issuer_card_cmd (card),
+issuer_people_cmd (operator, user import), issuer_serve_cmd (serve) and issuer_audit_cmd
+(audit), and are registered on the group at the bottom.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import Any
 
 import click
 
+from sealcard.cli.common import read_text_file
+from sealcard.cli.issuer_audit_cmd import audit_group
 from sealcard.cli.issuer_card_cmd import card_group
 from sealcard.cli.issuer_common import home_option, issuer_emit, issuer_json_option, open_records
 from sealcard.cli.issuer_hsm_cmd import hsm_group
@@ -24,11 +28,13 @@ from sealcard.cli.issuer_party_cmd import (
     receive_cmd,
     results_cmd,
 )
+from sealcard.cli.issuer_people_cmd import operator_group, user_import
+from sealcard.cli.issuer_serve_cmd import serve_cmd
 from sealcard.cli.issuer_stock_cmd import pack_group
 from sealcard.issuer.config import init_home
 from sealcard.issuer.db import Database, redact_url
 from sealcard.issuer.migrations import apply_migrations, current_version
-from sealcard.issuer.records import DEFAULT_DERIVATION_BASE, PIN_SOURCES, Records
+from sealcard.issuer.records import CHANNELS, DEFAULT_DERIVATION_BASE, PIN_SOURCES, Records
 
 
 @click.group(name="issuer")
@@ -45,6 +51,14 @@ def issuer() -> None:
       sealcard issuer pack import-fake --cards 10     # dev only: cards that exist nowhere
       sealcard issuer seal
       sealcard issuer status
+
+    \b
+    With the other parties (sealed files, docs/files.md):
+      sealcard issuer keys init --name bank --out issuer.pem   # hand it to every party
+      sealcard issuer party add --role bureau --cert bureau.pem
+      sealcard issuer pack import --file device-init-PACK-1.p7m
+      sealcard issuer export --bureau print-house
+      sealcard issuer receive --file results-B1.p7m --file shipping-B1.p7m
 
     Every command takes --home (default $SEALCARD_ISSUER_HOME, else ./issuer-home) and --json.
     """
@@ -70,22 +84,52 @@ def issuer() -> None:
     show_default=True,
     help="BIP32 path under which each derivation element is one normal index.",
 )
+@click.option(
+    "--tls-cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The HTTPS API's server certificate (PEM) from the bank's CA; default: a "
+    "self-signed one made now in HOME/tls.",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The key of --tls-cert (PEM, unencrypted, readable only by the service).",
+)
 @issuer_json_option
-def init_cmd(home: Path | None, db_url: str | None, derivation_base: str, as_json: bool) -> None:
+def init_cmd(
+    home: Path | None,
+    db_url: str | None,
+    derivation_base: str,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    as_json: bool,
+) -> None:
     """Create the issuer home and bring the database schema up to date.
 
     Safe to run again: an existing config.toml is kept, and only missing migrations are
-    applied (each in its own transaction, recorded in the schema_version table).
+    applied (each in its own transaction, recorded in the schema_version table). Also writes
+    the HTTPS API's [api] section and, unless --tls-cert/--tls-key name the bank's, a
+    self-signed TLS certificate (`sealcard issuer serve`).
     """
+    from sealcard.issuer.api_config import init_api
+
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("give both --tls-cert and --tls-key, or neither")
     issuer_home, created = init_home(home, db_url, derivation_base)
     with Database(issuer_home.database_url) as db:
         applied = apply_migrations(db)
         version = current_version(db)
         records = Records(db, issuer_home.default_actor())
         base = records.initialize(issuer_home.derivation_base)
+    api, tls_made, fingerprint = init_api(issuer_home.root, tls_cert, tls_key)
     payload = {
         "home": str(issuer_home.root),
         "config_created": created,
+        "tls_certificate": str(api.tls_cert),
+        "tls_certificate_created": tls_made,
+        "tls_sha256": fingerprint,
         "database": redact_url(issuer_home.database_url),
         "migrations_applied": applied,
         "schema_version": version,
@@ -97,6 +141,8 @@ def init_cmd(home: Path | None, db_url: str | None, derivation_base: str, as_jso
         f"schema      version {version}"
         + (f" (applied {', '.join(map(str, applied))})" if applied else " (up to date)")
         + f"\nderivation  {base}/<index>"
+        + f"\nhttps api   {api.tls_cert} ({'made, self-signed' if tls_made else 'kept'});"
+        f" SHA-256 {fingerprint}"
     )
     issuer_emit(as_json, payload, text)
 
@@ -124,7 +170,15 @@ def user_add(home: Path | None, name: str, address: str, as_json: bool) -> None:
 
 @issuer.command(name="order")
 @home_option
-@click.option("--user", "user_id", type=int, required=True, help="User id (from `user add`).")
+@click.option("--user", "user_id", type=int, default=None, help="User id (from `user add`).")
+@click.option(
+    "--file",
+    "orders_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Orders in bulk instead of --user: a CSV with the header "
+    "customer_ref,channel,pin_source[,mailer][,count] (docs/api.md), taken whole or not at all.",
+)
 @click.option("--count", type=click.IntRange(1, 100_000), default=1, show_default=True)
 @click.option(
     "--pin-source",
@@ -141,23 +195,56 @@ def user_add(home: Path | None, name: str, address: str, as_json: bool) -> None:
     help="Mailer that sends the PIN letter (registered with `issuer hsm mailer add`); "
     "required with --pin-source hsm.",
 )
+@click.option(
+    "--channel",
+    type=click.Choice(CHANNELS),
+    default="bureau",
+    show_default=True,
+    help="bureau: sealed in batches (`issuer seal`) for the bureau; activation: sealed when "
+    "the customer activates the card they hold (`sealcard user activate`).",
+)
 @issuer_json_option
 def order_cmd(
     home: Path | None,
-    user_id: int,
+    user_id: int | None,
+    orders_file: Path | None,
     count: int,
     pin_source: str,
     mailer_id: str | None,
+    channel: str,
     as_json: bool,
 ) -> None:
-    """Order cards for a user (state `requested`; `issuer seal` takes them from there)."""
-    _, records = open_records(home)
-    with records.db:
-        orders = records.request_orders(user_id, count, pin_source=pin_source, mailer_id=mailer_id)
+    """Order cards for a user, or for many customers from a file (state `requested`).
+
+    `issuer seal` takes bureau orders from there; activation orders wait for the customer's
+    card (`sealcard user activate`).
+    """
+    from sealcard.parties.issuer.home import open_issuer
+
+    if (user_id is None) == (orders_file is None):
+        raise click.UsageError("give either --user or --file")
+    if orders_file is not None:
+        from sealcard.formats.intake_csv import parse_orders
+        from sealcard.parties.issuer.intake import import_orders
+
+        rows = parse_orders(read_text_file(orders_file))
+        with open_issuer(home) as ctx:
+            ids = import_orders(ctx, rows).orders
+        issuer_emit(
+            as_json,
+            {"orders": len(ids), "first": ids[0], "last": ids[-1], "state": "requested"},
+            f"{len(ids)} order(s) added: {ids[0]}..{ids[-1]}",
+        )
+        return
+    assert user_id is not None
+    with open_issuer(home) as ctx:
+        orders = ctx.records.request_orders(
+            user_id, count, pin_source=pin_source, mailer_id=mailer_id, channel=channel
+        )
     ids = [o.id for o in orders]
     issuer_emit(
         as_json,
-        {"orders": ids, "user": user_id, "state": "requested"},
+        {"orders": ids, "user": user_id, "state": "requested", "channel": channel},
         f"{len(ids)} order(s) for user {user_id}: {', '.join(map(str, ids))}",
     )
 
@@ -234,6 +321,7 @@ def seal_cmd(
     from sealcard.hsm.system_hsm import DeviceAuthKeys, RequestSigner
     from sealcard.hsm.token import Token
     from sealcard.issuer.batch import DEFAULT_CHUNK_SIZE, DEFAULT_KEYGEN_THREADS, seal_orders
+    from sealcard.parties import issuer_audit
 
     issuer_home, records = open_records(home)
     settings = load_settings(issuer_home.root, issuer_home.raw_config())
@@ -269,6 +357,7 @@ def seal_cmd(
             finally:
                 if bar is not None:
                     bar.__exit__(None, None, None)
+            issuer_audit.checkpoint_in_token(records, token)  # docs/audit.md
         finally:
             token.close()
     reasons = {
@@ -302,3 +391,7 @@ issuer.add_command(export_cmd)
 issuer.add_command(receive_cmd)
 issuer.add_command(results_cmd)
 issuer.add_command(card_group)
+user_group.add_command(user_import)
+issuer.add_command(operator_group)
+issuer.add_command(serve_cmd)
+issuer.add_command(audit_group)

@@ -1,8 +1,8 @@
 """Options and helpers that the `sealcard issuer` command modules share.
 
-`issuer_cmd` (the group, init, user, order, status, seal), `issuer_hsm_cmd` (hsm),
-`issuer_stock_cmd` (pack, export, results) and `issuer_card_cmd` (card) all take
-`--home` and `--json` and print sorted-key JSON through the same helpers.
+`issuer_cmd` (the group, init, user, order, status, seal) and its sibling modules (hsm,
+pack, the sealed files, card, ...) all take `--home` and `--json` and print sorted-key JSON
+through the same helpers.
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import click
 
 from sealcard.cli.common import JSON_HELP_ONE_OBJECT, emit, json_option
-from sealcard.issuer.config import IssuerHome, load_home
+from sealcard.issuer.config import HOME_ENV, IssuerHome, load_home
 from sealcard.issuer.records import Records
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -27,11 +27,30 @@ def home_option(func: F) -> F:
         "--home",
         type=click.Path(file_okay=False, path_type=Path),
         default=None,
-        help="Issuer home folder (default: $SEALCARD_ISSUER_HOME, else ./issuer-home).",
+        envvar=HOME_ENV,
+        show_envvar=True,
+        help="Issuer home folder (default: ./issuer-home).",
     )(func)
 
 
 issuer_json_option = json_option(JSON_HELP_ONE_OBJECT)
+
+LOG_LEVELS: Final = ("debug", "info", "warning", "error", "critical")
+LOG_LEVEL_ENV: Final = "SEALCARD_LOG_LEVEL"
+
+
+def log_level_option(func: F) -> F:
+    """`--log-level LEVEL` of a long-running service (parameter `log_level`, in lower case
+    whatever case was given), default $SEALCARD_LOG_LEVEL, else info."""
+    return click.option(
+        "--log-level",
+        type=click.Choice(LOG_LEVELS, case_sensitive=False),
+        default="info",
+        show_default=True,
+        envvar=LOG_LEVEL_ENV,
+        show_envvar=True,
+        help="How much the service logs (requests, never their content, at any level).",
+    )(func)
 
 
 def issuer_emit(as_json: bool, payload: dict[str, Any], text: str) -> None:

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import io
 import os
 import sys
+from datetime import date
 from pathlib import Path
+from typing import BinaryIO
 
 import click
 
-from sealcard.cli.issuer_common import home_option, hsm_client, issuer_emit, issuer_json_option
+from sealcard.cli.issuer_common import (
+    home_option,
+    hsm_client,
+    issuer_emit,
+    issuer_json_option,
+    log_level_option,
+)
+from sealcard.files import check_new_file, prepare_dir, remove_if_empty, write_new_file
 from sealcard.issuer.config import load_home
+
+MODULE_ENV = "SEALCARD_PKCS11_MODULE"
 
 
 @click.group(name="hsm")
@@ -19,7 +31,8 @@ def hsm_group() -> None:
 
 @hsm_group.command(name="serve")
 @home_option
-def hsm_serve(home: Path | None) -> None:
+@log_level_option
+def hsm_serve(home: Path | None, log_level: str) -> None:
     """Run the issuer HSM service in the foreground (Ctrl-C or SIGTERM stops it).
 
     It is the only process that holds the BIP32 seed or a user private key in clear. It
@@ -27,7 +40,15 @@ def hsm_serve(home: Path | None) -> None:
     issuer system's request key. Run it under a service manager in production.
     """
     issuer_home = load_home(home)
-    argv = [sys.executable, "-m", "sealcard.hsm.issuer_service", "--home", str(issuer_home.root)]
+    argv = [
+        sys.executable,
+        "-m",
+        "sealcard.hsm.issuer_service",
+        "--home",
+        str(issuer_home.root),
+        "--log-level",
+        log_level.upper(),  # the service's logging takes the level's name
+    ]
     os.execv(sys.executable, argv)  # noqa: S606 - our own interpreter and module, no shell
 
 
@@ -42,7 +63,9 @@ def hsm_serve(home: Path | None) -> None:
     "--module",
     "module_path",
     default=None,
-    help="PKCS#11 module for SoftHSM2 (default: $SEALCARD_PKCS11_MODULE, else found).",
+    envvar=MODULE_ENV,
+    show_envvar=True,
+    help="PKCS#11 module for SoftHSM2 (default: found).",
 )
 @click.option(
     "--restore",
@@ -114,14 +137,14 @@ def mailer_group() -> None:
 @issuer_json_option
 def mailer_add(home: Path | None, mailer_id: str, key_file: Path, as_json: bool) -> None:
     """Register (or replace) a mailer's public key in the issuer HSM (service must run)."""
-    from cryptography.hazmat.primitives import serialization
+    from sealcard.crypto.keys import load_public_key, spki_der
 
-    data = key_file.read_bytes()
-    if b"-----BEGIN" in data:
-        key = serialization.load_pem_public_key(data)
-        data = key.public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+    try:
+        data = spki_der(load_public_key(key_file.read_bytes()))
+    except (ValueError, TypeError) as exc:
+        raise click.BadParameter(
+            f"{key_file}: {exc}; give the mailer's RSA public key", param_hint="--key"
+        ) from None
     with hsm_client(home) as client:
         mailers = client.register_mailer(mailer_id, data)
     issuer_emit(
@@ -163,12 +186,13 @@ _START_TIMEOUT_S = 60.0
 
 @hsm_group.command(name="start")
 @home_option
+@log_level_option
 @issuer_json_option
-def hsm_start(home: Path | None, as_json: bool) -> None:
+def hsm_start(home: Path | None, log_level: str, as_json: bool) -> None:
     """Start the issuer HSM service in the background (pid in HOME/run/issuer-hsm.pid).
 
     For development and tests; in production run `issuer hsm serve` under a service manager.
-    Its errors go to HOME/run/issuer-hsm.log.
+    Its log goes to HOME/run/issuer-hsm.log.
     """
     import subprocess
     import sys
@@ -182,13 +206,21 @@ def hsm_start(home: Path | None, as_json: bool) -> None:
         raise ConfigurationError(f"the issuer HSM service already runs (pid file {pid_file})")
     issuer_home.socket_path.unlink(missing_ok=True)
     log = (issuer_home.run_dir / "issuer-hsm.log").open("ab")
-    argv = [sys.executable, "-m", "sealcard.hsm.issuer_service", "--home", str(issuer_home.root)]
+    argv = [
+        sys.executable,
+        "-m",
+        "sealcard.hsm.issuer_service",
+        "--home",
+        str(issuer_home.root),
+        "--log-level",
+        log_level.upper(),  # the service's logging takes the level's name
+    ]
     proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
         argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
     )
     pid_file.write_text(f"{proc.pid}\n", encoding="utf-8")
     deadline = time.monotonic() + _START_TIMEOUT_S
-    while not issuer_home.socket_path.exists():
+    while not _listening(issuer_home.socket_path):
         if proc.poll() is not None or time.monotonic() > deadline:
             pid_file.unlink(missing_ok=True)
             log_path = issuer_home.run_dir / "issuer-hsm.log"
@@ -199,6 +231,20 @@ def hsm_start(home: Path | None, as_json: bool) -> None:
         {"pid": proc.pid, "socket": str(issuer_home.socket_path)},
         f"issuer HSM service running, pid {proc.pid}, socket {issuer_home.socket_path}",
     )
+
+
+def _listening(socket_path: Path) -> bool:
+    """Whether the service accepts connections (its socket file exists a moment before)."""
+    import socket
+
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(socket_path))
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
 
 
 def _alive(pid: int) -> bool:
@@ -258,6 +304,8 @@ def hsm_issuer_key(home: Path | None, out: Path | None, as_json: bool) -> None:
     """The issuer's public key (EC P-256), for the card provider to inject into every card."""
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+    if out is not None:
+        check_new_file(out, what="the issuer key file", fix="give another --out")
     with hsm_client(home) as client:
         key = client.issuer_public_key()
     pem = key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
@@ -281,41 +329,119 @@ def hsm_issuer_key(home: Path | None, out: Path | None, as_json: bool) -> None:
     required=True,
     help="New folder for the shares, one file each (0600), to hand to n custodians.",
 )
+@click.option(
+    "--format",
+    "file_format",
+    type=click.Choice(["pdf", "text"]),
+    default="pdf",
+    show_default=True,
+    help="pdf: one printable custody sheet per share (words, threshold, issuer, date); "
+    "text: the share's words on one line.",
+)
 @issuer_json_option
 def hsm_backup_seed(
-    home: Path | None, threshold: int, shares: int, out_dir: Path, as_json: bool
+    home: Path | None, threshold: int, shares: int, out_dir: Path, file_format: str, as_json: bool
 ) -> None:
     """Back up the BIP32 seed as m-of-n SLIP-39 shares (the only form it leaves the HSM in).
 
     Run it on the HSM host, as the issuer HSM's key ceremony: this process logs in to the
     issuer token for the ceremony only. Any m shares restore the seed
     (`sealcard issuer hsm init --restore`); fewer than m reveal nothing about it. Each share
-    goes to its own file, never to the screen: move each to its custodian's medium and
-    delete it here.
+    goes to its own file, never to the screen: by default a one-page PDF custody sheet that
+    names the issuer (certificate subject and key fingerprint), the backup set, the date and
+    the threshold. Print each sheet for its custodian and delete the files here.
     """
+    import datetime as dt
+
     from sealcard.hsm.config import load_settings
     from sealcard.hsm.issuer_service import export_seed_shares
     from sealcard.hsm.token import Token
 
     if threshold > shares:
         raise click.UsageError("--threshold cannot exceed --shares")
-    out_dir.mkdir(mode=0o700, parents=True, exist_ok=False)
-    issuer_home = load_home(home)
-    settings = load_settings(issuer_home.root, issuer_home.raw_config())
-    token = Token.open(settings.issuer, pool_size=1)
+    # A new folder only: shares of two ceremonies must never mix. Made before anything else,
+    # removed again if the ceremony fails before a share is written.
+    prepare_dir(
+        out_dir,
+        what="the shares' folder",
+        fix="give a new folder with --out-dir (shares of two backups must never mix)",
+        new=True,
+    )
     try:
-        mnemonics = export_seed_shares(token, threshold, shares)
-    finally:
-        token.close()
-    paths = []
-    for number, mnemonic in enumerate(mnemonics, start=1):
-        path = out_dir / f"share-{number}-of-{shares}.txt"
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(mnemonic + "\n")
-        paths.append(str(path))
+        issuer_home = load_home(home)
+        settings = load_settings(issuer_home.root, issuer_home.raw_config())
+        subject, key_sha256 = _issuer_identity(settings.issuer_certificate)
+        token = Token.open(settings.issuer, pool_size=1)
+        try:
+            mnemonics = export_seed_shares(token, threshold, shares)
+        finally:
+            token.close()
+    except BaseException:
+        remove_if_empty(out_dir)
+        raise
+    today = dt.datetime.now(dt.UTC).date()
+    suffix = "pdf" if file_format == "pdf" else "txt"
+    paths: list[str] = []
+    try:
+        for number, mnemonic in enumerate(mnemonics, start=1):
+            path = out_dir / f"share-{number}-of-{shares}.{suffix}"
+            if file_format == "pdf":
+                sheet = io.BytesIO()
+                _write_sheet(sheet, mnemonic, shares, subject, key_sha256, today)
+                content = sheet.getvalue()
+            else:
+                content = (mnemonic + "\n").encode("ascii")
+            paths.append(str(path))
+            write_new_file(path, content, 0o600)
+    except BaseException:
+        # A partial set is still a set: remove every share written, and the folder.
+        for written in paths:
+            Path(written).unlink(missing_ok=True)
+        remove_if_empty(out_dir)
+        raise
     issuer_emit(
         as_json,
-        {"threshold": threshold, "shares": shares, "files": paths},
+        {"threshold": threshold, "shares": shares, "format": file_format, "files": paths},
         f"{shares} shares written to {out_dir} (any {threshold} restore the seed)",
     )
+
+
+def _issuer_identity(certificate_path: Path) -> tuple[str, str]:
+    """The issuer certificate's subject and the SHA-256 of its public key, for the sheets."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    from sealcard.errors import ConfigurationError
+
+    try:
+        certificate = x509.load_pem_x509_certificate(certificate_path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(
+            f"cannot read the issuer certificate {certificate_path}: {exc}"
+        ) from None
+    spki = certificate.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(spki)
+    return certificate.subject.rfc4514_string(), digest.finalize().hex()
+
+
+def _write_sheet(
+    out: BinaryIO, mnemonic: str, shares: int, subject: str, key_sha256: str, day: date
+) -> None:
+    from sealcard.crypto.secret_sharing import share_info
+    from sealcard.formats.custody_sheet import CustodySheet, render_custody_sheet
+
+    info = share_info(mnemonic)
+    sheet = CustodySheet(
+        words=tuple(mnemonic.split()),
+        number=info.number,
+        shares=shares,
+        threshold=info.threshold,
+        set_id=info.set_id,
+        issuer_subject=subject,
+        issuer_key_sha256=key_sha256,
+        created=day,
+    )
+    render_custody_sheet(sheet, out)

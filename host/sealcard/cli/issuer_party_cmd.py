@@ -4,13 +4,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from sealcard.cli.issuer_common import home_option, hsm_client, issuer_emit, issuer_json_option
-from sealcard.cli.party_cmd import bundle_json, party_name_option
+from sealcard.cli.outcome import CliFail, exit_code_for, kind_for
+from sealcard.cli.party_cmd import (
+    bundle_json,
+    certificate_out,
+    output_folder,
+    party_file_option,
+    party_name_option,
+)
 from sealcard.formats.party_csv import FileKind, Role
+
+if TYPE_CHECKING:
+    from sealcard.parties.issuer_exchange import BatchFiles
 
 PEER_ROLES = (Role.PROVIDER, Role.BUREAU, Role.MAILER, Role.SHIPPER)
 
@@ -40,6 +50,7 @@ def keys_init(home: Path | None, name: str, out: Path | None, as_json: bool) -> 
     from sealcard.issuer.config import load_home
     from sealcard.parties.issuer_exchange import identity_path, issuer_keys_init
 
+    certificate_out(out)
     bundle = issuer_keys_init(home, name)
     path = identity_path(load_home(home))
     if out is not None:
@@ -59,13 +70,19 @@ def keys_init(home: Path | None, name: str, out: Path | None, as_json: bool) -> 
 
 @keys_group.command(name="export")
 @home_option
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The certificate file to write.",
+)
 @issuer_json_option
 def keys_export(home: Path | None, out: Path, as_json: bool) -> None:
     """Write the issuer's certificate file (for the other parties' `party add`)."""
     from sealcard.issuer.config import load_home
     from sealcard.parties.issuer_exchange import issuer_bundle
 
+    certificate_out(out)
     bundle = issuer_bundle(load_home(home))
     out.write_bytes(bundle.pem())
     issuer_emit(as_json, {"out": str(out), **bundle_json(bundle)}, f"certificate file {out}")
@@ -140,21 +157,21 @@ def _bar(as_json: bool, total: int, label: str) -> Any:
 
 @click.command(name="import")
 @home_option
-@click.argument("pack_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@party_file_option("The provider's pack file (`provider init-pack`).")
 @issuer_json_option
-def pack_import(home: Path | None, pack_file: Path, as_json: bool) -> None:
+def pack_import(home: Path | None, party_file: Path, as_json: bool) -> None:
     """Take a provider's pack file (device initialization data) into stock.
 
     Checks that the file is addressed to this issuer, signed by a registered provider, not
     imported before; every card's attestation against that provider's root; that no serial
     is already in stock. All cards or none; the pack is used first in, first out.
 
-    Example: sealcard issuer pack import device-init-PACK-1.p7m
+    Example: sealcard issuer pack import --file device-init-PACK-1.p7m
     """
     from sealcard.parties.issuer_exchange import import_pack_file, open_issuer
 
     with open_issuer(home) as issuer:
-        report = import_pack_file(issuer, pack_file)
+        report = import_pack_file(issuer, party_file)
     issuer_emit(
         as_json,
         {
@@ -168,10 +185,23 @@ def pack_import(home: Path | None, pack_file: Path, as_json: bool) -> None:
     )
 
 
+def _batch_json(batch: BatchFiles) -> dict[str, Any]:
+    return {
+        "batch": batch.batch,
+        "orders": batch.orders,
+        "personalization": None if batch.personalization is None else str(batch.personalization),
+        "letters": {m: str(p) for m, p in batch.letters.items()},
+    }
+
+
 @click.command(name="export")
 @home_option
 @click.option(
-    "--bureau", "bureau", default=None, help="The registered bureau (default: the only one)."
+    "--bureau",
+    "bureau",
+    default=None,
+    metavar="NAME",
+    help="The registered bureau the batches go to (default: the only one).",
 )
 @click.option(
     "--out-dir",
@@ -180,7 +210,13 @@ def pack_import(home: Path | None, pack_file: Path, as_json: bool) -> None:
     help="Where the files go (default: HOME/outbox): personalization-BATCH.p7m for the bureau,"
     " pin-letters-BATCH-MAILER.p7m for each mailer.",
 )
-@click.option("--batch-size", type=click.IntRange(1, 1_000_000), default=1000, show_default=True)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 1_000_000),
+    default=1000,
+    show_default=True,
+    help="Orders per batch (one personalization file each).",
+)
 @click.option("--limit", type=click.IntRange(1), default=None, help="Export at most N orders.")
 @issuer_json_option
 def export_cmd(
@@ -194,6 +230,10 @@ def export_cmd(
     """Hand the sealed orders to the bureau (one file per batch) and the PIN letters to the
     mailers, as sealed files; the orders move to sent_to_bureau.
 
+    Orders of the activation channel never go to the bureau (their blob goes to the
+    customer's computer); once their card took it, their PIN letters go to the mailers here,
+    in files of their own (pin-letters-A...-MAILER.p7m), each letter once.
+
     Each personalization file lists, per card: position, serial, sealed blob, whether the
     PIN comes in the blob or from the bureau, the mailer, the name for the card face and
     the shipping address. Safe to interrupt: run it again and it writes the batches it had
@@ -201,23 +241,18 @@ def export_cmd(
 
     Example: sealcard issuer export --bureau print-house --out-dir outbox/
     """
+    from sealcard.issuer.config import load_home
     from sealcard.parties.issuer_exchange import export_batches, open_issuer
 
-    with open_issuer(home) as issuer:
-        target = out_dir or issuer.records_home_outbox()
+    target = out_dir or load_home(home).root / "outbox"
+    with output_folder(target), open_issuer(home) as issuer:
         report = export_batches(issuer, bureau, target, batch_size=batch_size, limit=limit)
     payload = {
         "bureau": report.bureau,
         "orders": report.orders,
-        "batches": [
-            {
-                "batch": b.batch,
-                "orders": b.orders,
-                "personalization": str(b.personalization),
-                "letters": {m: str(p) for m, p in b.letters.items()},
-            }
-            for b in report.batches
-        ],
+        "batches": [_batch_json(b) for b in report.batches],
+        "letters_after_activation": report.letters_after_activation,
+        "activation_letter_batches": [_batch_json(b) for b in report.activation_letters],
     }
     lines = [
         f"{report.orders} orders in {len(report.batches)} batch(es) for bureau {report.bureau}"
@@ -225,26 +260,31 @@ def export_cmd(
     for b in report.batches:
         lines.append(f"  {b.personalization}")
         lines.extend(f"  {p}" for p in b.letters.values())
+    if report.activation_letters:
+        lines.append(
+            f"{report.letters_after_activation} PIN letter(s) of cards activated on the"
+            " customer's computer, for the mailers"
+        )
+        for b in report.activation_letters:
+            lines.extend(f"  {p}" for p in b.letters.values())
     issuer_emit(as_json, payload, "\n".join(lines))
 
 
 def _receive(
     home: Path | None, files: tuple[Path, ...], kinds: tuple[FileKind, ...], as_json: bool
 ) -> None:
-    from sealcard.cli.party_cmd import finish
+    """Apply each file whole or not at all; the others still go in when one is refused."""
     from sealcard.errors import SealcardError
     from sealcard.parties.issuer_exchange import open_issuer, receive_file
 
     applied: list[dict[str, Any]] = []
-    refused: list[dict[str, str]] = []
+    refused: list[tuple[Path, SealcardError]] = []
     with open_issuer(home) as issuer:
-        for path in files:
+        for path in dict.fromkeys(files):
             try:
                 report = receive_file(issuer, path, kinds)
             except SealcardError as exc:
-                refused.append({"file": str(path), "reason": str(exc)})
-                if not as_json:
-                    click.echo(f"error: {exc}", err=True)
+                refused.append((path, exc))
                 continue
             applied.append({"file": str(path), **report.__dict__})
     text = "\n".join(
@@ -252,27 +292,50 @@ def _receive(
         + (", ".join(f"{k} {v}" for k, v in sorted(a["counts"].items())) or "nothing to change")
         for a in applied
     )
-    finish(
-        as_json,
-        not refused,
-        {"applied": applied, "refused": refused},
-        text or "no file applied",
-        f"{len(refused)} file(s) refused, nothing of them taken in",
+    if not refused:
+        issuer_emit(as_json, {"applied": applied, "refused": []}, text)
+        return
+    if len(files) == 1:
+        raise refused[0][1]  # one file: its own error, exit code and name
+    if not as_json:
+        if text:
+            click.echo(text)
+        for path, error in refused:
+            click.echo(f"refused {path}: {error}", err=True)
+    first_path, first = refused[0]
+    raise CliFail(
+        f"{len(refused)} of {len(files)} files refused, nothing of them taken in (the first:"
+        f" {first_path}: {first}); the {len(applied)} other(s) were applied",
+        code=exit_code_for(first),
+        kind="FilesRefused",
+        payload={
+            "applied": applied,
+            "refused": [
+                {"file": str(p), "error": kind_for(e), "reason": str(e)} for p, e in refused
+            ],
+        },
     )
 
 
 @click.command(name="receive")
 @home_option
-@click.argument(
-    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+@click.option(
+    "--file",
+    "files",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A file that came back (repeat): the bureau's results or shipping data, the"
+    " mailer's or the shipper's confirmation.",
 )
 @issuer_json_option
 def receive_cmd(home: Path | None, files: tuple[Path, ...], as_json: bool) -> None:
     """Apply the files that come back: bureau results and shipping data, the mailer's and the
     shipper's confirmations. Orders move to personalized (or failed), shipped, pin_mailed;
-    every step goes to the audit log. Each file is taken in whole or not at all.
+    every step goes to the audit log. Each file is taken in whole or not at all; when one is
+    refused the others still go in, and the exit code is not 0.
 
-    Example: sealcard issuer receive inbox/*.p7m
+    Example: sealcard issuer receive --file inbox/results-B1.p7m --file inbox/shipping-B1.p7m
     """
     from sealcard.parties.issuer_exchange import RETURN_KINDS
 
@@ -281,8 +344,14 @@ def receive_cmd(home: Path | None, files: tuple[Path, ...], as_json: bool) -> No
 
 @click.command(name="results")
 @home_option
-@click.argument(
-    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+@click.option(
+    "--results",
+    "files",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The bureau's result data, results-BATCH.p7m (`bureau personalize`), or its shipping"
+    " data (repeat).",
 )
 @issuer_json_option
 def results_cmd(home: Path | None, files: tuple[Path, ...], as_json: bool) -> None:
@@ -291,5 +360,7 @@ def results_cmd(home: Path | None, files: tuple[Path, ...], as_json: bool) -> No
     Personalized cards' orders move to personalized (a later success repairs an earlier
     failure); refused ones to failed; an order never moves back from personalized. Unsigned
     or forged files are refused. Same as `issuer receive` for the bureau's files.
+
+    Example: sealcard issuer results --results inbox/results-B1.p7m
     """
     _receive(home, files, (FileKind.RESULTS, FileKind.SHIPPING), as_json)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from sealcard.cli.common import readers_option
+from sealcard.cli.common import pick_readers, readers_option, require_root, root_option
 from sealcard.cli.issuer_common import (
     home_option,
     hsm_client,
@@ -75,19 +75,13 @@ def pack_list(home: Path | None, as_json: bool) -> None:
 
 @pack_group.command(name="import-cards")
 @home_option
-@click.option(
-    "--root",
-    "root_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    required=True,
-    help="The card provider's root certificate (PEM or DER): every card must chain to it.",
-)
+@root_option("The card provider's root certificate (PEM or DER): every card must chain to it.")
 @readers_option("Reader holding a card (repeat). Default: every reader holding a card.")
 @click.option("--pack", "pack_serial", default=None, help="Pack serial (default: CARDS-<time>).")
 @issuer_json_option
 def pack_import_cards(
     home: Path | None,
-    root_path: Path,
+    root_path: Path | None,
     readers: tuple[str, ...],
     pack_serial: str | None,
     as_json: bool,
@@ -106,12 +100,10 @@ def pack_import_cards(
     from sealcard.issuer.handover import card_init_from_public_data
     from sealcard.issuer.packs import import_pack
     from sealcard.parties.provider import check_card, load_root_certificate
-    from sealcard.transport.pcsc import PcscConnection, readers_with_card
+    from sealcard.transport.pcsc import PcscConnection
 
-    root = load_root_certificate(root_path)
-    names = list(readers) or readers_with_card()
-    if not names:
-        raise click.UsageError("no card in any reader")
+    root = load_root_certificate(require_root(root_path))
+    names = pick_readers(readers)
     with hsm_client(home) as client:
         issuer_key = client.issuer_public_key()
     cards = []

@@ -6,8 +6,17 @@ from pathlib import Path
 
 import click
 
-from sealcard.cli.common import json_option
-from sealcard.cli.party_cmd import finish, home_option_for, make_keys_group, make_party_group
+from sealcard.cli.common import emit, json_option
+from sealcard.cli.outcome import CliFail
+from sealcard.cli.party_cmd import (
+    home_option_for,
+    make_keys_group,
+    make_party_group,
+    output_folder,
+    party_file_option,
+    party_out_dir_option,
+    to_issuer_option,
+)
 from sealcard.formats.party_csv import Role
 
 
@@ -23,7 +32,7 @@ def mailer() -> None:
     Once:       sealcard mailer keys init --name post --out mailer.pem
                 sealcard mailer party add --role issuer --cert issuer.pem
                 sealcard mailer party add --role bureau --cert bureau.pem   (FIG. 2)
-    Per file:   sealcard mailer letters pin-letters-B1-post.p7m
+    Per file:   sealcard mailer letters --file pin-letters-B1-post.p7m
     """
 
 
@@ -33,20 +42,13 @@ mailer.add_command(make_party_group(Role.MAILER, (Role.ISSUER, Role.BUREAU)))
 
 @mailer.command(name="letters")
 @home_option_for(Role.MAILER)
-@click.argument("letters_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--issuer", "issuer_name", default=None, help="The registered issuer (default: the only one)."
-)
-@click.option(
-    "--out-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Where the outputs go (default: HOME/outbox).",
-)
+@party_file_option("A PIN-letter file, from the issuer (`issuer export`) or the bureau (FIG. 2).")
+@to_issuer_option("The registered issuer the confirmation goes to (default: the only one).")
+@party_out_dir_option()
 @json_option()
 def letters(
     home: Path | None,
-    letters_file: Path,
+    party_file: Path,
     issuer_name: str | None,
     out_dir: Path | None,
     as_json: bool,
@@ -62,15 +64,14 @@ def letters(
 
     \b
     Example:
-      sealcard mailer letters pin-letters-B1-post.p7m --out-dir print/
+      sealcard mailer letters --file pin-letters-B1-post.p7m --out-dir print/
     """
     from sealcard.parties.mailer import mail_letters
-    from sealcard.parties.party_home import open_party
+    from sealcard.parties.party_home import load_home, open_party
 
-    with open_party(Role.MAILER, home) as party:
-        report = mail_letters(
-            party, letters_file, out_dir or party.home.root / "outbox", issuer_name=issuer_name
-        )
+    target = out_dir or load_home(Role.MAILER, home).root / "outbox"
+    with output_folder(target), open_party(Role.MAILER, home) as party:
+        report = mail_letters(party, party_file, target, issuer_name=issuer_name)
     payload = {
         "batch": report.batch,
         "sender": report.sender,
@@ -86,10 +87,15 @@ def letters(
         f"  {report.confirmation} (for the issuer)",
     ]
     lines += [f"  not mailed: card {s}: {r}" for s, r in report.refused]
-    finish(
-        as_json,
-        not report.refused,
-        payload,
-        "\n".join(lines),
-        f"{len(report.refused)} letter(s) could not be opened; the issuer learns which",
-    )
+    if report.refused:
+        if not as_json:
+            for serial, reason in report.refused:
+                click.echo(f"not mailed: card {serial}: {reason}", err=True)
+        raise CliFail(
+            f"batch {report.batch}: {len(report.refused)} letter(s) could not be opened (each"
+            " reason is above and in the confirmation, so the issuer learns which);"
+            f" {report.printed} letter(s) to print in {report.letters_pdf}",
+            kind="LettersRefused",
+            payload=payload,
+        )
+    emit(as_json, payload, "\n".join(lines))

@@ -7,7 +7,8 @@ it works with, and registers theirs (`party add`). The issuer has its own (issue
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +20,68 @@ from sealcard.formats.party_csv import Role
 
 
 def home_option_for(role: Role) -> Decorator:
+    """`--home DIR`: this party's home folder (parameter `home`), default $SEALCARD_<ROLE>_HOME."""
+    from sealcard.parties.party_home import home_env
+
     return click.option(
         "--home",
         type=click.Path(file_okay=False, path_type=Path),
         default=None,
-        help=f"The {role.value}'s home folder (default: $SEALCARD_{role.value.upper()}_HOME,"
-        f" else ./{role.value}-home).",
+        envvar=home_env(role),
+        show_envvar=True,
+        help=f"The {role.value}'s home folder (default: ./{role.value}-home).",
     )
+
+
+def to_issuer_option(help_text: str) -> Decorator:
+    """`--to-issuer NAME`: the registered issuer a file goes to (parameter `issuer_name`)."""
+    return click.option("--to-issuer", "issuer_name", default=None, metavar="NAME", help=help_text)
+
+
+def party_file_option(help_text: str) -> Decorator:
+    """`--file FILE`: the sealed party file the command reads (parameter `party_file`)."""
+    return click.option(
+        "--file",
+        "party_file",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        required=True,
+        help=help_text,
+    )
+
+
+def party_out_dir_option() -> Decorator:
+    """`--out-dir DIR`: where the files a party command writes go (parameter `out_dir`)."""
+    return click.option(
+        "--out-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="Where the outputs go (default: HOME/outbox; made if missing).",
+    )
+
+
+@contextmanager
+def output_folder(
+    out_dir: Path, *, what: str = "the output folder", option: str = "--out-dir"
+) -> Iterator[Path]:
+    """The folder a command writes into, made if needed and checked before any work; made
+    here and still empty when the command fails, it is removed again."""
+    from sealcard.files import prepare_dir, remove_if_empty
+
+    created = prepare_dir(out_dir, what=what, fix=f"give another {option}", mode=0o750)
+    try:
+        yield out_dir
+    except BaseException:
+        if created:
+            remove_if_empty(out_dir)
+        raise
+
+
+def certificate_out(out: Path | None) -> None:
+    """Check a certificate file to write (--out) before the keys are made."""
+    if out is not None:
+        from sealcard.files import check_new_file
+
+        check_new_file(out, what="the certificate file", fix="give another --out")
 
 
 def _checked(check: Callable[[str], str]) -> Callable[[click.Context, click.Parameter, str], str]:
@@ -95,7 +151,9 @@ def make_keys_group(
         "--module",
         "module_path",
         default=None,
-        help="PKCS#11 module for SoftHSM2 (default: $SEALCARD_PKCS11_MODULE, else found).",
+        envvar="SEALCARD_PKCS11_MODULE",
+        show_envvar=True,
+        help="PKCS#11 module for the new SoftHSM2 token (default: SoftHSM2's, found).",
     )
     @click.option(
         "--out",
@@ -109,9 +167,15 @@ def make_keys_group(
     ) -> None:
         from sealcard.parties.party_home import init_keys
 
+        if out is not None and extra_export is not None:
+            raise click.UsageError(
+                f"the {role.value}'s certificate file is written by `sealcard {role.value} keys"
+                " export --out FILE` (it carries more than the key's certificate)"
+            )
+        certificate_out(out)
         made = init_keys(role, name, home, module_path=module_path)
         exported = None
-        if out is not None and extra_export is None:
+        if out is not None:
             shutil.copyfile(made.home.identity_path, out)
             exported = str(out)
         emit(
@@ -138,12 +202,18 @@ def make_keys_group(
 
         @keys.command(name="export")
         @home_option
-        @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+        @click.option(
+            "--out",
+            type=click.Path(dir_okay=False, path_type=Path),
+            required=True,
+            help="The certificate file to write.",
+        )
         @json_option()
         def keys_export(home: Path | None, out: Path, as_json: bool) -> None:
             """Write this party's certificate file (for `party add` on the other side)."""
             from sealcard.parties.party_home import load_home, own_bundle
 
+            certificate_out(out)
             bundle = own_bundle(load_home(role, home))
             out.write_bytes(bundle.pem())
             emit(as_json, {"out": str(out), **bundle_json(bundle)}, f"certificate file {out}")
@@ -206,51 +276,3 @@ def make_party_group(role: Role, peers: tuple[Role, ...]) -> click.Group:
         )
 
     return party
-
-
-def readers_count_option() -> Decorator:
-    """`--readers all|N`: every reader holding a card, or the first N of them."""
-    return click.option(
-        "--readers",
-        "readers_mode",
-        default="all",
-        show_default=True,
-        metavar="all|N",
-        help="Use every reader that holds a card, or the first N of them (all at once).",
-    )
-
-
-def pick_readers(readers_mode: str, named: tuple[str, ...]) -> list[str]:
-    """The readers to work on: those named with --reader, else all (or the first N) with a card."""
-    from sealcard.errors import ConfigurationError
-    from sealcard.transport.pcsc import list_readers, readers_with_card
-
-    names = list(named) or readers_with_card()
-    if readers_mode != "all":
-        try:
-            count = int(readers_mode)
-        except ValueError:
-            raise click.BadParameter("all or a number", param_hint="--readers") from None
-        if count < 1:
-            raise click.BadParameter("at least 1", param_hint="--readers")
-        names = names[:count]
-    if not names:
-        known = list_readers()
-        hint = f" Readers: {', '.join(known)}." if known else " No reader is attached."
-        raise ConfigurationError(f"no card in any reader.{hint}")
-    return names
-
-
-def finish(as_json: bool, ok: bool, payload: dict[str, Any], text: str, failure: str) -> None:
-    """Print the outcome; exit 1 (JSON `ok` false) when part of the work failed."""
-    from sealcard.cli.common import emit_error
-
-    if ok:
-        emit(as_json, payload, text)
-        return
-    if as_json:
-        emit_error(failure, as_json=True, kind="PartlyFailed", **payload)
-    else:
-        click.echo(text)
-        click.echo(f"error: {failure}", err=True)
-    raise SystemExit(1)

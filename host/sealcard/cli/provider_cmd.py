@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -15,47 +14,56 @@ from sealcard.cli.common import (
     Decorator,
     emit,
     extended_option,
+    fd_option,
     json_option,
     open_session,
+    pick_reader,
+    pick_readers,
+    read_fd,
     reader_option,
     readers_option,
+    require_terminal,
 )
-from sealcard.cli.party_cmd import batch_id_option, finish, pick_readers, readers_count_option
+from sealcard.cli.outcome import CliFail
+from sealcard.cli.party_cmd import batch_id_option, home_option_for, output_folder, to_issuer_option
 from sealcard.crypto.keys import load_p256_public_key
-from sealcard.errors import ConfigurationError
+from sealcard.files import remove_if_empty
+from sealcard.formats.party_csv import Role
+from sealcard.parties.platform_check import PlatformReport, Verdict, check_platform
 from sealcard.parties.provider import (
     PASSPHRASE_ENV,
     ROOT_CERT_FILE,
     ROOT_KEY_FILE,
     ProviderCA,
+    check_passphrase,
     initialize_card,
     passphrase_from_env,
 )
+from sealcard.transport.pcsc import PcscConnection
 
 CA_DIR_ENV = "SEALCARD_PROVIDER_CA_DIR"
 DEFAULT_CA_DIR = "provider-ca"
-MAX_PASSPHRASE_BYTES = 4096
 
-passphrase_fd_option = click.option(
+passphrase_fd_option = fd_option(
     "--passphrase-fd",
-    type=int,
-    metavar="FD",
-    help=f"Read the CA passphrase from this file descriptor (first line). Otherwise "
-    f"${PASSPHRASE_ENV}, otherwise a prompt. Never give it on the command line.",
+    f"Read the CA passphrase from file descriptor N (first line; e.g. `--passphrase-fd 3 "
+    f"3<file`). Otherwise ${PASSPHRASE_ENV}, otherwise a prompt. Never give it on the "
+    "command line.",
 )
 
 
 def read_passphrase(fd: int | None, *, confirm: bool) -> bytes:
     """The passphrase from a file descriptor, the environment, or a hidden prompt."""
     if fd is not None:
-        try:
-            raw = os.read(fd, MAX_PASSPHRASE_BYTES)
-        except OSError as exc:
-            raise ConfigurationError(f"cannot read the passphrase from fd {fd}") from exc
-        return raw.split(b"\n", 1)[0].rstrip(b"\r")
+        return read_fd(fd, "the CA passphrase").split(b"\n", 1)[0].rstrip(b"\r")
     from_env = passphrase_from_env()
     if from_env is not None:
         return from_env
+    require_terminal(
+        "provider CA passphrase",
+        f"give it on a file descriptor (--passphrase-fd N, e.g. `--passphrase-fd 3 3<file`) "
+        f"or in ${PASSPHRASE_ENV}",
+    )
     text: str = click.prompt(
         "provider CA passphrase", hide_input=True, confirmation_prompt=confirm, err=True
     )
@@ -65,8 +73,10 @@ def read_passphrase(fd: int | None, *, confirm: bool) -> bytes:
 ca_dir_option = click.option(
     "--ca-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=lambda: os.environ.get(CA_DIR_ENV, DEFAULT_CA_DIR),
-    show_default=f"${CA_DIR_ENV} or ./{DEFAULT_CA_DIR}",
+    default=DEFAULT_CA_DIR,
+    show_default=True,
+    envvar=CA_DIR_ENV,
+    show_envvar=True,
     help="Provider CA directory (from `sealcard provider ca init`).",
 )
 
@@ -105,8 +115,15 @@ def ca_init(
 
     Example: sealcard provider ca init --out-dir provider-ca
     """
-    passphrase = read_passphrase(passphrase_fd, confirm=True)
-    ca = ProviderCA.create(out_dir, passphrase, common_name=name, organisation=organisation)
+    created = ProviderCA.prepare_directory(out_dir)
+    try:
+        passphrase = read_passphrase(passphrase_fd, confirm=True)
+        check_passphrase(passphrase)
+        ca = ProviderCA.create(out_dir, passphrase, common_name=name, organisation=organisation)
+    except BaseException:
+        if created:
+            remove_if_empty(out_dir)
+        raise
     cert_path = out_dir / ROOT_CERT_FILE
     if as_json:
         payload = {
@@ -187,7 +204,12 @@ def init_card(
     try:
         issuer_key = load_p256_public_key(issuer_key_path.read_bytes())
     except (ValueError, TypeError) as exc:
-        raise click.BadParameter(str(exc), param_hint="--issuer-key") from exc
+        raise click.BadParameter(
+            f"{issuer_key_path}: {exc}; give the issuer's public key "
+            "(sealcard issuer hsm issuer-key --out FILE)",
+            param_hint="--issuer-key",
+        ) from None
+    ProviderCA.check_directory(ca_dir)  # before anyone is asked for its passphrase
     ca = ProviderCA.load(ca_dir, read_passphrase(passphrase_fd, confirm=False))
     with open_session(reader, extended=extended) as (name, session):
         result = initialize_card(
@@ -231,6 +253,134 @@ def init_card(
         )
 
 
+@provider.command(name="check-platform")
+@reader_option()
+@json_option()
+def check_platform_cmd(reader: str | None, as_json: bool) -> None:
+    """Say whether the card in a reader can host the sealcard applet (read-only).
+
+    Reads the GlobalPlatform card manager (chip and OS from the CPLC,
+    GlobalPlatform version, free persistent and transient memory by GET DATA
+    FF21) and, when the applet is installed, its capability bits (probed at
+    install) and DO_PLATFORM (JavaCard version, free memory as the applet sees
+    it). Writes nothing, generates no key, tries no PIN.
+
+    Exit code 0 when the card can host the applet or not everything could be
+    checked yet (install the CAP and run again), 1 when a required check
+    failed. docs/real-cards.md explains every line.
+
+    Example: sealcard provider check-platform --reader "Identiv uTrust 3700 F 00 00"
+    """
+    name = pick_reader(reader)
+    with PcscConnection.open(name, exclusive=False) as connection:
+        report = check_platform(connection, atr=connection.atr)
+    payload = {"reader": name, **platform_json(report)}
+    if report.can_host is not False:
+        emit(as_json, payload, platform_text(name, report), indent=2)
+        return
+    if not as_json:
+        click.echo(platform_text(name, report))
+    failed = [c.name for c in report.checks if c.required and c.verdict == Verdict.FAIL]
+    raise CliFail(
+        f"the card in {name!r} can NOT host the sealcard applet: failed {', '.join(failed)} "
+        "(docs/real-cards.md explains each check)",
+        kind="CannotHost",
+        payload=payload,
+    )
+
+
+def platform_json(report: PlatformReport) -> dict[str, Any]:
+    """The report as JSON fields (None where the card did not say)."""
+    manager = report.card_manager
+    cplc = manager.cplc
+    platform = report.applet_platform
+    return {
+        "can_host": report.can_host,
+        "atr": None if report.atr is None else report.atr.hex().upper(),
+        "card_manager": {
+            "aid": None if manager.isd_aid is None else manager.isd_aid.hex().upper(),
+            "globalplatform_version": manager.gp_version,
+            "secure_channels": list(manager.secure_channels),
+            "cplc": None if cplc is None else {
+                "ic_fabricator": cplc.ic_fabricator,
+                "ic_type": cplc.ic_type,
+                "os_id": cplc.os_id,
+                "os_release_date": cplc.os_release_date,
+                "os_release_level": cplc.os_release_level,
+            },
+            "applications": manager.applications,
+            "free_persistent_bytes": manager.free_persistent,
+            "free_transient_bytes": manager.free_transient,
+            "unanswered": manager.unanswered,
+        },
+        "applet": None if report.applet_status is None else {
+            **status_json(report.applet_status),
+            "javacard_version": None if platform is None else platform.javacard_version,
+            "free_persistent_bytes": None if platform is None else platform.free_persistent,
+            "free_transient_reset_bytes": None if platform is None
+            else platform.free_transient_reset,
+            "free_transient_deselect_bytes": None if platform is None
+            else platform.free_transient_deselect,
+        },
+        "checks": [
+            {"name": c.name, "verdict": c.verdict.value, "required": c.required,
+             "detail": c.detail}
+            for c in report.checks
+        ],
+    }
+
+
+_VERDICT_MARK = {Verdict.OK: "ok", Verdict.FAIL: "FAIL", Verdict.WARN: "warn",
+                 Verdict.UNKNOWN: "?"}
+
+
+def platform_text(name: str, report: PlatformReport) -> str:
+    """The report for a person: what was read, then one line per check."""
+    fields = platform_json(report)
+    manager = fields["card_manager"]
+    applet = fields["applet"]
+    lines = [f"reader: {name}"]
+    if fields["atr"]:
+        lines.append(f"  {'ATR':<28} {fields['atr']}")
+    if manager["aid"] is None:
+        lines.append(f"  {'card manager':<28} not answering SELECT (no GlobalPlatform ISD)")
+    else:
+        lines.append(f"  {'card manager':<28} {manager['aid']}, GlobalPlatform "
+                     f"{manager['globalplatform_version'] or '?'}"
+                     + (f", {', '.join(manager['secure_channels'])}"
+                        if manager["secure_channels"] else ""))
+        cplc = manager["cplc"]
+        if cplc:
+            lines.append(f"  {'chip (CPLC)':<28} fabricator {cplc['ic_fabricator']}, IC type "
+                         f"{cplc['ic_type']}, OS {cplc['os_id']} release "
+                         f"{cplc['os_release_date']} level {cplc['os_release_level']}")
+        for key, label in (("free_persistent_bytes", "free persistent (FF21)"),
+                           ("free_transient_bytes", "free transient (FF21)")):
+            value = manager[key]
+            lines.append(f"  {label:<28} {'not reported' if value is None else f'{value} B'}")
+    if applet is None:
+        lines.append(f"  {'sealcard applet':<28} not installed")
+    else:
+        lines.append(f"  {'sealcard applet':<28} version {applet['version']}, state "
+                     f"{applet['state']}")
+        lines.append(f"  {'JavaCard (getVersion)':<28} {applet['javacard_version'] or '?'}")
+        if applet["free_persistent_bytes"] is not None:
+            lines.append(f"  {'free, as the applet sees it':<28} persistent "
+                         f"{applet['free_persistent_bytes']} B, RAM (reset) "
+                         f"{applet['free_transient_reset_bytes']} B, RAM (deselect) "
+                         f"{applet['free_transient_deselect_bytes']} B (32767 = or more)")
+        lines.append(f"  {'capabilities':<28} {', '.join(applet['capabilities']) or 'none'}")
+    lines.append("checks:")
+    for check in report.checks:
+        need = "required" if check.required else "optional"
+        lines.append(f"  [{_VERDICT_MARK[check.verdict]:>4}] {check.name:<26} ({need}) "
+                     f"{check.detail}")
+    verdict = {True: "can host the sealcard applet", False: "can NOT host the sealcard applet",
+               None: "not decided: see the checks marked ?"}[report.can_host]
+    lines.append(f"verdict: {verdict}")
+    return "\n".join(lines)
+
+
 # -- sealed files: keys, parties, a whole pack ------------------------------------------------
 
 
@@ -238,18 +388,24 @@ def _provider_keys_export(home_option: Decorator) -> click.Command:
     @click.command(name="export")
     @home_option
     @ca_dir_option
-    @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+    @click.option(
+        "--out",
+        type=click.Path(dir_okay=False, path_type=Path),
+        required=True,
+        help="The certificate file to write (party certificate and root CA certificate).",
+    )
     @json_option()
     def keys_export(home: Path | None, ca_dir: Path, out: Path, as_json: bool) -> None:
         """Write the provider's certificate file for the issuer: the party certificate and the
         root CA certificate that every card's attestation chains to."""
-        from sealcard.cli.party_cmd import bundle_json
-        from sealcard.formats.party_csv import Role
+        from sealcard.cli.party_cmd import bundle_json, certificate_out
         from sealcard.parties.party_home import export_bundle, load_home
         from sealcard.parties.provider import load_root_certificate
 
-        root = load_root_certificate(ca_dir / ROOT_CERT_FILE)
-        bundle = export_bundle(load_home(Role.PROVIDER, home), root)
+        certificate_out(out)
+        party_home = load_home(Role.PROVIDER, home)
+        ProviderCA.check_directory(ca_dir)
+        bundle = export_bundle(party_home, load_root_certificate(ca_dir / ROOT_CERT_FILE))
         out.write_bytes(bundle.pem())
         emit(as_json, {"out": str(out), **bundle_json(bundle)}, f"certificate file {out}")
 
@@ -258,7 +414,6 @@ def _provider_keys_export(home_option: Decorator) -> click.Command:
 
 def _register_party_groups() -> None:
     from sealcard.cli.party_cmd import make_keys_group, make_party_group
-    from sealcard.formats.party_csv import Role
 
     provider.add_command(
         make_keys_group(Role.PROVIDER, (Role.ISSUER,), extra_export=_provider_keys_export)
@@ -270,21 +425,13 @@ _register_party_groups()
 
 
 @provider.command(name="init-pack")
-@click.option(
-    "--home",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="The provider's home (default: $SEALCARD_PROVIDER_HOME, else ./provider-home).",
-)
+@home_option_for(Role.PROVIDER)
 @batch_id_option("--pack", "pack", "Pack id, e.g. PACK-2026-0001 (letters, digits, . _ -).")
-@readers_count_option()
-@readers_option("Only this reader (repeat). Default: every reader holding a card.")
-@click.option(
-    "--issuer",
-    "issuer_name",
-    default=None,
-    help="The registered issuer to send the pack to (default: the only one).",
+@readers_option(
+    "A reader to use: its name, a unique part of it, or its number (repeat). Default: every "
+    "reader holding a card, all at once."
 )
+@to_issuer_option("The registered issuer the pack goes to (default: the only one).")
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -298,7 +445,6 @@ _register_party_groups()
 def init_pack(
     home: Path | None,
     pack: str,
-    readers_mode: str,
     readers: tuple[str, ...],
     issuer_name: str | None,
     out: Path | None,
@@ -314,23 +460,27 @@ def init_pack(
     data file for the issuer: CSV in CMS, signed by the provider, encrypted to the issuer.
     Run it again with the same --pack to add the cards of another round (or after an
     interruption): cards already in the pack are kept, and the file is written anew with
-    all of them.
+    all of them. Exit code 1 when a reader failed (its card is not in the pack).
 
     \b
     Example:
-      sealcard provider init-pack --pack PACK-1 --readers all --out device-init-PACK-1.p7m
+      sealcard provider init-pack --pack PACK-1 --out device-init-PACK-1.p7m
     """
-    from sealcard.formats.party_csv import Role
-    from sealcard.parties.party_home import open_party
+    from sealcard.files import check_new_file
+    from sealcard.parties.party_home import load_home, open_party
     from sealcard.parties.provider_pack import ReaderOutcome
     from sealcard.parties.provider_pack import init_pack as run_init_pack
 
-    names = pick_readers(readers_mode, readers)
-    ca = ProviderCA.load(ca_dir, read_passphrase(passphrase_fd, confirm=False))
-    with open_party(Role.PROVIDER, home) as party:
+    target = out or load_home(Role.PROVIDER, home).root / "outbox" / f"device-init-{pack}.p7m"
+    ProviderCA.check_directory(ca_dir)  # before anyone is asked for its passphrase
+    with (
+        output_folder(target.parent, what="the folder of the pack file", option="--out"),
+        open_party(Role.PROVIDER, home) as party,
+    ):
+        check_new_file(target, what="the pack file", fix="give another --out")
         issuer = party.peer(Role.ISSUER, issuer_name)
-        target = out or party.home.root / "outbox" / f"device-init-{pack}.p7m"
-        target.parent.mkdir(parents=True, exist_ok=True)
+        names = pick_readers(readers)
+        ca = ProviderCA.load(ca_dir, read_passphrase(passphrase_fd, confirm=False))
 
         def show(outcome: ReaderOutcome) -> None:
             if not as_json:
@@ -360,10 +510,12 @@ def init_pack(
             for o in report.outcomes
         ],
     }
-    finish(
-        as_json,
-        not failed,
-        payload,
-        f"pack {report.pack}: {report.cards} cards in {report.path} (for issuer {issuer.name})",
-        f"{len(failed)} reader(s) failed; their cards are not in the pack",
-    )
+    summary = f"pack {report.pack}: {report.cards} cards in {report.path} (for {issuer.name})"
+    if failed:
+        raise CliFail(
+            f"{summary}; {len(failed)} reader(s) failed (each reason is above): their cards are"
+            " not in the pack; run again with the same --pack to add them",
+            kind="CardsFailed",
+            payload=payload,
+        )
+    emit(as_json, payload, summary)

@@ -16,9 +16,9 @@ from sealcard.transport.errors import ReaderBusyError
 from sealcard.transport.pcsc import PcscConnection, list_readers, reader_has_card
 
 
-def describe(reader: str) -> dict[str, Any]:
-    """One reader: card present? a sealcard card? its serial and state."""
-    entry: dict[str, Any] = {"reader": reader, "card": False, "sealcard": False}
+def describe(reader: str, index: int = 0) -> dict[str, Any]:
+    """One reader: its number, card present? a sealcard card? its serial and state."""
+    entry: dict[str, Any] = {"index": index, "reader": reader, "card": False, "sealcard": False}
     try:
         if not reader_has_card(reader):
             return entry
@@ -42,10 +42,11 @@ def describe(reader: str) -> dict[str, Any]:
 def readers(as_json: bool) -> None:
     """List every reader, card present or not, with the card's serial and state.
 
-    A card without the sealcard applet is shown as such. Use a reader's
-    name with --reader in the other commands.
+    A card without the sealcard applet is shown as such. The other commands
+    take a reader with --reader/-r: its name, a unique part of it, or the
+    number shown here.
     """
-    entries = [describe(name) for name in list_readers()]
+    entries = [describe(name, index) for index, name in enumerate(list_readers())]
     if as_json:
         click.echo(json.dumps({"ok": True, "readers": entries}, indent=2))
         return
@@ -59,4 +60,4 @@ def readers(as_json: bool) -> None:
             what = f"sealcard  serial {e['serial'] or '(not set)'}  state {e['state']}"
         else:
             what = e.get("note") or f"error: {e.get('error')}"
-        click.echo(f"{e['reader']}: {what}")
+        click.echo(f"{e['index']}: {e['reader']}: {what}")

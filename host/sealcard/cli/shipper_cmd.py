@@ -7,7 +7,15 @@ from pathlib import Path
 import click
 
 from sealcard.cli.common import emit, json_option
-from sealcard.cli.party_cmd import home_option_for, make_keys_group, make_party_group
+from sealcard.cli.party_cmd import (
+    home_option_for,
+    make_keys_group,
+    make_party_group,
+    output_folder,
+    party_file_option,
+    party_out_dir_option,
+    to_issuer_option,
+)
 from sealcard.formats.party_csv import Role
 
 
@@ -19,7 +27,7 @@ def shipper() -> None:
     Once:       sealcard shipper keys init --name parcel-co --out shipper.pem
                 sealcard shipper party add --role bureau --cert bureau.pem
                 sealcard shipper party add --role issuer --cert issuer.pem
-    Per batch:  sealcard shipper manifest shipping-B1.p7m
+    Per batch:  sealcard shipper manifest --file shipping-B1.p7m
     """
 
 
@@ -29,20 +37,13 @@ shipper.add_command(make_party_group(Role.SHIPPER, (Role.ISSUER, Role.BUREAU)))
 
 @shipper.command(name="manifest")
 @home_option_for(Role.SHIPPER)
-@click.argument("shipping_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--issuer", "issuer_name", default=None, help="The registered issuer (default: the only one)."
-)
-@click.option(
-    "--out-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Where the outputs go (default: HOME/outbox).",
-)
+@party_file_option("The shipping data of one batch, from the bureau (`bureau personalize`).")
+@to_issuer_option("The registered issuer the confirmation goes to (default: the only one).")
+@party_out_dir_option()
 @json_option()
 def manifest(
     home: Path | None,
-    shipping_file: Path,
+    party_file: Path,
     issuer_name: str | None,
     out_dir: Path | None,
     as_json: bool,
@@ -56,15 +57,14 @@ def manifest(
 
     \b
     Example:
-      sealcard shipper manifest shipping-B1.p7m --out-dir dispatch/
+      sealcard shipper manifest --file shipping-B1.p7m --out-dir dispatch/
     """
-    from sealcard.parties.party_home import open_party
+    from sealcard.parties.party_home import load_home, open_party
     from sealcard.parties.shipper import ship_batch
 
-    with open_party(Role.SHIPPER, home) as party:
-        report = ship_batch(
-            party, shipping_file, out_dir or party.home.root / "outbox", issuer_name=issuer_name
-        )
+    target = out_dir or load_home(Role.SHIPPER, home).root / "outbox"
+    with output_folder(target), open_party(Role.SHIPPER, home) as party:
+        report = ship_batch(party, party_file, target, issuer_name=issuer_name)
     emit(
         as_json,
         {

@@ -9,7 +9,13 @@ from typing import Any, TypeVar
 import click
 
 from sealcard import sim as simulation
-from sealcard.cli.common import JSON_HELP_ONE_OBJECT, emit, json_option
+from sealcard.cli.common import (
+    JSON_HELP_ONE_OBJECT,
+    emit,
+    json_option,
+    reader_option,
+    resolve_reader,
+)
 from sealcard.sim import config as sim_config
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -20,8 +26,10 @@ def _run_dir_option(func: F) -> F:
         "--run-dir",
         type=click.Path(file_okay=False, path_type=Path),
         default=None,
+        envvar=sim_config.RUN_DIR_ENV,
+        show_envvar=True,
         help=f"Where pid files, logs, reader.conf.d and the control socket live "
-        f"(default: ${sim_config.RUN_DIR_ENV}, else {sim_config.DEFAULT_RUN_DIR}).",
+        f"(default: {sim_config.DEFAULT_RUN_DIR}).",
     )(func)
 
 
@@ -49,13 +57,13 @@ def _status_text(status: simulation.SimulatorStatus) -> str:
             f"simulator {'running' if status.running else 'NOT running'} in {status.run_dir} "
             f"(pcscd pid {status.pcscd_pid}, card JVM pid {status.jvm_pid}, {isolation})",
             f"{'card':>4}  {'reader':<22} {'port':>5}  {'card in':<7} {'apdus':>7} "
-            f"{'tears':>5} {'blanked':>7}",
+            f"{'tears':>5} {'blanked':>7}  timing",
         ]
         for card in status.cards:
             lines.append(
                 f"{card.index:>4}  {card.reader:<22} {card.port:>5}  "
                 f"{_yes_no(card.present):<7} {_count(card.apdus):>7} {_count(card.tears):>5} "
-                f"{_count(card.blank_resets):>7}"
+                f"{_count(card.blank_resets):>7}  {card.timing or '?'}"
             )
     lines += [f"problem: {p}" for p in status.problems]
     return "\n".join(lines)
@@ -94,8 +102,8 @@ def sim() -> None:
     type=click.IntRange(1, simulation.MAX_CARDS),
     default=simulation.DEFAULT_CARDS,
     show_default=True,
-    help=f"How many cards (1..{simulation.MAX_CARDS}: pcscd serves 16 readers at most, "
-    "pyscard's monitor breaks at 16, and readers come in pairs).",
+    help=f"How many cards (1..{simulation.MAX_CARDS}: pcscd serves 16 readers at most; with "
+    "16 no real reader fits next to them).",
 )
 @_run_dir_option
 @click.option(
@@ -109,7 +117,9 @@ def sim() -> None:
     "--jar",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     default=None,
-    help="The simulator jar (default: $SEALCARD_SIM_JAR, else build/sealcard-sim.jar).",
+    envvar=sim_config.JAR_ENV,
+    show_envvar=True,
+    help="The simulator jar (default: build/sealcard-sim.jar).",
 )
 @click.option(
     "--applet-class",
@@ -122,6 +132,15 @@ def sim() -> None:
     type=click.Path(exists=True, path_type=Path),
     multiple=True,
     help="Extra jar or class directory holding --applet-class (repeatable).",
+)
+@click.option(
+    "--timing",
+    type=click.Choice(sim_config.TIMINGS),
+    default="none",
+    show_default=True,
+    help="How long each command takes: none (as fast as jCardSim) or jcop4 (as an NXP JCOP 4 "
+    "J3R180 would take: JCAlgTest's published timings, RSA-2048 key generation drawn around "
+    "5.2 s; see docs/performance.md). For throughput measured as a real line would see it.",
 )
 @click.option(
     "--timeout",
@@ -138,6 +157,7 @@ def up(
     jar: Path | None,
     applet_class: str,
     applet_classpath: tuple[Path, ...],
+    timing: str,
     timeout: float,
     as_json: bool,
 ) -> None:
@@ -154,11 +174,12 @@ def up(
         applet_class=applet_class,
         applet_classpath=applet_classpath,
         ready_timeout_s=timeout,
+        timing=timing,
     )
     result = simulation.start(config, progress=_progress)
     text = [f"stopped the pcscd that was running (pid {pid})" for pid in result.stopped_pcscd]
     text.append(
-        f"{cards} simulated card(s) up in {result.seconds:.2f} s; readers: "
+        f"{cards} simulated card(s) up in {result.seconds:.2f} s (timing: {timing}); readers: "
         + ", ".join(result.status.readers)
     )
     _emit(as_json, result.to_json(), "\n".join(text))
@@ -179,23 +200,32 @@ def down(run_dir: Path | None, as_json: bool) -> None:
     _emit(as_json, result.to_json(), text)
 
 
-def _pick_card(card: int | None, reader: str | None) -> int:
+def _pick_card(card: int | None, reader: str | None, run_dir: Path | None) -> int:
+    """The card number named by --card or --reader, in a simulator that runs (checked before
+    anything is said or done)."""
     if (card is None) == (reader is None):
         raise click.UsageError("name one card: --card N or --reader NAME")
+    current = simulation.status(run_dir)
+    if not current.running:
+        raise simulation.SimulatorNotRunningError(
+            f"no simulator runs in {current.run_dir}: `sealcard sim up` first"
+        )
     if reader is not None:
-        try:
-            return simulation.card_index(reader)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--reader") from exc
+        return simulation.card_index(resolve_reader(reader, current.readers))
     assert card is not None
+    if card >= len(current.cards):
+        raise click.BadParameter(
+            f"no card {card}: the simulator has cards 0..{len(current.cards) - 1}",
+            param_hint="--card",
+        )
     return card
 
 
 _card_option = click.option(
     "--card", type=click.IntRange(min=0), default=None, help="Card number (0 = first)."
 )
-_reader_option = click.option(
-    "--reader", default=None, help='Or the reader name, e.g. "Sealcard Sim 0 00 01".'
+_reader_option = reader_option(
+    'Or its reader: the name (e.g. "Sealcard Sim 0 00 01"), a unique part of it, or its number.'
 )
 
 
@@ -209,7 +239,7 @@ def reset(card: int | None, reader: str | None, run_dir: Path | None, as_json: b
 
     The card stays in its reader; open connections find it reset (no applet selected).
     """
-    index = _pick_card(card, reader)
+    index = _pick_card(card, reader, run_dir)
     simulation.reset_card(index, run_dir)
     _emit(
         as_json,
@@ -237,7 +267,7 @@ def tear(
 
     Data written by completed commands stays (it is EEPROM). Returns once pcscd sees the card again.
     """
-    index = _pick_card(card, reader)
+    index = _pick_card(card, reader, run_dir)
     _progress(f"pulling card {index} out for {absent_ms} ms")
     simulation.tear_card(index, absent_ms, run_dir=run_dir)
     _emit(

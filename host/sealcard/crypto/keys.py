@@ -21,9 +21,22 @@ PEM_MARKER = b"-----BEGIN"
 P256_POINT_LENGTH = 65
 
 
+def unreadable(what: str, data: bytes) -> str:
+    """Why `data` did not load as `what`, in words (the parser's own message names its
+    internals, e.g. "ParseError { kind: ShortData }", which helps nobody)."""
+    if not data.strip():
+        return f"not {what}: the file is empty"
+    if PEM_MARKER in data:
+        return f"not {what}: the PEM text is damaged (cut short or edited) or holds another kind"
+    return f"not {what} in PEM or DER form"
+
+
 def load_public_key(data: bytes) -> PublicKey:
-    """An RSA or EC public key from PEM or DER SubjectPublicKeyInfo."""
-    key = load_pem_public_key(data) if PEM_MARKER in data else load_der_public_key(data)
+    """An RSA or EC public key from PEM or DER SubjectPublicKeyInfo (ValueError in words)."""
+    try:
+        key = load_pem_public_key(data) if PEM_MARKER in data else load_der_public_key(data)
+    except ValueError:
+        raise ValueError(unreadable("a public key", data)) from None
     if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
         raise TypeError(f"expected an RSA or EC public key, got {type(key).__name__}")
     return key
@@ -32,7 +45,10 @@ def load_public_key(data: bytes) -> PublicKey:
 def load_p256_public_key(data: bytes) -> ec.EllipticCurvePublicKey:
     """An EC P-256 public key from PEM, DER SubjectPublicKeyInfo, or a 65-byte X9.62 point."""
     if len(data) == P256_POINT_LENGTH and data[0] == 0x04:
-        return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), data)
+        try:
+            return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), data)
+        except ValueError:
+            raise ValueError("not a P-256 public key: that point is not on the curve") from None
     key = load_public_key(data)
     if not isinstance(key, ec.EllipticCurvePublicKey):
         raise TypeError(f"expected an EC public key, got {type(key).__name__}")

@@ -14,6 +14,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
+from sealcard.crypto.low_s import is_low_s, to_low_s
 from sealcard.errors import SealcardError, VerificationError
 
 MAGIC = b"SCB"
@@ -207,9 +208,17 @@ def encrypt_payload(payload: SealedPayload, device_public_key: rsa.RSAPublicKey)
 
 
 def assemble(serial: bytes, ciphertext: bytes, signature: bytes) -> bytes:
-    """Put a blob together from its signed message parts and the DER signature."""
+    """Put a blob together from its signed message parts and the DER signature.
+
+    The signature goes in its low-S form (s <= n/2; the issuer HSM's PKCS#11 signature may
+    have either): the card and `verify_signature` refuse the high-S twin.
+    """
     if not SIGNATURE_MIN_LENGTH <= len(signature) <= SIGNATURE_MAX_LENGTH:
         raise SealedBlobError("issuer signature must be 8 to 72 bytes of DER")
+    try:
+        signature = to_low_s(signature)
+    except ValueError:
+        raise SealedBlobError("the issuer signature is not a DER ECDSA signature") from None
     return signed_message(serial, ciphertext) + bytes([len(signature)]) + signature
 
 
@@ -260,7 +269,9 @@ def parse(blob: bytes) -> SealedBlob:
 def verify_signature(
     blob: bytes | SealedBlob, issuer_public_key: ec.EllipticCurvePublicKey
 ) -> SealedBlob:
-    """Raise BadSignatureError unless the issuer signed this blob; returns the parsed blob."""
+    """Raise BadSignatureError unless the issuer signed this blob, in low-S form (as the card
+    requires: the high-S twin would be a second blob with the same payload); returns the
+    parsed blob."""
     parsed = blob if isinstance(blob, SealedBlob) else parse(blob)
     try:
         issuer_public_key.verify(parsed.signature, parsed.signed_message, ec.ECDSA(hashes.SHA256()))
@@ -268,6 +279,11 @@ def verify_signature(
         raise BadSignatureError(
             "the issuer signature over the sealed blob does not verify"
         ) from None
+    if not is_low_s(parsed.signature):
+        raise BadSignatureError(
+            "the issuer signature over the sealed blob is not in low-S form (s > n/2); the card "
+            "refuses it"
+        )
     return parsed
 
 

@@ -7,6 +7,7 @@ fewer reveal nothing about it (Shamir's scheme over GF(256), as SLIP-39 specifie
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import shamir_mnemonic
 
@@ -48,3 +49,21 @@ def combine_shares(mnemonics: Sequence[str], passphrase: bytes = b"") -> bytes:
     except (shamir_mnemonic.MnemonicError, ValueError) as exc:
         # The library's messages describe the shares' structure, never their secret value.
         raise SecretSharingError(f"the shares do not combine: {exc}") from None
+
+
+@dataclass(frozen=True)
+class ShareInfo:
+    """What a SLIP-39 share says about itself in clear (its words encode these, unencrypted)."""
+
+    set_id: int  # SLIP-39 identifier: the same on every share of one split
+    number: int  # 1-based member index
+    threshold: int  # shares needed
+
+
+def share_info(mnemonic: str) -> ShareInfo:
+    """The identifier, member number and threshold of one share (SecretSharingError if bad)."""
+    try:
+        share = shamir_mnemonic.Share.from_mnemonic(" ".join(mnemonic.split()))
+    except (shamir_mnemonic.MnemonicError, ValueError) as exc:
+        raise SecretSharingError(f"not a SLIP-39 share: {exc}") from None
+    return ShareInfo(share.identifier, share.index + 1, share.member_threshold)

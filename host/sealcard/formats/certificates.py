@@ -29,13 +29,23 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from sealcard.crypto.keys import PublicKey
+from sealcard.crypto.keys import PEM_MARKER, PublicKey, unreadable
 
 ROOT_VALIDITY: Final = dt.timedelta(days=25 * 365)
 LEAF_VALIDITY: Final = dt.timedelta(days=20 * 365)
 LEAF_BACKDATE: Final = dt.timedelta(minutes=5)
 DEFAULT_ROOT_NAME: Final = "sealcard provider root CA"
 DEFAULT_ORGANISATION: Final = "sealcard card provider"
+
+
+def load_certificate(data: bytes) -> x509.Certificate:
+    """An X.509 certificate from PEM or DER (ValueError in words, not the parser's)."""
+    try:
+        if PEM_MARKER in data:
+            return x509.load_pem_x509_certificate(data)
+        return x509.load_der_x509_certificate(data)
+    except ValueError:
+        raise ValueError(unreadable("an X.509 certificate", data)) from None
 
 
 class CardKeyRole(Enum):

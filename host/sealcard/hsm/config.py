@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import tomli_w
+
 from sealcard.errors import ConfigurationError
 
 CONFIG_NAME = "config.toml"
@@ -187,8 +189,7 @@ def load_settings(home: Path, config: dict[str, Any] | None = None) -> IssuerHsm
     )
 
 
-def _toml_string(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+_Scalar = str | float | int  # what a config.toml value of ours is
 
 
 def _relative(home: Path, path: Path | None) -> str | None:
@@ -201,10 +202,11 @@ def _relative(home: Path, path: Path | None) -> str | None:
 
 
 def render_settings(home: Path, settings: IssuerHsmSettings) -> str:
-    """The two TOML sections for these settings (paths relative to ``home`` where possible)."""
+    """The two TOML sections for these settings (paths relative to ``home`` where possible),
+    written by tomli-w so that any label, path or variable name reads back unchanged."""
 
-    def section(name: str, cfg: HsmConfig, extra: dict[str, str | float | int]) -> str:
-        values: dict[str, str | float | int | None] = {
+    def section(cfg: HsmConfig, extra: dict[str, _Scalar]) -> dict[str, _Scalar]:
+        values: dict[str, _Scalar | None] = {
             "module": cfg.module_path,
             "token_label": cfg.token_label,
             "pin_env": cfg.pin_env,
@@ -212,15 +214,9 @@ def render_settings(home: Path, settings: IssuerHsmSettings) -> str:
             "softhsm_conf": _relative(home, cfg.softhsm_conf),
             **extra,
         }
-        lines = [f"[{name}]"]
-        for key, value in values.items():
-            if value is None:
-                continue
-            text = _toml_string(value) if isinstance(value, str) else repr(value)
-            lines.append(f"{key} = {text}")
-        return "\n".join(lines) + "\n"
+        return {key: value for key, value in values.items() if value is not None}
 
-    issuer_extra: dict[str, str | float | int] = {
+    issuer_extra: dict[str, _Scalar] = {
         "socket": _relative(home, settings.socket_path) or "",
         "request_public_key": _relative(home, settings.request_public_key) or "",
         "issuer_certificate": _relative(home, settings.issuer_certificate) or "",
@@ -228,10 +224,11 @@ def render_settings(home: Path, settings: IssuerHsmSettings) -> str:
         "max_request_age_s": settings.max_request_age_s,
         "threads": settings.threads,
     }
-    return (
-        section(ISSUER_SECTION, settings.issuer, issuer_extra)
-        + "\n"
-        + section(SYSTEM_SECTION, settings.system, {})
+    return tomli_w.dumps(
+        {
+            ISSUER_SECTION: section(settings.issuer, issuer_extra),
+            SYSTEM_SECTION: section(settings.system, {}),
+        }
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sealcard.errors import SealcardError
+from sealcard.errors import SealcardError, UnavailableError
 
 
 class HsmError(SealcardError):
@@ -17,16 +17,23 @@ class KeyNotFoundError(HsmError):
     """No key with this label in the token (run `sealcard issuer hsm init`)."""
 
 
+def _with_reason(reason: str, message: str) -> str:
+    """ "reason: message", once: a message relayed from the service already starts with it
+    (it used to read "malformed: malformed: ...")."""
+    prefix = f"{reason}: "
+    return message if message.startswith(prefix) else prefix + message
+
+
 class RequestRefused(HsmError):  # noqa: N818 - the agreed name (ISSUER_API.md)
     """The issuer HSM service refused a request (bad signature, replay, stale, undecryptable,
     malformed): ``reason`` is one of protocol.REFUSED_*."""
 
     def __init__(self, reason: str, message: str) -> None:
-        super().__init__(f"{reason}: {message}")
+        super().__init__(_with_reason(reason, message))
         self.reason = reason
 
 
-class ServiceUnavailableError(HsmError):
+class ServiceUnavailableError(HsmError, UnavailableError):
     """The issuer HSM service does not answer on its socket."""
 
 
@@ -35,5 +42,5 @@ class BadResponseError(HsmError):
     another request, or malformed. ``reason`` is one of protocol.RESPONSE_*."""
 
     def __init__(self, reason: str, message: str) -> None:
-        super().__init__(f"{reason}: {message}")
+        super().__init__(_with_reason(reason, message))
         self.reason = reason

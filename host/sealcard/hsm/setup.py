@@ -24,7 +24,7 @@ from sealcard.errors import SealcardError
 from sealcard.hsm.config import IssuerHsmSettings, save_settings
 from sealcard.hsm.issuer_service import provision_issuer_token
 from sealcard.hsm.softhsm import init_softhsm
-from sealcard.hsm.system_hsm import DeviceAuthKeys, RequestSigner
+from sealcard.hsm.system_hsm import AuditKey, DeviceAuthKeys, RequestSigner
 from sealcard.hsm.token import Token
 
 ISSUER_TOKEN_LABEL = "sealcard-issuer"  # noqa: S105 - a label, not a secret
@@ -68,6 +68,9 @@ def setup_hsms(
         signer = RequestSigner(system_token)
         signer.ensure_key()
         DeviceAuthKeys(system_token).ensure_kek()
+        audit_key = AuditKey(system_token)
+        audit_key.ensure_key()
+        write_audit_key_pem(home, audit_key)
         pem = request_public_key_pem or signer.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
@@ -77,6 +80,23 @@ def setup_hsms(
     settings.request_public_key.write_bytes(pem)
     save_settings(home, settings)
     return settings
+
+
+def audit_key_path(home: Path) -> Path:
+    """Where the issuer home keeps the audit key's public half (docs/audit.md)."""
+    return home / "hsm" / "audit-key.pem"
+
+
+def write_audit_key_pem(home: Path, audit_key: AuditKey) -> Path:
+    """Write the audit key's public half to the home (the default key of `audit verify`)."""
+    path = audit_key_path(home)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(
+        audit_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:

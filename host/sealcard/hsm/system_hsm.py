@@ -1,4 +1,5 @@
-"""The issuer-system HSM: per-card device authentication keys and the request-signing key.
+"""The issuer-system HSM: per-card device authentication keys, the request-signing key and
+the key that signs the audit log's checkpoints.
 
 Per-card keys never become token objects (an issuer issues millions of cards): each key pair
 is generated in the token as session objects, the private key (sensitive, extractable only
@@ -25,6 +26,7 @@ from sealcard.hsm.token import PooledSession, Token, point_from_ec_point_attribu
 
 DEVICE_AUTH_KEK_LABEL = "device-auth-kek"
 REQUEST_KEY_LABEL = "issuer-system-request-key"
+AUDIT_KEY_LABEL = "issuer-system-audit-key"
 _P256_PARAMS = encode_named_curve_parameters("secp256r1")
 _WRAP = Mechanism.AES_KEY_WRAP_PAD
 
@@ -158,3 +160,14 @@ class RequestSigner:
         if self._public is None:
             self._public = self.token.ec_public_key(self.label)
         return self._public
+
+
+class AuditKey(RequestSigner):
+    """The key that signs audit log checkpoints (EC P-256, token object, non-extractable).
+
+    A key of its own, not the request key: whoever may ask the issuer HSM for seals need not be
+    able to vouch for the audit log, and the two can be rotated apart (docs/audit.md).
+    """
+
+    def __init__(self, token: Token, label: str = AUDIT_KEY_LABEL) -> None:
+        super().__init__(token, label)

@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import tomli_w
+
 from sealcard.errors import ConfigurationError
+from sealcard.files import prepare_dir
 from sealcard.issuer.db import DatabaseUrl
 from sealcard.issuer.records import DEFAULT_DERIVATION_BASE, validate_base_path
 
@@ -35,19 +39,10 @@ def default_home() -> Path:
     return Path(env) if env else DEFAULT_HOME
 
 
-def _toml_value(value: str | int | bool) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'
-
-
-def render_section(name: str, values: dict[str, str | int | bool]) -> str:
-    """A TOML table with scalar values (what config.toml needs; no TOML writer dependency)."""
-    lines = [f"[{name}]"] + [f"{k} = {_toml_value(v)}" for k, v in values.items()]
-    return "\n".join(lines) + "\n"
+def render_section(name: str, values: Mapping[str, str | int | bool]) -> str:
+    """A TOML table with these values, written by tomli-w (quotes, backslashes, control characters
+    and non-ASCII come back as they went in)."""
+    return tomli_w.dumps({name: dict(values)})
 
 
 @dataclass(frozen=True)
@@ -148,7 +143,12 @@ def init_home(
     validate_base_path(derivation_base)
     if database_url is not None:
         DatabaseUrl.parse(database_url)  # refuse a bad URL before writing anything
-    root.mkdir(mode=_PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    prepare_dir(
+        root,
+        what="the issuer home",
+        fix=f"choose a folder you can write with --home (or ${HOME_ENV})",
+        mode=_PRIVATE_DIR_MODE,
+    )
     for sub in ("hsm", "secrets", "run"):
         (root / sub).mkdir(mode=_PRIVATE_DIR_MODE, exist_ok=True)
     os.chmod(root / "secrets", _PRIVATE_DIR_MODE)

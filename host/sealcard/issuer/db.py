@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from sealcard.issuer.errors import (
     AppendOnlyViolationError,
     DatabaseError,
+    DatabaseUnavailableError,
     DuplicateRecordError,
     IssuerError,
 )
@@ -244,7 +245,7 @@ class Database:
         try:
             return psycopg.connect(url, autocommit=True)
         except psycopg.Error as exc:
-            raise DatabaseError(f"cannot connect to {redact_url(url)}: {exc}") from exc
+            raise DatabaseUnavailableError(f"cannot connect to {redact_url(url)}: {exc}") from exc
 
     def set_cache_size(self, mib: int) -> None:
         """SQLite's page cache for this connection (a job that streams through many rows once
@@ -282,6 +283,48 @@ class Database:
             with self._conn.transaction(), self._conn.cursor() as cur:
                 yield Tx(cur, self.dialect)
         except psycopg.Error as exc:
+            raise _translate_error(exc) from exc
+
+    @contextmanager
+    def read_transaction(self) -> Iterator[Tx]:
+        """A transaction that only reads and waits for no writer (SQLite: a deferred BEGIN
+        reads the last commit under WAL; PostgreSQL: READ ONLY). Never commits anything."""
+        if self.dialect is Dialect.SQLITE:
+            cur = self._conn.cursor()
+            try:
+                cur.execute("BEGIN DEFERRED")
+            except sqlite3.Error as exc:
+                raise _translate_error(exc) from exc
+            try:
+                yield Tx(cur, self.dialect)
+            finally:
+                self._conn.rollback()
+            return
+        import psycopg
+
+        try:
+            with self._conn.transaction(), self._conn.cursor() as cur:
+                cur.execute("SET TRANSACTION READ ONLY")
+                yield Tx(cur, self.dialect)
+        except psycopg.Error as exc:
+            raise _translate_error(exc) from exc
+
+    def server_version(self) -> str:
+        """The engine and its version, e.g. "SQLite 3.40.1" or "PostgreSQL 15.18"."""
+        if self.dialect is Dialect.SQLITE:
+            return f"SQLite {sqlite3.sqlite_version}"
+        with self.read_transaction() as tx:
+            return f"PostgreSQL {tx.scalar('SHOW server_version')}"
+
+    def sqlite_pragma(self, name: str, value: str) -> None:
+        """Set a SQLite pragma outside any transaction (migrations: foreign_keys off and on)."""
+        if self.dialect is not Dialect.SQLITE:
+            return
+        if not name.isidentifier() or not value.isalnum():
+            raise DatabaseError(f"bad pragma {name}={value}")
+        try:
+            self._conn.execute(f"PRAGMA {name}={value}")
+        except sqlite3.Error as exc:
             raise _translate_error(exc) from exc
 
     def close(self) -> None:

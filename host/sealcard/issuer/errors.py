@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sealcard.errors import SealcardError
+from sealcard.errors import ConfigurationError, SealcardError, UnavailableError
 
 
 class IssuerError(SealcardError):
@@ -13,12 +13,17 @@ class DatabaseError(IssuerError):
     """The database could not be reached, or a statement failed."""
 
 
+class DatabaseUnavailableError(DatabaseError, UnavailableError):
+    """The database server does not answer (or refuses the connection)."""
+
+
 class MigrationError(DatabaseError):
     """The schema is newer than this code, or a migration failed."""
 
 
-class RecordNotFoundError(IssuerError):
-    """A user, order, pack or card named by the caller does not exist."""
+class RecordNotFoundError(IssuerError, ConfigurationError):
+    """A user, order, pack or card named by the caller does not exist (a wrong value given:
+    the CLI exits with 2)."""
 
 
 class DuplicateRecordError(IssuerError):
@@ -33,6 +38,10 @@ class InvalidTransitionError(IssuerError):
         self.order_id = order_id
         self.current = current
         self.wanted = wanted
+
+
+class CardAlreadyUsedError(IssuerError):
+    """The card belongs to an order already (a card is used for one order, once)."""
 
 
 class ConcurrentUpdateError(IssuerError):

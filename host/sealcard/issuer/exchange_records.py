@@ -1,5 +1,5 @@
 """The issuer's records of the party files: parties, files taken in, export batches, and what
-the files that come back do to the orders (schema 2).
+the files that come back do to the orders (schema 6).
 
 Every function that changes something takes the caller's transaction, so that taking in a file
 is one transaction: its rows, their effect on the orders, their audit entries and the file id
@@ -73,7 +73,7 @@ def add_party(records: Records, role: str, name: str, fingerprint: str, bundle: 
             " VALUES (?, ?, ?, ?, ?)",
             (role, name, fingerprint, bundle.decode("ascii"), now()),
         )
-        records.audit_in(
+        records.audit_rows_in(
             tx,
             "party.add",
             [(None, None, {"role": role, "name": name, "fingerprint": fingerprint})],
@@ -164,7 +164,7 @@ class PackImport:
         if not self.count:
             raise IssuerError(f"pack {self.pack_serial} has no cards")
         self.tx.execute("UPDATE packs SET card_count = ? WHERE seq = ?", (self.count, self.seq))
-        self.records.audit_in(
+        self.records.audit_rows_in(
             self.tx,
             "pack.import",
             [(None, None, {"pack_serial": self.pack_serial, "cards": self.count, **detail})],
@@ -193,7 +193,8 @@ class BatchRow:
 @dataclass(frozen=True)
 class Batch:
     batch_id: str
-    bureau: str
+    bureau: str | None
+    """None for a batch of activation orders' PIN letters (no bureau)."""
     state: str
     orders: int
 
@@ -206,18 +207,30 @@ def batches(records: Records, state: str | None = None) -> list[Batch]:
             " ORDER BY created_at, batch_id",
             params,
         )
-    return [Batch(str(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in rows]
+    return [
+        Batch(str(r[0]), None if r[1] is None else str(r[1]), str(r[2]), int(r[3])) for r in rows
+    ]
 
 
-def reserve_batch(records: Records, batch_id: str, bureau: str, limit: int) -> int:
-    """Take up to `limit` sealed orders not yet in a batch into a new batch (state writing)."""
+_FOR_THE_BUREAU: Final = (
+    "SELECT o.id FROM orders o WHERE o.state = 'sealed' AND o.channel = 'bureau' AND NOT EXISTS"
+    " (SELECT 1 FROM batch_orders b WHERE b.order_id = o.id) ORDER BY o.id LIMIT ?"
+)
+_LETTERS_AFTER_ACTIVATION: Final = (
+    "SELECT o.id FROM orders o JOIN pin_letters l ON l.order_id = o.id"
+    " WHERE o.state = 'personalized' AND o.channel = 'activation' AND NOT EXISTS"
+    " (SELECT 1 FROM batch_orders b WHERE b.order_id = o.id) ORDER BY o.id LIMIT ?"
+)
+
+
+def reserve_batch(records: Records, batch_id: str, bureau: str | None, limit: int) -> int:
+    """Take up to `limit` orders not yet in a batch into a new batch (state writing): sealed
+    bureau orders for `bureau`, or, with bureau None, the PIN letters of activation orders
+    whose card took its blob on the customer's computer (`personalized`; their blob never
+    goes to a bureau, their letter goes to the mailer only now)."""
+    query = _FOR_THE_BUREAU if bureau is not None else _LETTERS_AFTER_ACTIVATION
     with records.db.transaction() as tx:
-        rows = tx.all(
-            "SELECT o.id FROM orders o WHERE o.state = ? AND NOT EXISTS"  # noqa: S608
-            " (SELECT 1 FROM batch_orders b WHERE b.order_id = o.id) ORDER BY o.id LIMIT ?"
-            + tx.for_update,
-            (OrderState.SEALED.value, limit),
-        )
+        rows = tx.all(query + tx.for_update, (limit,))
         if not rows:
             return 0
         tx.execute(
@@ -229,7 +242,7 @@ def reserve_batch(records: Records, batch_id: str, bureau: str, limit: int) -> i
             "INSERT INTO batch_orders (order_id, batch_id, position) VALUES (?, ?, ?)",
             [(int(r[0]), batch_id, i + 1) for i, r in enumerate(rows)],
         )
-        records.audit_in(
+        records.audit_rows_in(
             tx,
             "batch.reserve",
             [(None, None, {"batch": batch_id, "bureau": bureau, "orders": len(rows)})],
@@ -281,12 +294,18 @@ def batch_mailers(records: Records, batch_id: str) -> list[tuple[str, int]]:
 
 
 def finish_batch(records: Records, batch_id: str, files: dict[str, str]) -> int:
-    """The batch's files are written: its orders move to sent_to_bureau (audit per order)."""
+    """The batch's files are written: its orders move to sent_to_bureau, or, in a batch of
+    activation orders' letters (no bureau), stay personalized with the letter sent to the
+    mailer; an audit entry per order either way. Returns the number of orders."""
     with records.db.transaction() as tx:
-        state = tx.scalar("SELECT state FROM export_batches WHERE batch_id = ?", (batch_id,))
-        if state != BATCH_WRITING:
+        row = tx.one("SELECT state, bureau FROM export_batches WHERE batch_id = ?", (batch_id,))
+        state = None if row is None else row[0]
+        if row is None or state != BATCH_WRITING:
             raise IssuerError(f"batch {batch_id} is not being written (state {state})")
-        moved = 0
+        to_bureau = row[1] is not None
+        action = "order.sent_to_bureau" if to_bureau else "order.pin_letter_sent"
+        detail = json.dumps({"batch": batch_id}, sort_keys=True)
+        done = 0
         after = 0
         while True:
             rows = tx.all(
@@ -297,22 +316,20 @@ def finish_batch(records: Records, batch_id: str, files: dict[str, str]) -> int:
             )
             if not rows:
                 break
-            ids = [int(r[1]) for r in rows]
-            records.move_orders(tx, ids, OrderState.SEALED, OrderState.SENT_TO_BUREAU)
-            detail = json.dumps({"batch": batch_id}, sort_keys=True)
-            records.audit_in(
-                tx,
-                "order.sent_to_bureau",
-                [(int(r[1]), bytes.fromhex(str(r[2])), detail) for r in rows],
+            if to_bureau:
+                ids = [int(r[1]) for r in rows]
+                records.move_orders(tx, ids, OrderState.SEALED, OrderState.SENT_TO_BUREAU)
+            records.audit_rows_in(
+                tx, action, [(int(r[1]), bytes.fromhex(str(r[2])), detail) for r in rows]
             )
-            moved += len(rows)
+            done += len(rows)
             after = int(rows[-1][0])
         tx.execute(
             "UPDATE export_batches SET state = ?, written_at = ? WHERE batch_id = ?",
             (BATCH_WRITTEN, now(), batch_id),
         )
-        records.audit_in(tx, "batch.written", [(None, None, {"batch": batch_id, **files})])
-    return moved
+        records.audit_rows_in(tx, "batch.written", [(None, None, {"batch": batch_id, **files})])
+    return done
 
 
 # -- what comes back ------------------------------------------------------------------------------
@@ -324,6 +341,7 @@ class CardState:
     state: OrderState
     user_public_key: bytes | None
     bureau: str | None
+    channel: str
 
 
 def orders_by_serial(tx: Tx, serials: Sequence[bytes]) -> dict[bytes, CardState]:
@@ -331,7 +349,8 @@ def orders_by_serial(tx: Tx, serials: Sequence[bytes]) -> dict[bytes, CardState]
     if not serials:
         return {}
     rows = tx.all(
-        "SELECT o.card_serial, o.id, o.state, s.user_public_key, e.bureau FROM orders o"  # noqa: S608
+        "SELECT o.card_serial, o.id, o.state, s.user_public_key, e.bureau, o.channel"  # noqa: S608
+        " FROM orders o"
         " LEFT JOIN sealed_blobs s ON s.order_id = o.id"
         " LEFT JOIN batch_orders b ON b.order_id = o.id"
         " LEFT JOIN export_batches e ON e.batch_id = b.batch_id"
@@ -344,6 +363,7 @@ def orders_by_serial(tx: Tx, serials: Sequence[bytes]) -> dict[bytes, CardState]
             OrderState(str(r[2])),
             None if r[3] is None else bytes(r[3]),
             None if r[4] is None else str(r[4]),
+            str(r[5]),
         )
         for r in rows
     }
@@ -360,7 +380,7 @@ def move(
         groups.setdefault((current, wanted), []).append((order_id, serial, detail))
     for (current, wanted), items in groups.items():
         records.move_orders(tx, [i[0] for i in items], current, wanted)
-        records.audit_in(
+        records.audit_rows_in(
             tx,
             f"order.{wanted.value}",
             [(o, s, {"from": current.value, "to": wanted.value, **d}) for o, s, d in items],

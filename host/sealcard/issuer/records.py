@@ -2,9 +2,11 @@
 
 Every write goes through `Records`; every order state change goes through
 `sealcard.issuer.lifecycle.check_transition`. The audit log is append-only (this API has no
-update or delete for it, and database triggers refuse them). No secret is ever written here:
-the device authentication private keys are stored only wrapped by the issuer-system HSM, the
-sealed blobs are encrypted to their card, and the PIN letters are encrypted to the mailer.
+update or delete for it, and database triggers refuse them) and tamper-evident: every entry is
+chained to the one before by a hash (`sealcard.issuer.audit`, docs/audit.md). No secret is ever
+written here: the device authentication private keys are stored only wrapped by the
+issuer-system HSM, the sealed blobs are encrypted to their card, and the PIN letters are
+encrypted to the mailer.
 """
 
 from __future__ import annotations
@@ -16,14 +18,23 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sealcard.issuer import audit as audit_chain
 from sealcard.issuer.db import Database, Dialect, Tx, redact_url
 from sealcard.issuer.errors import (
+    CardAlreadyUsedError,
     ConcurrentUpdateError,
     DuplicateRecordError,
     IssuerError,
     RecordNotFoundError,
 )
-from sealcard.issuer.lifecycle import OrderState, check_transition
+from sealcard.issuer.lifecycle import (
+    LIVE_STATES,
+    LOSABLE_STATES,
+    REPLACEABLE_STATES,
+    TRANSITIONS,
+    OrderState,
+    check_transition,
+)
 from sealcard.issuer.migrations import current_version, require_current
 
 #: Derivation base path of a new database: BIP44 account 0, external chain; each derivation
@@ -35,6 +46,11 @@ MAX_NORMAL_INDEX = 2**31 - 1
 #: PIN sources of an order: made by the issuer HSM (FIG. 5) or not in the blob at all (the
 #: bureau or the user provides them).
 PIN_SOURCES = ("hsm", "none")
+#: How an order's card gets its blob: in a batch for the bureau, or on the user's own computer
+#: (activation through the issuer's HTTPS API, which seals for the card the user presents).
+CHANNELS = ("bureau", "activation")
+#: The pack that cards join when they are first seen at activation (not from a pack file).
+ACTIVATION_PACK = "USER-ACTIVATION"
 
 _PATH_RE = re.compile(r"^m(/[0-9]+['h]?)*$")
 _COUNTER = "derivation_index"
@@ -82,6 +98,7 @@ class User:
     name: str
     address: str
     created_at: str
+    customer_ref: str | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +125,8 @@ class Order:
     derivation_index: int | None
     created_at: str
     updated_at: str
+    channel: str = "bureau"
+    replaces_order_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +140,18 @@ class AuditEntry:
     order_id: int | None
     card_serial: bytes | None
     detail: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class CardRecord:
+    """A card as the issuer's stock knows it."""
+
+    serial: bytes
+    pack_serial: str
+    status: str
+    verified: bool
+    device_public_key_der: bytes
+    issuer_auth_public_key_der: bytes
 
 
 @dataclass(frozen=True)
@@ -193,6 +224,22 @@ class SealedOutput:
     device_auth_wrapped_key: bytes = field(repr=False)
 
 
+_USER_COLS = "id, name, address, created_at, customer_ref"
+
+
+def _check_order_terms(pin_source: str, mailer_id: str | None, channel: str) -> None:
+    if pin_source not in PIN_SOURCES:
+        raise IssuerError(f"pin_source must be one of {', '.join(PIN_SOURCES)}")
+    if pin_source == "hsm" and not mailer_id:
+        raise IssuerError("PIN and PUK from the issuer HSM need a mailer for the PIN letter")
+    if channel not in CHANNELS:
+        raise IssuerError(f"channel must be one of {', '.join(CHANNELS)}")
+
+
+def _user(row: Sequence[Any]) -> User:
+    return User(int(row[0]), str(row[1]), str(row[2]), str(row[3]), row[4])
+
+
 def _order(row: Sequence[Any]) -> Order:
     return Order(
         id=int(row[0]),
@@ -204,12 +251,14 @@ def _order(row: Sequence[Any]) -> Order:
         derivation_index=None if row[6] is None else int(row[6]),
         created_at=str(row[7]),
         updated_at=str(row[8]),
+        channel=str(row[9]),
+        replaces_order_id=None if row[10] is None else int(row[10]),
     )
 
 
 _ORDER_COLS = (
     "id, user_id, state, pin_source, mailer_id, card_serial, derivation_index, created_at, "
-    "updated_at"
+    "updated_at, channel, replaces_order_id"
 )
 
 
@@ -280,17 +329,19 @@ class Records:
         card_serial: bytes | None = None,
         detail: dict[str, Any] | None = None,
     ) -> None:
-        tx.execute(
-            "INSERT INTO audit_log (at, actor, action, order_id, card_serial, detail)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                now(),
-                self.actor,
-                action,
-                order_id,
-                None if card_serial is None else card_serial.hex(),
-                None if detail is None else json.dumps(detail, sort_keys=True),
-            ),
+        """Append one chained entry; the last write of `tx` (it locks the chain head)."""
+        audit_chain.append(
+            tx,
+            [
+                (
+                    now(),
+                    self.actor,
+                    action,
+                    order_id,
+                    None if card_serial is None else card_serial.hex(),
+                    None if detail is None else json.dumps(detail, sort_keys=True),
+                )
+            ],
         )
 
     def _audit_many(
@@ -299,10 +350,10 @@ class Records:
         action: str,
         rows: Sequence[tuple[int | None, bytes | None, dict[str, Any] | str | None]],
     ) -> None:
+        """Append one chained entry per row; the last write of `tx` (it locks the chain head)."""
         at = now()
-        tx.executemany(
-            "INSERT INTO audit_log (at, actor, action, order_id, card_serial, detail)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+        audit_chain.append(
+            tx,
             [
                 (
                     at,
@@ -316,6 +367,28 @@ class Records:
             ],
         )
 
+    def audit_in(
+        self,
+        tx: Tx,
+        action: str,
+        *,
+        order_id: int | None = None,
+        card_serial: bytes | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Append one entry to the audit log inside the caller's transaction."""
+        self._audit(tx, action, order_id=order_id, card_serial=card_serial, detail=detail)
+
+    def audit_rows_in(
+        self,
+        tx: Tx,
+        action: str,
+        rows: Sequence[tuple[int | None, bytes | None, dict[str, Any] | str | None]],
+    ) -> None:
+        """One entry per (order, card, detail) row inside the caller's transaction (the party
+        files' hand-over audits a chunk of cards at once)."""
+        self._audit_many(tx, action, rows)
+
     def audit(
         self,
         action: str,
@@ -328,13 +401,34 @@ class Records:
         with self.db.transaction() as tx:
             self._audit(tx, action, order_id=order_id, card_serial=card_serial, detail=detail)
 
-    def audit_entries(self, *, order_id: int | None = None, limit: int = 1000) -> list[AuditEntry]:
-        """Audit log entries, oldest first (of one order, or all)."""
-        where, params = ("WHERE order_id = ?", [order_id]) if order_id is not None else ("", [])
+    def audit_entries(
+        self,
+        *,
+        order_id: int | None = None,
+        card_serial: bytes | None = None,
+        limit: int = 1000,
+        before_id: int | None = None,
+        newest_first: bool = False,
+    ) -> list[AuditEntry]:
+        """Audit log entries, oldest first (or newest first): all, of one order, or of one
+        card; `before_id` pages backwards."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if order_id is not None:
+            clauses.append("order_id = ?")
+            params.append(order_id)
+        if card_serial is not None:
+            clauses.append("card_serial = ?")
+            params.append(card_serial.hex())
+        if before_id is not None:
+            clauses.append("id < ?")
+            params.append(before_id)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        direction = "DESC" if newest_first else ""
         with self.db.transaction() as tx:
             rows = tx.all(
                 f"SELECT id, at, actor, action, order_id, card_serial, detail FROM audit_log"  # noqa: S608
-                f" {where} ORDER BY id LIMIT ?",
+                f"{where} ORDER BY id {direction} LIMIT ?",
                 [*params, limit],
             )
         return [
@@ -350,31 +444,117 @@ class Records:
             for r in rows
         ]
 
+    def acting_as(self, actor: str) -> Records:
+        """The same records (same connection), with another actor for the audit log."""
+        return Records(self.db, actor)
+
     # -- users ------------------------------------------------------------------------------
 
-    def add_user(self, name: str, address: str) -> User:
-        """Add a customer."""
+    def add_user(self, name: str, address: str, customer_ref: str | None = None) -> User:
+        """Add a customer (`customer_ref`: the bank's customer number, unique when given)."""
         name, address = name.strip(), address.strip()
+        ref = None if customer_ref is None or not customer_ref.strip() else customer_ref.strip()
         if not name or not address:
             raise IssuerError("a user needs a name and an address")
         at = now()
         with self.db.transaction() as tx:
             user_id = int(
                 tx.scalar(
-                    "INSERT INTO users (name, address, created_at) VALUES (?, ?, ?) RETURNING id",
-                    (name, address, at),
+                    "INSERT INTO users (name, address, created_at, customer_ref)"
+                    " VALUES (?, ?, ?, ?) RETURNING id",
+                    (name, address, at, ref),
                 )
             )
             self._audit(tx, "user.add", detail={"user_id": user_id})
-        return User(user_id, name, address, at)
+        return User(user_id, name, address, at, ref)
 
     def get_user(self, user_id: int) -> User:
         """One user; `RecordNotFoundError` if there is none with this id."""
         with self.db.transaction() as tx:
-            row = tx.one("SELECT id, name, address, created_at FROM users WHERE id = ?", (user_id,))
+            row = tx.one(f"SELECT {_USER_COLS} FROM users WHERE id = ?", (user_id,))  # noqa: S608
         if row is None:
             raise RecordNotFoundError(f"no user {user_id}")
-        return User(int(row[0]), str(row[1]), str(row[2]), str(row[3]))
+        return _user(row)
+
+    def list_users(self, *, offset: int = 0, limit: int = 100, search: str = "") -> list[User]:
+        """Users by id; `search` matches the start of the customer number or a part of the
+        name (case-insensitive)."""
+        where, params = "", []
+        if search:
+            where = " WHERE customer_ref LIKE ? OR LOWER(name) LIKE ?"
+            params = [f"{search}%", f"%{search.lower()}%"]
+        with self.db.transaction() as tx:
+            rows = tx.all(
+                f"SELECT {_USER_COLS} FROM users{where} ORDER BY id LIMIT ? OFFSET ?",  # noqa: S608
+                [*params, limit, offset],
+            )
+        return [_user(r) for r in rows]
+
+    def add_users(self, people: Sequence[tuple[str | None, str, str]]) -> list[User]:
+        """Add many customers at once: (customer_ref or None, name, address) each, in one
+        transaction (all or none; a customer number seen before refuses the whole batch)."""
+        with self.db.transaction() as tx:
+            return self.insert_users(tx, people)
+
+    def insert_users(self, tx: Tx, people: Sequence[tuple[str | None, str, str]]) -> list[User]:
+        """`add_users` inside the caller's transaction (bulk intake adds accounts with them)."""
+        cleaned: list[tuple[str | None, str, str]] = []
+        for ref, name, address in people:
+            ref = None if ref is None or not ref.strip() else ref.strip()
+            name, address = name.strip(), address.strip()
+            if not name or not address:
+                raise IssuerError(f"customer {ref or '?'}: a user needs a name and an address")
+            cleaned.append((ref, name, address))
+        refs = [r for r, _, _ in cleaned if r is not None]
+        if len(set(refs)) != len(refs):
+            raise DuplicateRecordError("a customer number appears twice in the batch")
+        if not cleaned:
+            return []
+        at = now()
+        if tx.dialect is Dialect.POSTGRES:  # ids of this batch: no other insert in between
+            tx.execute("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE")
+        taken: list[str] = []
+        for i in range(0, len(refs), 500):
+            part = refs[i : i + 500]
+            taken += [
+                str(r[0])
+                for r in tx.all(
+                    f"SELECT customer_ref FROM users WHERE customer_ref IN {_in_list(len(part))}",  # noqa: S608
+                    part,
+                )
+            ]
+        if taken:
+            raise DuplicateRecordError(
+                f"{len(taken)} customer number(s) exist already, e.g. {sorted(taken)[0]!r}:"
+                " nothing was added"
+            )
+        first = int(tx.scalar("SELECT COALESCE(MAX(id), 0) FROM users")) + 1
+        tx.executemany(
+            "INSERT INTO users (customer_ref, name, address, created_at) VALUES (?, ?, ?, ?)",
+            [(r, n, a, at) for r, n, a in cleaned],
+        )
+        rows = tx.all(
+            f"SELECT {_USER_COLS} FROM users WHERE id >= ? ORDER BY id",  # noqa: S608
+            (first,),
+        )
+        if len(rows) != len(cleaned):
+            raise ConcurrentUpdateError("another process added users at the same time")
+        users = [_user(r) for r in rows]
+        self._audit_many(tx, "user.add", [(None, None, {"user_id": u.id}) for u in users])
+        return users
+
+    def users_by_ref(self, refs: Sequence[str]) -> dict[str, int]:
+        """User ids of these customer numbers (those that exist)."""
+        found: dict[str, int] = {}
+        with self.db.transaction() as tx:
+            for i in range(0, len(refs), 500):
+                part = list(refs[i : i + 500])
+                for ref, user_id in tx.all(
+                    f"SELECT customer_ref, id FROM users WHERE customer_ref IN {_in_list(len(part))}",  # noqa: S608, E501
+                    part,
+                ):
+                    found[str(ref)] = int(user_id)
+        return found
 
     # -- derivation elements ----------------------------------------------------------------
 
@@ -438,34 +618,138 @@ class Records:
     # -- orders -----------------------------------------------------------------------------
 
     def request_orders(
-        self, user_id: int, count: int = 1, *, pin_source: str = "hsm", mailer_id: str | None = None
+        self,
+        user_id: int,
+        count: int = 1,
+        *,
+        pin_source: str = "hsm",
+        mailer_id: str | None = None,
+        channel: str = "bureau",
     ) -> list[Order]:
         """Order `count` cards for a user (state `requested`)."""
         if count < 1:
             raise IssuerError("count must be at least 1")
-        if pin_source not in PIN_SOURCES:
-            raise IssuerError(f"pin_source must be one of {', '.join(PIN_SOURCES)}")
-        if pin_source == "hsm" and not mailer_id:
-            raise IssuerError("PIN and PUK from the issuer HSM need a mailer for the PIN letter")
         self.get_user(user_id)
+        return self.add_orders([(user_id, pin_source, mailer_id, channel)] * count)
+
+    def add_orders(self, wanted: Sequence[tuple[int, str, str | None, str]]) -> list[Order]:
+        """Many orders in one transaction: (user id, PIN source, mailer or None, channel) each.
+        All or none: an unknown user refuses the whole batch."""
+        for _user_id, pin_source, mailer_id, channel in wanted:
+            _check_order_terms(pin_source, mailer_id, channel)
+        if not wanted:
+            return []
         at = now()
-        ids: list[int] = []
         with self.db.transaction() as tx:
-            for _ in range(count):
-                ids.append(
-                    int(
-                        tx.scalar(
-                            "INSERT INTO orders (user_id, state, pin_source, mailer_id, created_at,"
-                            " updated_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-                            (user_id, OrderState.REQUESTED.value, pin_source, mailer_id, at, at),
-                        )
+            user_ids = sorted({w[0] for w in wanted})
+            known = 0
+            for i in range(0, len(user_ids), 500):
+                part = user_ids[i : i + 500]
+                known += int(
+                    tx.scalar(
+                        f"SELECT COUNT(*) FROM users WHERE id IN {_in_list(len(part))}",  # noqa: S608
+                        part,
                     )
                 )
-            self._audit_many(tx, "order.request", [(i, None, {"user_id": user_id}) for i in ids])
+            if known != len(user_ids):
+                raise RecordNotFoundError(f"{len(user_ids) - known} of the users do not exist")
+            ids = self._insert_orders(tx, [(*w, None, None) for w in wanted], at)
+            audit = [(i, None, {"user_id": w[0]}) for i, w in zip(ids, wanted, strict=True)]
+            self._audit_many(tx, "order.request", audit)
         return [
-            Order(i, user_id, OrderState.REQUESTED, pin_source, mailer_id, None, None, at, at)
-            for i in ids
+            Order(i, u, OrderState.REQUESTED, p, m, None, None, at, at, c)
+            for i, (u, p, m, c) in zip(ids, wanted, strict=True)
         ]
+
+    def _insert_orders(
+        self,
+        tx: Tx,
+        rows: Sequence[tuple[int, str, str | None, str, int | None, int | None]],
+        at: str,
+    ) -> list[int]:
+        """Insert orders (user, PIN source, mailer, channel, derivation index, replaced order);
+        returns their ids in the same order."""
+        if len(rows) == 1:
+            return [
+                int(
+                    tx.scalar(
+                        "INSERT INTO orders (user_id, state, pin_source, mailer_id, channel,"
+                        " derivation_index, replaces_order_id, created_at, updated_at)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                        (rows[0][0], OrderState.REQUESTED.value, *rows[0][1:], at, at),
+                    )
+                )
+            ]
+        if tx.dialect is Dialect.POSTGRES:  # ids of this batch: no other insert in between
+            tx.execute("LOCK TABLE orders IN SHARE ROW EXCLUSIVE MODE")
+        first = int(tx.scalar("SELECT COALESCE(MAX(id), 0) FROM orders")) + 1
+        tx.executemany(
+            "INSERT INTO orders (user_id, state, pin_source, mailer_id, channel, derivation_index,"
+            " replaces_order_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(r[0], OrderState.REQUESTED.value, *r[1:], at, at) for r in rows],
+        )
+        found = tx.all("SELECT id FROM orders WHERE id >= ? ORDER BY id", (first,))
+        ids = [int(r[0]) for r in found]
+        if len(ids) != len(rows):
+            raise ConcurrentUpdateError("another process added orders at the same time")
+        return ids
+
+    def request_replacement(
+        self,
+        old_order_id: int,
+        *,
+        pin_source: str = "hsm",
+        mailer_id: str | None = None,
+        channel: str = "bureau",
+    ) -> Order:
+        """A new card for the user of a lost or terminated card, with the same derivation
+        element (the same user key and addresses), by the bureau or activation channel.
+
+        Refused unless the old order is `lost` or `terminated`, or while another order with
+        the same element is still live (one working card per element)."""
+        _check_order_terms(pin_source, mailer_id, channel)
+        at = now()
+        with self.db.transaction() as tx:
+            row = tx.one(
+                f"SELECT {_ORDER_COLS} FROM orders WHERE id = ?{tx.for_update}",  # noqa: S608
+                (old_order_id,),
+            )
+            if row is None:
+                raise RecordNotFoundError(f"no order {old_order_id}")
+            old = _order(row)
+            if old.state not in REPLACEABLE_STATES:
+                raise IssuerError(
+                    f"order {old.id} is {old.state.value}: only a lost or terminated card is"
+                    " replaced (mark it lost first)"
+                )
+            if old.derivation_index is None:
+                raise IssuerError(f"order {old.id} has no derivation element to carry over")
+            live = [s.value for s in LIVE_STATES]
+            other = tx.scalar(
+                f"SELECT id FROM orders WHERE derivation_index = ? AND state IN {_in_list(len(live))}",  # noqa: S608, E501
+                [old.derivation_index, *live],
+            )
+            if other is not None:
+                raise DuplicateRecordError(
+                    f"order {int(other)} already carries this derivation element to a card"
+                )
+            (new_id,) = self._insert_orders(
+                tx,
+                [(old.user_id, pin_source, mailer_id, channel, old.derivation_index, old.id)],
+                at,
+            )
+            self._audit(
+                tx,
+                "order.replacement",
+                order_id=new_id,
+                detail={
+                    "user_id": old.user_id,
+                    "replaces_order_id": old.id,
+                    "derivation_index": old.derivation_index,
+                    "channel": channel,
+                },
+            )
+        return self.get_order(new_id)
 
     def get_order(self, order_id: int) -> Order:
         """One order; `RecordNotFoundError` if there is none with this id."""
@@ -486,9 +770,18 @@ class Records:
             raise RecordNotFoundError(f"no order holds card {serial.hex().upper()}")
         return _order(row)
 
-    def list_orders(self, state: OrderState | None = None, limit: int = 1000) -> list[Order]:
-        """Orders, oldest first, optionally in one state."""
-        where, params = ("WHERE state = ?", [state.value]) if state is not None else ("", [])
+    def list_orders(
+        self, state: OrderState | None = None, limit: int = 1000, *, channel: str | None = None
+    ) -> list[Order]:
+        """Orders, oldest first, optionally in one state and of one channel."""
+        clauses, params = [], []
+        if state is not None:
+            clauses.append("state = ?")
+            params.append(state.value)
+        if channel is not None:
+            clauses.append("channel = ?")
+            params.append(channel)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         with self.db.transaction() as tx:
             rows = tx.all(
                 f"SELECT {_ORDER_COLS} FROM orders {where} ORDER BY id LIMIT ?",  # noqa: S608
@@ -525,6 +818,169 @@ class Records:
                 detail=detail,
             )
         return self.get_order(order_id)
+
+    def mark_lost(self, order_id: int, *, note: str | None = None) -> Order:
+        """The card of this order was reported lost or stolen."""
+        order = self.get_order(order_id)
+        if order.state not in LOSABLE_STATES:
+            raise IssuerError(
+                f"order {order_id} is {order.state.value}: only a card that was personalized"
+                " (personalized, shipped, pin_mailed) can be reported lost"
+            )
+        return self.advance_order(order_id, OrderState.LOST, note=note)
+
+    def cancel_order(self, order_id: int, *, note: str | None = None) -> Order:
+        """Cancel an order before its card is personalized (requested or sealed)."""
+        order = self.get_order(order_id)
+        if OrderState.CANCELLED not in TRANSITIONS[order.state]:
+            raise IssuerError(
+                f"order {order_id} is {order.state.value}: only a requested or sealed order is"
+                " cancelled (a card being sealed right now: wait for `sealed`)"
+            )
+        return self.advance_order(order_id, OrderState.CANCELLED, note=note)
+
+    def mark_terminated(self, order_id: int, *, note: str | None = None) -> Order:
+        """The card of this order accepted the issuer-signed terminate."""
+        return self.advance_order(order_id, OrderState.TERMINATED, note=note)
+
+    def orders_of_user(self, user_id: int) -> list[Order]:
+        """Every order of one user, oldest first."""
+        with self.db.transaction() as tx:
+            rows = tx.all(
+                f"SELECT {_ORDER_COLS} FROM orders WHERE user_id = ? ORDER BY id",  # noqa: S608
+                (user_id,),
+            )
+        return [_order(r) for r in rows]
+
+    def activation_order(self, user_id: int) -> Order | None:
+        """The user's oldest activation order still waiting for its card (requested), or
+        under way for one (card_assigned, sealed)."""
+        states = [OrderState.REQUESTED.value, OrderState.CARD_ASSIGNED.value]
+        states.append(OrderState.SEALED.value)
+        with self.db.transaction() as tx:
+            row = tx.one(
+                f"SELECT {_ORDER_COLS} FROM orders WHERE user_id = ? AND channel = 'activation'"  # noqa: S608
+                f" AND state IN {_in_list(len(states))} ORDER BY id LIMIT 1",
+                [user_id, *states],
+            )
+        return None if row is None else _order(row)
+
+    def card(self, serial: bytes) -> CardRecord | None:
+        """The stock record of one card (None: never seen)."""
+        with self.db.transaction() as tx:
+            row = tx.one(
+                "SELECT c.serial, p.pack_serial, c.status, c.verified, c.device_public_key,"
+                " c.issuer_auth_public_key FROM cards c JOIN packs p ON p.seq = c.pack_seq"
+                " WHERE c.serial = ?",
+                (serial.hex(),),
+            )
+        if row is None:
+            return None
+        return CardRecord(
+            bytes.fromhex(row[0]),
+            str(row[1]),
+            str(row[2]),
+            bool(row[3]),
+            bytes(row[4]),
+            bytes(row[5]),
+        )
+
+    def bind_activation_card(self, tx: Tx, order_id: int, card: CardInit) -> None:
+        """Commit point A for one activation (inside the caller's transaction): take the card
+        the user presents into the records (into the USER-ACTIVATION pack if it was not in
+        the stock; out of the stock if it was there unused), pair it with the order, give the
+        order its derivation element (a fresh one, or the replaced card's), move it to
+        `card_assigned`. Refused (nothing written) if the card is known with other keys or
+        already used."""
+        row = tx.one(
+            f"SELECT {_ORDER_COLS} FROM orders WHERE id = ?{tx.for_update}",  # noqa: S608
+            (order_id,),
+        )
+        if row is None:
+            raise RecordNotFoundError(f"no order {order_id}")
+        order = _order(row)
+        if order.channel != "activation" or order.state is not OrderState.REQUESTED:
+            raise IssuerError(f"order {order_id} is not an activation order waiting for a card")
+        serial = card.serial.hex()
+        known = tx.one(
+            "SELECT status, device_public_key, issuer_auth_public_key, verified FROM cards"  # noqa: S608
+            f" WHERE serial = ?{tx.for_update}",
+            (serial,),
+        )
+        if known is not None:
+            if str(known[0]) != "available":
+                raise CardAlreadyUsedError(
+                    f"card {serial.upper()} is already used for another order"
+                )
+            if bytes(known[1]) != card.device_public_key_der or bytes(known[2]) != (
+                card.issuer_auth_public_key_der
+            ):
+                raise IssuerError(f"card {serial.upper()} reports other keys than its stock record")
+            tx.execute(
+                "UPDATE cards SET status = 'assigned' WHERE serial = ? AND status = 'available'",
+                (serial,),
+            )
+            if tx.rowcount != 1:
+                raise ConcurrentUpdateError("the card was taken by another process")
+        else:
+            seq = self._activation_pack(tx)
+            position = int(
+                tx.scalar(
+                    "SELECT COALESCE(MAX(position), -1) + 1 FROM cards WHERE pack_seq = ?", (seq,)
+                )
+            )
+            tx.execute(
+                "INSERT INTO cards (serial, pack_seq, position, device_public_key,"
+                " issuer_auth_public_key, device_key_cert, issuer_auth_cert, signed_device_key,"
+                " verified, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'assigned')",
+                (
+                    serial,
+                    seq,
+                    position,
+                    card.device_public_key_der,
+                    card.issuer_auth_public_key_der,
+                    card.device_key_cert,
+                    card.issuer_auth_cert,
+                    card.signed_device_key,
+                    int(card.verified),
+                ),
+            )
+            tx.execute("UPDATE packs SET card_count = card_count + 1 WHERE seq = ?", (seq,))
+        if order.derivation_index is None:
+            (element,) = self._allocate(tx, [(order.user_id, order.id)])
+            index = element.index
+        else:
+            index = order.derivation_index
+        self._move(
+            tx,
+            [order.id],
+            OrderState.REQUESTED,
+            OrderState.CARD_ASSIGNED,
+            {"card_serial": [serial], "derivation_index": [index]},
+        )
+        self._audit(
+            tx,
+            "order.card_assigned",
+            order_id=order.id,
+            card_serial=card.serial,
+            detail={
+                "derivation_index": index,
+                "channel": "activation",
+                "card_was_in_stock": known is not None,
+            },
+        )
+
+    def _activation_pack(self, tx: Tx) -> int:
+        seq = tx.scalar("SELECT seq FROM packs WHERE pack_serial = ?", (ACTIVATION_PACK,))
+        if seq is not None:
+            return int(seq)
+        return int(
+            tx.scalar(
+                "INSERT INTO packs (pack_serial, imported_at, card_count, source)"
+                " VALUES (?, ?, 0, 'activation') RETURNING seq",
+                (ACTIVATION_PACK, now()),
+            )
+        )
 
     def _move(
         self,
@@ -571,15 +1027,6 @@ class Records:
         """Move orders from one state to the next inside the caller's transaction (for the
         hand-over of party files, sealcard.issuer.exchange_records)."""
         self._move(tx, order_ids, current, wanted)
-
-    def audit_in(
-        self,
-        tx: Tx,
-        action: str,
-        rows: Sequence[tuple[int | None, bytes | None, dict[str, Any] | str | None]],
-    ) -> None:
-        """Audit entries (order, card, detail) inside the caller's transaction."""
-        self._audit_many(tx, action, rows)
 
     # -- packs and cards --------------------------------------------------------------------
 
@@ -682,7 +1129,8 @@ class Records:
             order_filter = f" AND id IN {_in_list(len(order_ids))}"
             order_params = list(order_ids)
         orders = tx.all(
-            f"SELECT id, user_id FROM orders WHERE state = ?{order_filter}"  # noqa: S608
+            "SELECT id, user_id, derivation_index FROM orders"  # noqa: S608
+            f" WHERE state = ? AND channel = 'bureau'{order_filter}"
             f" ORDER BY id LIMIT ?{tx.for_update}",
             [OrderState.REQUESTED.value, *order_params, limit],
         )
@@ -704,7 +1152,9 @@ class Records:
             return []
         orders, cards = orders[:n], cards[:n]
         order_ids_now = [int(o[0]) for o in orders]
-        elements = self._allocate(tx, [(int(o[1]), int(o[0])) for o in orders])
+        fresh = iter(self._allocate(tx, [(int(o[1]), int(o[0])) for o in orders if o[2] is None]))
+        # a replacement order carries the element of the card it replaces; others get a new one
+        indexes = [int(o[2]) if o[2] is not None else next(fresh).index for o in orders]
         serials = [str(c[0]) for c in cards]
         tx.execute(
             f"UPDATE cards SET status = 'assigned' WHERE status = 'available' AND serial IN {_in_list(n)}",  # noqa: S608, E501
@@ -717,14 +1167,14 @@ class Records:
             order_ids_now,
             OrderState.REQUESTED,
             OrderState.CARD_ASSIGNED,
-            {"card_serial": serials, "derivation_index": [e.index for e in elements]},
+            {"card_serial": serials, "derivation_index": indexes},
         )
         self._audit_many(
             tx,
             "order.card_assigned",
             [
-                (oid, bytes.fromhex(s), f'{{"derivation_index": {e.index}}}')
-                for s, e, oid in zip(serials, elements, order_ids_now, strict=True)
+                (oid, bytes.fromhex(s), f'{{"derivation_index": {i}}}')
+                for s, i, oid in zip(serials, indexes, order_ids_now, strict=True)
             ],
         )
         return order_ids_now
@@ -849,7 +1299,8 @@ class Records:
             )
             requested = int(
                 tx.scalar(
-                    f"SELECT COUNT(*) FROM orders o WHERE o.state = ?{of}",  # noqa: S608
+                    "SELECT COUNT(*) FROM orders o"  # noqa: S608
+                    f" WHERE o.state = ? AND o.channel = 'bureau'{of}",
                     [OrderState.REQUESTED.value, *op],
                 )
             )

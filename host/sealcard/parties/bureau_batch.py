@@ -39,6 +39,7 @@ from sealcard.card.constants import State
 from sealcard.card.session import SealcardSession
 from sealcard.crypto.pin import generate_pin, generate_puk
 from sealcard.errors import ConfigurationError, SealcardError
+from sealcard.files import check_new_file, prepare_dir
 from sealcard.formats.party_csv import (
     FileHeader,
     FileKind,
@@ -56,8 +57,6 @@ from sealcard.parties.exchange import (
     FileRefusedError,
     Peer,
     atomic_output,
-    check_output_file,
-    check_writable_dir,
     read_party_file,
     write_party_file,
 )
@@ -309,7 +308,7 @@ def _personalize_one(
                 return CardOutcome(reader, serial, "refused", reason)
             if card["pins"] == PINS_BY_BUREAU:
                 if letters is None:
-                    raise ConfigurationError("this batch needs --pins bureau")
+                    raise ConfigurationError("this batch needs --pin-source bureau")
                 pin, puk = generate_pin(os.urandom), generate_puk(os.urandom)
                 job.store_letter(
                     serial,
@@ -433,7 +432,7 @@ def personalize_batch(
 ) -> BatchReport:
     """Check the file, personalize every card of the batch in `readers` at once, write the
     outputs. Every output path is checked before the first card is touched."""
-    check_writable_dir(out_dir, "the output folder")
+    prepare_dir(out_dir, what="the output folder", fix="give another --out-dir", mode=0o750)
     issuer_peer = party.peer(Role.ISSUER, None)
     shipper_peer = _optional_peer(party, Role.SHIPPER, shipper)
     job, _header, resumed = open_job(party, path)
@@ -442,11 +441,12 @@ def personalize_batch(
         needed = job.pins_needed()
         if PINS_BY_BUREAU in needed and pins != PINS_BY_BUREAU:
             raise ConfigurationError(
-                f"batch {batch}: the issuer left PIN and PUK to the bureau: run with --pins bureau"
+                f"batch {batch}: the issuer left PIN and PUK to the bureau: run with"
+                " --pin-source bureau"
             )
         if pins == PINS_BY_BUREAU and PINS_FROM_BLOB in needed:
             raise ConfigurationError(
-                f"batch {batch}: its cards get PIN and PUK from the issuer HSM; --pins bureau"
+                f"batch {batch}: its cards get PIN and PUK from the issuer HSM; --pin-source bureau"
                 " would not be used (the blob's PIN wins)"
             )
         letters = None
@@ -461,7 +461,9 @@ def personalize_batch(
             )
         paths = output_paths(out_dir, batch, mailers)
         for what, output in paths.items():  # before the first card is touched
-            check_output_file(output, what.replace("_", " "))
+            check_new_file(
+                output, what=what.replace("_", " "), fix="move it away or give another --out-dir"
+            )
         outcomes: list[CardOutcome] = []
         lock = threading.Lock()
 

@@ -106,30 +106,6 @@ class Identity:
 # -- writing -----------------------------------------------------------------------------------
 
 
-def check_writable_dir(directory: Path, what: str) -> None:
-    """Refuse, before any work, a folder we could not write a file into."""
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigurationError(f"{what} {directory}: cannot create it ({exc.strerror})") from None
-    if not directory.is_dir():
-        raise ConfigurationError(f"{what} {directory} is not a folder")
-    probe = directory / f"{TEMP_PREFIX}probe-{os.getpid()}"
-    try:
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-        os.close(fd)
-        probe.unlink()
-    except OSError as exc:
-        raise ConfigurationError(f"{what} {directory} is not writable ({exc.strerror})") from None
-
-
-def check_output_file(path: Path, what: str) -> None:
-    """Refuse, before any work, an output file we could not create (its folder is checked)."""
-    if path.exists() and path.is_dir():
-        raise ConfigurationError(f"{what} {path} is a folder, not a file")
-    check_writable_dir(path.parent if str(path.parent) else Path("."), f"the folder of {what}")
-
-
 def _fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:

@@ -13,6 +13,7 @@ from typing import Protocol
 from sealcard.card.encoding import Secret
 from sealcard.card.session import IssuerSigner, SealcardSession
 from sealcard.errors import SealcardError
+from sealcard.issuer.lifecycle import OrderState, check_transition
 from sealcard.issuer.records import Records
 
 
@@ -56,7 +57,14 @@ def reset_pin(
 
 
 def terminate(session: SealcardSession, records: Records, keys: WrappedKeySigner) -> None:
-    """Terminate the card for good: the card wipes the user key and refuses all use."""
+    """Terminate the card for good: the card wipes the user key and refuses all use; its
+    order becomes `terminated` (checked before the card is touched, so records and card
+    never disagree)."""
     serial, order_id, sign = _signer_for(session, records, keys)
+    order = records.get_order(order_id)
+    if order.state is not OrderState.TERMINATED:
+        check_transition(order_id, order.state, OrderState.TERMINATED)
     session.issuer_terminate(sign)
     records.audit("card.terminated_by_issuer", order_id=order_id, card_serial=serial)
+    if order.state is not OrderState.TERMINATED:
+        records.mark_terminated(order_id, note="terminated in the issuer's reader")

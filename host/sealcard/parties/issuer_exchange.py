@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from sealcard.errors import ConfigurationError
+from sealcard.files import prepare_dir
 from sealcard.formats.attestation import CardPublicData, verify_card
 from sealcard.formats.party_cert import (
     PartyBundle,
@@ -53,7 +54,6 @@ from sealcard.parties.exchange import (
     FileRefusedError,
     Identity,
     Peer,
-    check_writable_dir,
     read_party_file,
     write_party_file,
 )
@@ -105,7 +105,9 @@ def issuer_keys_init(home_dir: Path | None, name: str) -> PartyBundle:
 def issuer_bundle(home: IssuerHome) -> PartyBundle:
     path = identity_path(home)
     if not path.exists():
-        raise PartyError("the issuer has no party keys yet: `sealcard issuer keys init --name N`")
+        raise PartyError(
+            "the issuer has no party keys yet: run `sealcard issuer keys init --name NAME`"
+        )
     return read_bundle(path)
 
 
@@ -157,12 +159,6 @@ class IssuerParty:
     @property
     def identity(self) -> Identity:
         return Identity(PartyName(Role.ISSUER, self.bundle.name), self.key)
-
-    def records_home_outbox(self) -> Path:
-        """HOME/outbox, the default folder of the files the issuer sends."""
-        if self.home is None:
-            raise ConfigurationError("no issuer home: name the output folder")
-        return self.home.root / "outbox"
 
 
 @contextmanager
@@ -334,7 +330,8 @@ def _record_file(tx: Tx, header: FileHeader) -> None:
 class BatchFiles:
     batch: str
     orders: int
-    personalization: Path
+    personalization: Path | None
+    """None for a batch of activation orders' PIN letters (nothing for a bureau)."""
     letters: dict[str, Path]
 
 
@@ -342,15 +339,24 @@ class BatchFiles:
 class ExportReport:
     bureau: str
     batches: list[BatchFiles]
+    """The bureau's batches (personalization file, and the PIN letters of their cards)."""
+    activation_letters: list[BatchFiles] = field(default_factory=list)
+    """The PIN letters of activation orders whose card took its blob on the customer's
+    computer: to the mailer only, never to a bureau."""
 
     @property
     def orders(self) -> int:
         return sum(b.orders for b in self.batches)
 
+    @property
+    def letters_after_activation(self) -> int:
+        return sum(b.orders for b in self.activation_letters)
 
-def new_batch_id(sequence: int = 1) -> str:
-    """B<time>-<n>-<random>: batches of one export sort in the order they were made."""
-    stamp = dt.datetime.now(dt.UTC).strftime("B%Y%m%dT%H%M%S")
+
+def new_batch_id(sequence: int = 1, prefix: str = "B") -> str:
+    """B<time>-<n>-<random>: batches of one export sort in the order they were made (prefix
+    A for the letters of activation orders)."""
+    stamp = dt.datetime.now(dt.UTC).strftime(f"{prefix}%Y%m%dT%H%M%S")
     return f"{stamp}-{sequence:03d}-{secrets.token_hex(3).upper()}"
 
 
@@ -371,16 +377,26 @@ def export_batches(
     limit: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> ExportReport:
-    """Every sealed order, in batches of `batch_size`: one personalization file per batch for
-    the bureau and one PIN-letter file per batch and mailer. A batch's orders move to
-    sent_to_bureau only after its files are on disk; an interrupted export writes the batches
-    it had started again (same orders, fresh files) before taking new ones."""
-    check_writable_dir(out_dir, "the export folder")
+    """Every sealed bureau order, in batches of `batch_size`: one personalization file per
+    batch for the bureau and one PIN-letter file per batch and mailer. A batch's orders move
+    to sent_to_bureau only after its files are on disk; an interrupted export writes the
+    batches it had started again (same orders, fresh files) before taking new ones.
+
+    Activation orders never go to a bureau (their blob went to the customer's computer); once
+    the card took it (`personalized`), their PIN letters go to the mailers, in batches of
+    their own, each letter once."""
+    prepare_dir(out_dir, what="the export folder", fix="give another --out-dir", mode=0o750)
     bureau = issuer.peers.one(Role.BUREAU, bureau_name)
     records = issuer.records
     done: list[BatchFiles] = []
+    letters_only: list[BatchFiles] = []
     exported = 0
     for pending in xr.batches(records, xr.BATCH_WRITING):
+        if pending.bureau is None:
+            letters_only.append(
+                _write_batch(issuer, None, pending.batch_id, pending.orders, out_dir)
+            )
+            continue
         if pending.bureau != bureau.name:
             continue
         done.append(_write_batch(issuer, bureau, pending.batch_id, pending.orders, out_dir))
@@ -397,12 +413,20 @@ def export_batches(
         exported += count
         if progress is not None:
             progress(exported)
-    return ExportReport(bureau.name, done)
+    while True:
+        batch_id = new_batch_id(len(letters_only) + 1, prefix="A")
+        count = xr.reserve_batch(records, batch_id, None, batch_size)
+        if count == 0:
+            break
+        letters_only.append(_write_batch(issuer, None, batch_id, count, out_dir))
+    return ExportReport(bureau.name, done, letters_only)
 
 
 def _write_batch(
-    issuer: IssuerParty, bureau: Peer, batch_id: str, count: int, out_dir: Path
+    issuer: IssuerParty, bureau: Peer | None, batch_id: str, count: int, out_dir: Path
 ) -> BatchFiles:
+    """A batch's files: the PIN letters per mailer, and for a bureau the personalization file
+    (written last: the bureau starts on it); then its orders move on."""
     records = issuer.records
     mailers = {m: issuer.peers.one(Role.MAILER, m) for m, _ in xr.batch_mailers(records, batch_id)}
     letters: dict[str, Path] = {}
@@ -423,6 +447,9 @@ def _write_batch(
             rows,
         )
         letters[mailer_id] = path
+    if bureau is None:
+        names = {f"letters_{m}": p.name for m, p in letters.items()}
+        return BatchFiles(batch_id, xr.finish_batch(records, batch_id, names), None, letters)
     path = personalization_path(out_dir, batch_id)
     write_party_file(
         path,
@@ -562,7 +589,7 @@ def _apply_shipping(
             audit.append((card.order_id, serial, {"file_id": header.file_id}))
             report.count("handed_to_shipper")
         xr.add_events(tx, "handed_to_shipper", header.file_id, ids)
-        records.audit_in(tx, "order.handed_to_shipper", audit)
+        records.audit_rows_in(tx, "order.handed_to_shipper", audit)
 
 
 def _apply_shipped(
@@ -623,21 +650,22 @@ def _apply_mailed(
                 continue
             if row[1] != "mailed":
                 report.count("not_mailed")
-                records.audit_in(
+                records.audit_rows_in(
                     tx,
                     "order.pin_not_mailed",
                     [(card.order_id, serial, {"file_id": header.file_id, "reason": row[2][:200]})],
                 )
                 continue
             detail = {"file_id": header.file_id}
-            if card.state is OrderState.SHIPPED:
+            activated = card.channel == "activation" and card.state is OrderState.PERSONALIZED
+            if card.state is OrderState.SHIPPED or activated:  # activation: nothing is shipped
                 moves.append((card.order_id, serial, card.state, OrderState.PIN_MAILED, detail))
                 report.count("pin_mailed")
             elif card.state is OrderState.PIN_MAILED:
                 report.count("already")
             else:  # mailed before the card was shipped: recorded, applied when it ships
                 early.append(card.order_id)
-                records.audit_in(
+                records.audit_rows_in(
                     tx, "order.pin_mailed_before_shipping", [(card.order_id, serial, detail)]
                 )
                 report.count("pin_mailed_before_shipping")
@@ -678,7 +706,7 @@ def receive_file(
             seen=lambda file_id: xr.file_seen(tx, file_id),
         )
         _record_file(tx, received.header)
-        records.audit_in(
+        records.audit_rows_in(
             tx,
             f"file.{received.header.kind.value}",
             [(None, None, {"file_id": report.file_id, "batch": report.batch, **report.counts})],

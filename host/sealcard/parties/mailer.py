@@ -20,6 +20,7 @@ from typing import Final
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from sealcard.errors import ConfigurationError, SealcardError
+from sealcard.files import prepare_dir
 from sealcard.formats.party_csv import (
     FileHeader,
     FileKind,
@@ -39,7 +40,6 @@ from sealcard.hsm.pin_letter import (
 from sealcard.parties.exchange import (
     Peer,
     StagedFile,
-    check_writable_dir,
     read_party_file,
     write_party_file,
 )
@@ -98,7 +98,7 @@ def mail_letters(
     issuer_name: str | None = None,
 ) -> MailReport:
     """Open a PIN-letter file, write the letters' PDF and the confirmation for the issuer."""
-    check_writable_dir(out_dir, "the output folder")
+    prepare_dir(out_dir, what="the output folder", fix="give another --out-dir", mode=0o750)
     issuer = party.peer(Role.ISSUER, issuer_name)
     letter_key = TokenLetterKey(party.token)
     outcomes: list[tuple[str, str, str]] = []  # (serial, outcome, reason)

@@ -26,6 +26,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from sealcard.errors import ConfigurationError
+from sealcard.files import prepare_dir
 from sealcard.formats.party_cert import (
     PartyBundle,
     PartyCertificateError,
@@ -261,7 +262,9 @@ def init_keys(
             raise PartyError(f"{root} already has its keys ({home.identity_path})")
         created = False
     else:
-        root.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
+        prepare_dir(
+            root, what=f"the {role.value} home", fix="give another --home", mode=_DIR_MODE
+        )
         configs = init_softhsm(root, [token_label(role)], module_path)
         cfg = configs[token_label(role)]
         text = (

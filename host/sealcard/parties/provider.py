@@ -30,6 +30,7 @@ from sealcard.card.encoding import CardStatus
 from sealcard.card.session import SealcardSession
 from sealcard.crypto.keys import public_keys_equal
 from sealcard.errors import ConfigurationError, SealcardError, VerificationError
+from sealcard.files import prepare_dir, write_new_file
 from sealcard.formats.attestation import (
     AttestationReport,
     CardPublicData,
@@ -42,6 +43,7 @@ from sealcard.formats.certificates import (
     CardKeyRole,
     create_leaf_certificate,
     create_root_certificate,
+    load_certificate,
 )
 from sealcard.transport.connection import TrafficCount
 
@@ -60,6 +62,14 @@ class CardNotBlankError(SealcardError):
     """Step A needs a card in the BLANK state."""
 
 
+def check_passphrase(passphrase: bytes) -> None:
+    """A new CA's passphrase must be long enough (checked before any file is written)."""
+    if len(passphrase) < MIN_PASSPHRASE_LENGTH:
+        raise ConfigurationError(
+            f"the passphrase must be at least {MIN_PASSPHRASE_LENGTH} characters"
+        )
+
+
 def passphrase_from_env() -> bytes | None:
     """The provider passphrase from SEALCARD_PROVIDER_PASSPHRASE, or None when unset."""
     value = os.environ.get(PASSPHRASE_ENV)
@@ -73,22 +83,9 @@ def load_root_certificate(path: Path) -> x509.Certificate:
     except OSError as exc:
         raise ConfigurationError(f"cannot read root certificate {path}: {exc.strerror}") from exc
     try:
-        if b"-----BEGIN" in data:
-            return x509.load_pem_x509_certificate(data)
-        return x509.load_der_x509_certificate(data)
+        return load_certificate(data)
     except ValueError as exc:
-        raise ConfigurationError(f"{path} is not an X.509 certificate: {exc}") from exc
-
-
-def _write_new(path: Path, data: bytes, mode: int) -> None:
-    """Create `path` with `mode` (refusing to overwrite) and write `data`."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    except FileExistsError as exc:
-        raise ConfigurationError(f"{path} exists; refusing to overwrite it") from exc
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.chmod(path, mode)
+        raise ConfigurationError(f"{path}: {exc}; give the provider's root.pem") from None
 
 
 @dataclass(frozen=True)
@@ -110,14 +107,8 @@ class ProviderCA:
         now: dt.datetime | None = None,
     ) -> ProviderCA:
         """Make a new P-256 root CA; write root.pem and the encrypted root-key.pem (0600)."""
-        if len(passphrase) < MIN_PASSPHRASE_LENGTH:
-            raise ConfigurationError(
-                f"the passphrase must be at least {MIN_PASSPHRASE_LENGTH} characters"
-            )
-        directory.mkdir(mode=CA_DIR_MODE, parents=True, exist_ok=True)
-        for name in (ROOT_CERT_FILE, ROOT_KEY_FILE):
-            if (directory / name).exists():
-                raise ConfigurationError(f"{directory / name} exists; refusing to overwrite it")
+        check_passphrase(passphrase)
+        cls.prepare_directory(directory)
         key = ec.generate_private_key(ec.SECP256R1())
         cert = create_root_certificate(
             key, common_name=common_name, organisation=organisation, now=now
@@ -125,13 +116,43 @@ class ProviderCA:
         encrypted = key.private_bytes(
             Encoding.PEM, PrivateFormat.PKCS8, BestAvailableEncryption(passphrase)
         )
-        _write_new(directory / ROOT_KEY_FILE, encrypted, KEY_FILE_MODE)
-        _write_new(directory / ROOT_CERT_FILE, cert.public_bytes(Encoding.PEM), PUBLIC_FILE_MODE)
+        write_new_file(directory / ROOT_KEY_FILE, encrypted, KEY_FILE_MODE)
+        certificate_pem = cert.public_bytes(Encoding.PEM)
+        write_new_file(directory / ROOT_CERT_FILE, certificate_pem, PUBLIC_FILE_MODE)
         return cls(cert, key, directory)
+
+    @staticmethod
+    def prepare_directory(directory: Path) -> bool:
+        """Create the CA folder if needed and check it can take a new CA (before the passphrase
+        is asked for): writable, and no root.pem or root-key.pem to overwrite. Returns whether
+        the folder was created."""
+        fix = "give another --out-dir"
+        for name in (ROOT_CERT_FILE, ROOT_KEY_FILE):
+            if (directory / name).exists():
+                raise ConfigurationError(
+                    f"{directory / name} exists; refusing to overwrite a CA ({fix})"
+                )
+        return prepare_dir(directory, what="the CA folder", fix=fix, mode=CA_DIR_MODE)
+
+    @staticmethod
+    def check_directory(directory: Path) -> None:
+        """Check that `directory` holds a CA (root.pem readable as a certificate, root-key.pem
+        present) before anyone is asked for its passphrase."""
+        hint = (
+            "create one with `sealcard provider ca init --out-dir DIR`, or point --ca-dir "
+            "(or $SEALCARD_PROVIDER_CA_DIR) at it"
+        )
+        if not directory.is_dir():
+            raise ConfigurationError(f"no provider CA folder at {directory}: {hint}")
+        for name in (ROOT_CERT_FILE, ROOT_KEY_FILE):
+            if not (directory / name).is_file():
+                raise ConfigurationError(f"no provider CA in {directory} (no {name}): {hint}")
+        load_root_certificate(directory / ROOT_CERT_FILE)
 
     @classmethod
     def load(cls, directory: Path, passphrase: bytes) -> ProviderCA:
         """Open an existing CA directory (root.pem, root-key.pem) with its passphrase."""
+        cls.check_directory(directory)
         cert = load_root_certificate(directory / ROOT_CERT_FILE)
         key_path = directory / ROOT_KEY_FILE
         try:

@@ -27,8 +27,9 @@ from sealcard.card.constants import State
 from sealcard.card.session import SealcardSession
 from sealcard.crypto.keys import public_keys_equal
 from sealcard.errors import ConfigurationError, SealcardError
+from sealcard.files import check_new_file, prepare_dir
 from sealcard.formats.party_csv import FileKind, b64, check_batch_id, serial_hex
-from sealcard.parties.exchange import Peer, check_output_file, write_party_file
+from sealcard.parties.exchange import Peer, write_party_file
 from sealcard.parties.party_home import OpenParty
 from sealcard.parties.provider import ProviderCA, check_card, initialize_card
 from sealcard.transport.pcsc import PcscConnection
@@ -235,7 +236,10 @@ def init_pack(
         check_batch_id(pack)
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from None
-    check_output_file(out, "the pack file")
+    prepare_dir(
+        out.parent, what="the folder of the pack file", fix="give another --out", mode=0o750
+    )
+    check_new_file(out, what="the pack file", fix="give another --out")
     journal_dir = party.home.root / PACKS_DIR
     journal_dir.mkdir(mode=0o700, exist_ok=True)
     journal = PackJournal(journal_dir / f"{pack}.jsonl")

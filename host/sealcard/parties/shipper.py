@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from sealcard.files import prepare_dir
 from sealcard.formats.party_csv import (
     FileHeader,
     FileKind,
@@ -26,7 +27,6 @@ from sealcard.formats.party_csv import (
 from sealcard.formats.pdf_sheets import ParcelLine, shipping_manifest
 from sealcard.parties.exchange import (
     StagedFile,
-    check_writable_dir,
     read_party_file,
     write_party_file,
 )
@@ -52,7 +52,7 @@ def ship_batch(
     party: OpenParty, path: Path, out_dir: Path, *, issuer_name: str | None = None
 ) -> ShipReport:
     """Open a shipping-data file; write the manifest and the confirmation for the issuer."""
-    check_writable_dir(out_dir, "the output folder")
+    prepare_dir(out_dir, what="the output folder", fix="give another --out-dir", mode=0o750)
     issuer = party.peer(Role.ISSUER, issuer_name)
     shipped: list[tuple[str, str]] = []  # (serial, tracking)
 

@@ -16,11 +16,15 @@ PORT_BASE: Final = 0x8C7B
 SLOTS_PER_ENTRY: Final = 2
 """Each vpcd reader.conf entry gives two readers, "NAME 00 00" and "NAME 00 01" (port, port+1)."""
 
-MAX_CARDS: Final = 14
-"""pcscd serves at most 16 readers and pyscard's CardMonitor breaks at 16; 14 cards = 7 entries
-= 14 readers (15 cards would need an 8th entry and so 16 readers)."""
+MAX_CARDS: Final = 16
+"""pcscd serves at most 16 readers (8 vpcd entries); sealcard asks pcscd about the readers it
+names, never through pyscard's CardMonitor (which breaks at 16: it adds the PnP pseudo-reader),
+so all 16 work. A real reader plugged in next to 16 simulated ones finds no free slot."""
 
 DEFAULT_CARDS: Final = 4
+TIMINGS: Final = ("none", "jcop4")
+"""Card timing models of the simulator: `none` answers as fast as jCardSim; `jcop4` as late as
+an NXP JCOP 4 J3R180 would (JCAlgTest's per-operation timings; docs/performance.md)."""
 DEFAULT_RUN_DIR: Final = Path("/run/sealcard-sim")
 RUN_DIR_ENV: Final = "SEALCARD_SIM_DIR"
 JAR_ENV: Final = "SEALCARD_SIM_JAR"
@@ -95,13 +99,18 @@ class SimulatorConfig:
     pcscd: str = "pcscd"
     driver: Path = VPCD_DRIVER
     ready_timeout_s: float = DEFAULT_READY_TIMEOUT_S
+    timing: str = "none"
 
     def validate(self) -> None:
         """Raise ConfigurationError when a value cannot work."""
         if not 1 <= self.cards <= MAX_CARDS:
             raise ConfigurationError(
-                f"cards must be 1..{MAX_CARDS} (pcscd serves at most 16 readers, pyscard's "
-                f"monitor breaks at 16, and every vpcd entry brings two), got {self.cards}"
+                f"cards must be 1..{MAX_CARDS} (pcscd serves at most 16 readers), "
+                f"got {self.cards}"
+            )
+        if self.timing not in TIMINGS:
+            raise ConfigurationError(
+                f"timing must be one of {', '.join(TIMINGS)}, got {self.timing!r}"
             )
         if not self.jar.is_file():
             raise ConfigurationError(

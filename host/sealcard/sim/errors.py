@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from sealcard.errors import SealcardError
+from sealcard.errors import SealcardError, UnavailableError
 
 
 class SimulatorError(SealcardError):
     """Starting, stopping or driving the simulated cards failed."""
 
 
-class SimulatorNotRunningError(SimulatorError):
+class SimulatorNotRunningError(SimulatorError, UnavailableError):
     """No simulator runs in that run directory (`sealcard sim up` first)."""
 
 

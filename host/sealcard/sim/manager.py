@@ -83,8 +83,8 @@ class SimCard:
     """One simulated card as pcscd and the card JVM see it.
 
     present: pcscd reports a card in the reader (None when pcscd could not be asked).
-    connected, powered, apdus, resets, tears, blank_resets: the JVM's view (None when the JVM
-    could not be asked).
+    connected, powered, apdus, resets, tears, blank_resets, timing: the JVM's view (None when
+    the JVM could not be asked); timing is the card timing model (`none`, `jcop4`).
     """
 
     index: int
@@ -97,6 +97,7 @@ class SimCard:
     resets: int | None = None
     tears: int | None = None
     blank_resets: int | None = None
+    timing: str | None = None
 
 
 @dataclass(frozen=True)
@@ -488,6 +489,7 @@ def _launch_jvm(config: SimulatorConfig, tools: _Tools, pcscd_pid: int, say: Pro
     ]
     if config.applet_classpath:
         argv += ["--applet-classpath", ":".join(str(p) for p in config.applet_classpath)]
+    argv += ["--timing", config.timing]
     if config.netns:
         assert tools.nsenter is not None
         argv = [tools.nsenter, f"--net=/proc/{pcscd_pid}/ns/net", "--", *argv]
@@ -567,7 +569,7 @@ def _jvm_cards(run_dir: Path, problems: list[str]) -> dict[int, dict[str, Any]]:
     except (SimulatorError, ValueError) as exc:
         problems.append(f"the card JVM did not answer: {exc}")
         return {}
-    keys = ("connected", "powered", "apdus", "resets", "tears", "blank_resets")
+    keys = ("connected", "powered", "apdus", "resets", "tears", "blank_resets", "timing")
     return {int(card["index"]): {k: card.get(k) for k in keys} for card in answer["cards"]}
 
 
@@ -589,6 +591,7 @@ def _write_state(config: SimulatorConfig) -> None:
         "jar": str(config.jar),
         "applet_class": config.applet_class,
         "applet_aid": config.applet_aid.hex().upper(),
+        "timing": config.timing,
     }
     (config.run_dir / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
 

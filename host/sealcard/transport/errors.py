@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from sealcard.errors import SealcardError
+from typing import ClassVar
+
+from sealcard.errors import SealcardError, UnavailableError
 from sealcard.transport.sw import sw_name
 
 
-class TransportError(SealcardError):
+class TransportError(UnavailableError):
     """Talking to a reader or a card failed below the APDU level."""
 
 
@@ -38,8 +40,11 @@ class ApduError(SealcardError):
     """The card answered a command with a status word other than 9000.
 
     `sw` is the status word (an int such as 0x6985), `data` whatever came with it.
-    The message names the status word, e.g. "SW_CONDITIONS_NOT_SATISFIED (6985)".
+    The message names the status word, e.g. "SW_CONDITIONS_NOT_SATISFIED (6985)"; a subclass
+    that knows what the card meant says so first (`meaning`), for the person who reads it.
     """
+
+    meaning: ClassVar[str] = ""
 
     def __init__(self, sw: int, data: bytes = b"", context: str = "") -> None:
         self.sw = sw
@@ -48,4 +53,6 @@ class ApduError(SealcardError):
         text = f"{sw_name(sw)} ({sw:04X})"
         if context:
             text = f"{context}: card answered {text}"
+        if self.meaning:
+            text = f"{self.meaning} ({text})"
         super().__init__(text)

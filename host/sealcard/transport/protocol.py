@@ -16,6 +16,9 @@ answer or an `ApduError`; they never see 61xx.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Final, Protocol
 
 from sealcard.transport.apdu import (
@@ -36,6 +39,26 @@ P1_SELECT_BY_NAME: Final = 0x04
 MAX_GET_RESPONSE_ROUNDS: Final = 1024
 """A card that keeps saying 61xx longer than this (256 KB) is broken."""
 
+apdu_log = logging.getLogger("sealcard.apdu")
+"""Support's trace (`sealcard --debug`): every APDU's header and every status word, at DEBUG.
+Never data; the Lc of a command that carries a secret is hidden too (its length would tell
+a PIN's)."""
+
+
+def describe_command(apdu: Apdu, *, secret: bool = False) -> str:
+    """`CLA INS P1 P2 Lc=n Le=n`: what the trace shows of a command (never its data)."""
+    parts = [apdu.header.hex(" ").upper()]
+    if apdu.data:
+        parts.append("Lc=**" if secret else f"Lc={len(apdu.data)}")
+    if apdu.le:
+        parts.append(f"Le={apdu.le}")
+    return " ".join(parts)
+
+
+def describe_answer(data: bytes, sw: int) -> str:
+    """`SW (n bytes)`: what the trace shows of an answer (never its data)."""
+    return f"{sw:04X} ({len(data)} bytes)"
+
 
 class ApduProcessor(Protocol):
     """One layer of the stack: takes an `Apdu`, returns (data, sw)."""
@@ -49,11 +72,19 @@ class RawProcessor:
     def __init__(self, connection: Connection, *, extended: bool) -> None:
         self.connection = connection
         self.extended = extended
+        self.secret = False
+        """Set while a command carrying a PIN or PUK is sent: the trace hides its Lc."""
 
     def process(self, apdu: Apdu) -> tuple[bytes, int]:
         if not self.extended and apdu.le > SHORT_MAX_LE:
             apdu = Apdu(apdu.cla, apdu.ins, apdu.p1, apdu.p2, apdu.data, SHORT_MAX_LE)
-        return self.connection.send_and_receive(apdu.encode(extended=self.extended))
+        tracing = apdu_log.isEnabledFor(logging.DEBUG)
+        if tracing:
+            apdu_log.debug("> %s", describe_command(apdu, secret=self.secret))
+        data, sw = self.connection.send_and_receive(apdu.encode(extended=self.extended))
+        if tracing:
+            apdu_log.debug("< %s", describe_answer(data, sw))
+        return data, sw
 
 
 class CommandChainingProcessor:
@@ -113,9 +144,19 @@ class SmartCardProtocol:
         self._stack: ApduProcessor = self._build()
 
     def _build(self) -> ApduProcessor:
-        raw = RawProcessor(self.connection, extended=self._extended)
+        self._raw = RawProcessor(self.connection, extended=self._extended)
+        raw = self._raw
         chained: ApduProcessor = raw if self._extended else CommandChainingProcessor(raw)
         return ResponseChainingProcessor(chained)
+
+    @contextmanager
+    def secret(self) -> Iterator[None]:
+        """Commands sent inside carry a PIN or PUK: the --debug trace hides their Lc too."""
+        self._raw.secret = True
+        try:
+            yield
+        finally:
+            self._raw.secret = False
 
     @property
     def extended(self) -> bool:

@@ -1,8 +1,13 @@
 """Numbered schema migrations, applied in order by `apply_migrations` (``sealcard issuer init``).
 
 Each migration is a module ``mNNNN_<what>.py`` with ``VERSION``, ``DESCRIPTION`` and
-``statements(dialect) -> list[str]``. A migration runs in one transaction with the row that
-records it in ``schema_version``, so it is applied entirely or not at all. Never edit an applied
+``statements(dialect) -> list[str]``; a step that must read the schema first (SQLite rebuilds a
+table to drop a constraint) may instead define ``run(tx)``, and a step may add ``migrate_rows(tx)``
+for data that SQL alone cannot compute (it runs after the statements, in the same transaction).
+A migration runs in one transaction with the row that records it in ``schema_version``, so it is
+applied entirely or not at all. A module with ``SQLITE_FOREIGN_KEYS_OFF = True`` runs on SQLite
+with foreign keys off (the documented way to rebuild a table others refer to) and
+``PRAGMA foreign_key_check`` must find nothing before it commits. Never edit an applied
 migration: add the next number.
 """
 
@@ -26,12 +31,30 @@ class Migration:
     description: str
     module: ModuleType
 
+    @property
+    def foreign_keys_off(self) -> bool:
+        """Whether SQLite must run this step with foreign keys off (table rebuilds)."""
+        return bool(getattr(self.module, "SQLITE_FOREIGN_KEYS_OFF", False))
+
+    def apply(self, tx: Tx, dialect: Dialect) -> None:
+        """Run this step inside `tx`: `run(tx)` or its statements, then its row migration."""
+        run = getattr(self.module, "run", None)
+        if run is not None:
+            run(tx)
+        else:
+            for statement in self.statements(dialect):
+                tx.execute(statement)
+        migrate_rows = getattr(self.module, "migrate_rows", None)
+        if migrate_rows is not None:
+            migrate_rows(tx)
+
     def statements(self, dialect: Dialect) -> list[str]:
         """The SQL of this step for one engine."""
         result = self.module.statements(dialect)
         if not isinstance(result, list):
             raise MigrationError(f"migration {self.version} returned no statement list")
         return [str(s) for s in result]
+
 
 
 def known_migrations() -> list[Migration]:
@@ -67,6 +90,21 @@ def current_version(db: Database) -> int:
         return _current(tx)
 
 
+def applied_version(db: Database) -> int:
+    """The schema version of the database, read without writing or waiting for a writer
+    (0 when no migration was applied): for checks such as `sealcard doctor`."""
+    if db.dialect is Dialect.POSTGRES:
+        exists_sql = "SELECT to_regclass('schema_version') IS NOT NULL"
+    else:
+        exists_sql = (
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+        )
+    with db.read_transaction() as tx:
+        if not tx.scalar(exists_sql):
+            return 0
+        return _current(tx)
+
+
 def latest_version() -> int:
     """The version this code expects."""
     return known_migrations()[-1].version
@@ -95,17 +133,31 @@ def apply_migrations(db: Database, target: int | None = None) -> list[int]:
     for migration in migrations:
         if migration.version > target:
             break
-        with db.transaction() as tx:
-            if db.dialect is Dialect.POSTGRES:
-                tx.execute("LOCK TABLE schema_version IN EXCLUSIVE MODE")
-            if _current(tx) >= migration.version:
-                continue  # another process applied it meanwhile
-            for statement in migration.statements(db.dialect):
-                tx.execute(statement)
-            tx.execute(
-                "INSERT INTO schema_version (version, description, applied_at) VALUES (?, ?, ?)",
-                (migration.version, migration.description, datetime.now(UTC).isoformat()),
-            )
+        fk_off = migration.foreign_keys_off and db.dialect is Dialect.SQLITE
+        if fk_off:
+            db.sqlite_pragma("foreign_keys", "OFF")  # a no-op inside a transaction: set it here
+        try:
+            with db.transaction() as tx:
+                if db.dialect is Dialect.POSTGRES:
+                    tx.execute("LOCK TABLE schema_version IN EXCLUSIVE MODE")
+                if _current(tx) >= migration.version:
+                    continue  # another process applied it meanwhile
+                migration.apply(tx, db.dialect)
+                if fk_off:
+                    broken = tx.all("PRAGMA foreign_key_check")
+                    if broken:
+                        raise MigrationError(
+                            f"migration {migration.version} would break {len(broken)} foreign"
+                            f" key(s), first in table {broken[0][0]}: nothing was changed"
+                        )
+                tx.execute(
+                    "INSERT INTO schema_version (version, description, applied_at)"
+                    " VALUES (?, ?, ?)",
+                    (migration.version, migration.description, datetime.now(UTC).isoformat()),
+                )
+        finally:
+            if fk_off:
+                db.sqlite_pragma("foreign_keys", "ON")
         applied.append(migration.version)
     return applied
 

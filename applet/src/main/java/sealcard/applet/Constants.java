@@ -15,7 +15,7 @@ public final class Constants {
     }
 
     // ---- Applet ----------------------------------------------------------------------
-    public static final short APPLET_VERSION = (short) 0x0100;
+    public static final short APPLET_VERSION = (short) 0x0101;
 
     // ---- Classes (CLA) -----------------------------------------------------------------
     public static final byte CLA_ISO7816 = (byte) 0x00;
@@ -115,6 +115,7 @@ public final class Constants {
     // ---- GET DATA objects (P1P2) -------------------------------------------------------
     public static final short DO_SERIAL = (short) 0x0101;
     public static final short DO_STATUS = (short) 0x0102;
+    public static final short DO_PLATFORM = (short) 0x0103;
     public static final short DO_DEVICE_PUBLIC_KEY = (short) 0x0110;
     public static final short DO_ISSUER_AUTH_PUBLIC_KEY = (short) 0x0111;
     public static final short DO_ISSUER_PUBLIC_KEY = (short) 0x0112;
@@ -136,6 +137,7 @@ public final class Constants {
     public static final short CAP_ECDSA_PRECOMPUTED = (short) 0x0004;
     public static final short CAP_EXTENDED_LENGTH = (short) 0x0008;
     public static final short CAP_SECP256K1 = (short) 0x0010;
+    public static final short CAP_EC_PLAIN_XY = (short) 0x0020;
 
     // ---- Status words ------------------------------------------------------------------
     public static final short SW_OK = (short) 0x9000;

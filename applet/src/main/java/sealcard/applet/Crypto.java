@@ -34,6 +34,13 @@ final class Crypto {
      */
     private static final byte KEY_AGREEMENT_DH_PLAIN_XY = (byte) 6;
 
+    /**
+     * {@code Cipher.PAD_PKCS1_OAEP_SHA256} (value 14) of the JavaCard 3.0.5 API, spelled out
+     * for the same reason: a 3.0.4 platform answers {@code NO_SUCH_ALGORITHM} and the applet
+     * decodes OAEP itself over raw RSA ({@code OaepDecoder}).
+     */
+    private static final byte CIPHER_PAD_OAEP_SHA256 = (byte) 14;
+
     /** Size of the all-zero hash signed by the precomputed-hash probe. */
     private static final short PROBE_HASH_LENGTH = (short) 32;
 
@@ -45,6 +52,8 @@ final class Crypto {
     private KeyAgreement publicKeyDerivation;
     private final KeyAgreement pointCheck;
     private final KeyPair pointCheckPair;
+    /** The throw-away key's own public point: a point the check always accepts. */
+    private final byte[] goodPoint;
     private short capabilities;
 
     /**
@@ -64,8 +73,7 @@ final class Crypto {
 
         try {
             // Some platforms (jCardSim 3.0.6.0) return null here instead of throwing.
-            oaepSha256 = Cipher.getInstance(Cipher.CIPHER_RSA, Cipher.PAD_PKCS1_OAEP_SHA256,
-                    false);
+            oaepSha256 = Cipher.getInstance(Cipher.CIPHER_RSA, CIPHER_PAD_OAEP_SHA256, false);
         } catch (CryptoException e) {
             oaepSha256 = null;
         }
@@ -89,6 +97,9 @@ final class Crypto {
         } catch (CryptoException e) {
             publicKeyDerivation = null;
         }
+        if (publicKeyDerivation != null) {
+            capabilities |= Constants.CAP_EC_PLAIN_XY;
+        }
         pointCheck = KeyAgreement.getInstance(KeyAgreement.ALG_EC_SVDP_DH_PLAIN, false);
         ECPrivateKey checkPrivate = (ECPrivateKey) KeyBuilder.buildKey(
                 KeyBuilder.TYPE_EC_FP_PRIVATE, KeyBuilder.LENGTH_EC_FP_256, false);
@@ -100,6 +111,8 @@ final class Crypto {
         pointCheckPair = new KeyPair(checkPublic, checkPrivate);
         pointCheckPair.genKeyPair();
         pointCheck.init(checkPrivate);
+        goodPoint = new byte[Constants.EC_POINT_LENGTH];
+        checkPublic.getW(goodPoint, (short) 0);
     }
 
     private boolean probePrecomputedHash(Persistent persistent, byte[] scratch) {
@@ -172,23 +185,39 @@ final class Crypto {
      * Whether the 65 bytes at {@code offset} are an uncompressed point of P-256, judged by
      * the platform's ECDH (which must refuse points off the curve) with a throw-away key
      * generated at install. Writes up to 32 bytes of scratch at {@code work}, then wipes
-     * them. Always does the same work, whatever the bytes.
+     * them.
+     *
+     * <p>The same work whatever the bytes: the platform decodes and checks a point before
+     * its multiplication, in a time that depends on the bytes (a bad prefix is refused at
+     * once, a compressed one costs a square root, an off-curve one skips the multiplication).
+     * So the platform always sees the {@code 04} prefix (the real one is put back and judged
+     * apart), and a refused point is followed by the same multiplication with a point that
+     * is known to be good. Measured by the assurance suite's timing test (docs/assurance.md).
      */
     boolean isP256Point(byte[] point, short offset, byte[] work, short workOffset) {
-        boolean valid;
+        byte prefix = point[offset];
+        point[offset] = Constants.EC_POINT_UNCOMPRESSED;
+        boolean valid = multiplies(point, offset, work, workOffset);
+        point[offset] = prefix;
+        if (!valid) {
+            multiplies(goodPoint, (short) 0, work, workOffset);
+        }
+        Util.arrayFillNonAtomic(work, workOffset, Curves.FIELD_LENGTH, (byte) 0);
+        return valid & prefix == Constants.EC_POINT_UNCOMPRESSED;
+    }
+
+    /** ECDH of the throw-away key with the point: false when the platform refuses it. */
+    private boolean multiplies(byte[] point, short offset, byte[] work, short workOffset) {
         try {
             pointCheck.generateSecret(point, offset, Constants.EC_POINT_LENGTH, work,
                     workOffset);
-            valid = true;
+            return true;
         } catch (CryptoException e) {
-            valid = false;
+            return false;
         } catch (RuntimeException e) {
             // jCardSim lets the library's IllegalArgumentException through.
-            valid = false;
+            return false;
         }
-        Util.arrayFillNonAtomic(work, workOffset, Curves.FIELD_LENGTH,
-                (byte) 0);
-        return valid && point[offset] == Constants.EC_POINT_UNCOMPRESSED;
     }
 
     /** The capability bitmask ({@code Constants.CAP_*}). */

@@ -76,6 +76,11 @@ final class Curves {
         return Util.arrayCompare(s, offset, SECP256K1_HALF_N, (short) 0, FIELD_LENGTH) > 0;
     }
 
+    /** Whether the 32-byte big-endian s at {@code offset} is above n/2 (P-256). */
+    static boolean isP256HighS(byte[] s, short offset) {
+        return Util.arrayCompare(s, offset, P256_HALF_N, (short) 0, FIELD_LENGTH) > 0;
+    }
+
     /** Replaces the 32-byte big-endian s at {@code offset} by n - s (secp256k1, 0 < s < n). */
     static void negateModOrder(byte[] s, short offset) {
         short borrow = 0;
@@ -140,6 +145,14 @@ final class Curves {
         (byte) 0xFF, (byte) 0xFF, (byte) 0xFF, (byte) 0xFF, (byte) 0xFF, (byte) 0xFF, (byte) 0xFF, (byte) 0xFF,
         (byte) 0xBC, (byte) 0xE6, (byte) 0xFA, (byte) 0xAD, (byte) 0xA7, (byte) 0x17, (byte) 0x9E, (byte) 0x84,
         (byte) 0xF3, (byte) 0xB9, (byte) 0xCA, (byte) 0xC2, (byte) 0xFC, (byte) 0x63, (byte) 0x25, (byte) 0x51
+    };
+
+    /** NIST P-256: floor(n / 2), the largest low S (the sealed blob's issuer signature). */
+    private static final byte[] P256_HALF_N = {
+        (byte) 0x7F, (byte) 0xFF, (byte) 0xFF, (byte) 0xFF, (byte) 0x80, (byte) 0x00, (byte) 0x00, (byte) 0x00,
+        (byte) 0x7F, (byte) 0xFF, (byte) 0xFF, (byte) 0xFF, (byte) 0xFF, (byte) 0xFF, (byte) 0xFF, (byte) 0xFF,
+        (byte) 0xDE, (byte) 0x73, (byte) 0x7D, (byte) 0x56, (byte) 0xD3, (byte) 0x8B, (byte) 0xCF, (byte) 0x42,
+        (byte) 0x79, (byte) 0xDC, (byte) 0xE5, (byte) 0x61, (byte) 0x7E, (byte) 0x31, (byte) 0x92, (byte) 0xA8
     };
 
     /** secp256k1: field prime p. */

@@ -3,6 +3,7 @@ package sealcard.applet;
 import javacard.framework.APDU;
 import javacard.framework.ISO7816;
 import javacard.framework.ISOException;
+import javacard.framework.JCSystem;
 import javacard.framework.Util;
 
 /**
@@ -14,9 +15,10 @@ final class DataObjects {
     private static final byte VERSION_LENGTH = (byte) 2;
     private static final byte STATE_LENGTH = (byte) 1;
     private static final byte CAPABILITIES_LENGTH = (byte) 2;
-    private static final byte PIN_SET = (byte) 1;
-    private static final byte PIN_NOT_SET = (byte) 0;
-    private static final short PIN_STATUS_LENGTH = (short) 3;
+    private static final byte YES = (byte) 1;
+    private static final byte NO = (byte) 0;
+    private static final short PIN_STATUS_LENGTH = (short) 4;
+    private static final short PLATFORM_LENGTH = (short) 8;
 
     private final Persistent persistent;
     private final Transients transients;
@@ -50,6 +52,9 @@ final class DataObjects {
             case Constants.DO_STATUS:
                 sender.sendScratch(apdu, writeStatus(scratch, (short) 0));
                 return;
+            case Constants.DO_PLATFORM:
+                sender.sendScratch(apdu, writePlatform(scratch));
+                return;
             case Constants.DO_DEVICE_PUBLIC_KEY:
                 requirePresent(persistent.deviceKeyPresent);
                 sender.sendScratch(apdu,
@@ -82,14 +87,33 @@ final class DataObjects {
                         persistent.userPublicPointLength);
                 return;
             case Constants.DO_PIN_STATUS:
-                scratch[0] = persistent.pinSet ? PIN_SET : PIN_NOT_SET;
+                scratch[0] = persistent.pinSet ? YES : NO;
                 scratch[1] = persistent.pin.getTriesRemaining();
                 scratch[2] = persistent.puk.getTriesRemaining();
+                // A blocked PUK wipes the user key, and the issuer may reset the PIN after:
+                // only this byte tells the holder that the card can no longer sign.
+                scratch[3] = persistent.userKeyPresent ? YES : NO;
                 sender.sendScratch(apdu, PIN_STATUS_LENGTH);
                 return;
             default:
                 ISOException.throwIt(Constants.SW_INCORRECT_P1P2);
         }
+    }
+
+    /**
+     * The platform as the applet sees it: {@code JCSystem.getVersion()}, then the free
+     * persistent, CLEAR_ON_RESET and CLEAR_ON_DESELECT memory (each a short, so at most
+     * 32767 however much more the card has).
+     */
+    private static short writePlatform(byte[] out) {
+        short at = Util.setShort(out, (short) 0, JCSystem.getVersion());
+        at = Util.setShort(out, at,
+                JCSystem.getAvailableMemory(JCSystem.MEMORY_TYPE_PERSISTENT));
+        at = Util.setShort(out, at,
+                JCSystem.getAvailableMemory(JCSystem.MEMORY_TYPE_TRANSIENT_RESET));
+        Util.setShort(out, at,
+                JCSystem.getAvailableMemory(JCSystem.MEMORY_TYPE_TRANSIENT_DESELECT));
+        return PLATFORM_LENGTH;
     }
 
     private void sendCertificate(APDU apdu, CertificateSlot slot) {

@@ -94,7 +94,7 @@ final class PersonalizationCommands {
         if (!SealedBlob.namesSerial(blob, persistent.serial, persistent.serialLength)) {
             ISOException.throwIt(Constants.SW_REFERENCED_DATA_NOT_FOUND);
         }
-        if (!issuerSigned(blob)) {
+        if (!issuerSigned(blob) || !lowS(blob)) {
             ISOException.throwIt(Constants.SW_SECURITY_STATUS_NOT_SATISFIED);
         }
         if (persistent.userPrivateKey == null) {
@@ -126,6 +126,20 @@ final class PersonalizationCommands {
         } catch (CryptoException e) {
             return false;
         }
+    }
+
+    /**
+     * Whether the issuer signature's s is at most n/2 (P-256). Its high-S twin (r, n - s)
+     * verifies as well; taking only the low one makes a blob's bytes unique
+     * (docs/sealed-blob.md). Uses the first 32 bytes of scratch, wiped after.
+     */
+    private boolean lowS(byte[] blob) {
+        byte[] scratch = transients.scratch;
+        boolean low = Der.copySignatureS(blob, SealedBlob.signatureOffset(blob),
+                SealedBlob.signatureLength(blob), scratch, (short) 0, Curves.FIELD_LENGTH)
+                && !Curves.isP256HighS(scratch, (short) 0);
+        Util.arrayFillNonAtomic(scratch, (short) 0, Curves.FIELD_LENGTH, (byte) 0);
+        return low;
     }
 
     /**

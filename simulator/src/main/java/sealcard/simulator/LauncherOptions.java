@@ -41,6 +41,9 @@ final class LauncherOptions {
             "  --atr HEX              answer to reset (default jCardSim's",
             "                         " + DEFAULT_ATR + ")",
             "  --protocol P           protocol the applet sees, T=0 or T=1 (default T=1)",
+            "  --timing NAME          how long commands take: " + CardTiming.NAMES
+                    + " (default none: as fast as jCardSim;",
+            "                         jcop4: NXP JCOP 4 J3R180, from JCAlgTest's timings)",
             "  --help                 this text");
 
     int cards = 1;
@@ -54,6 +57,7 @@ final class LauncherOptions {
     byte[] installParams = new byte[0];
     byte[] atr = Hex.decode(DEFAULT_ATR);
     String protocol = DEFAULT_PROTOCOL;
+    String timing = CardTiming.NONE;
     boolean help;
 
     private LauncherOptions() {
@@ -104,6 +108,10 @@ final class LauncherOptions {
                     break;
                 case "--protocol":
                     o.protocol = value;
+                    break;
+                case "--timing":
+                    CardTiming.named(value, 0);  // refuse an unknown name here, not per card
+                    o.timing = value;
                     break;
                 default:
                     throw new IllegalArgumentException("unknown option " + name);

@@ -59,7 +59,7 @@ public final class SimLauncher {
         AppletSpec spec = new AppletSpec(options.appletClass, options.appletAid, options.packageAid,
                 options.installParams, options.appletClasspath);
         for (int i = 0; i < options.cards; i++) {
-            SimulatedCard card = new SimulatedCard(i, spec, options.atr, options.protocol);
+            SimulatedCard card = new SimulatedCard(i, spec, options.atr, options.protocol, options.timing);
             cards.add(card);
             links.add(new VpcdLink(card, options.host, options.portBase + i));
         }

@@ -24,11 +24,13 @@ final class SimulatedCard {
     private static final int SW_LENGTH = 2;
     private static final int BYTE_BITS = 8;
     private static final int BYTE_MASK = 0xFF;
+    private static final long NANOS_PER_MS = 1_000_000L;
 
     final int index;
     private final AppletSpec spec;
     private final byte[] atr;
     private final String protocol;
+    private final CardTiming timing;
     private Simulator simulator;
     private boolean powered;
     private long apdus;
@@ -36,8 +38,9 @@ final class SimulatedCard {
     private long tears;
     private long blankResets;
 
-    SimulatedCard(int index, AppletSpec spec, byte[] atr, String protocol) {
+    SimulatedCard(int index, AppletSpec spec, byte[] atr, String protocol, String timing) {
         this.index = index;
+        this.timing = CardTiming.named(timing, index);
         this.spec = spec;
         this.atr = atr.clone();
         this.protocol = protocol;
@@ -103,13 +106,39 @@ final class SimulatedCard {
         blankResets++;
     }
 
+    /**
+     * One APDU. With a timing model the answer leaves no sooner than the modelled chip would
+     * send it (the card stays busy, holding its lock, as a real one would).
+     */
     synchronized byte[] transmit(byte[] apdu) {
         apdus++;
-        try {
-            return asRealCard(apdu, simulator.transmitCommand(apdu));
-        } catch (RuntimeException | Error e) {
-            Log.error("card " + index + ": jCardSim failed on an APDU", e);
-            return SW_UNKNOWN.clone();
+        long start = System.nanoTime();
+        byte[] response;
+        if (!CommandApdu.isWellFormed(apdu)) {
+            response = CommandApdu.SW_WRONG_LENGTH.clone(); // as a card: Lc does not match the data
+        } else {
+            try {
+                response = asRealCard(apdu,
+                        simulator.transmitCommand(CommandApdu.forJcardsim(apdu)));
+            } catch (RuntimeException | Error e) {
+                Log.error("card " + index + ": jCardSim failed on an APDU", e);
+                response = SW_UNKNOWN.clone();
+            }
+        }
+        waitUntil(start + timing.nanos(apdu, response));
+        return response;
+    }
+
+    private static void waitUntil(long deadline) {
+        long left = deadline - System.nanoTime();
+        while (left > 0) {
+            try {
+                Thread.sleep(left / NANOS_PER_MS, (int) (left % NANOS_PER_MS));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            }
+            left = deadline - System.nanoTime();
         }
     }
 
@@ -139,6 +168,7 @@ final class SimulatedCard {
                 + ",\"resets\":" + resets
                 + ",\"tears\":" + tears
                 + ",\"blank_resets\":" + blankResets
+                + ",\"timing\":\"" + timing.name() + "\""
                 + "}";
     }
 }

@@ -7,6 +7,7 @@ import java.io.IOException;
 import java.io.OutputStream;
 import java.net.InetSocketAddress;
 import java.net.Socket;
+import java.net.SocketTimeoutException;
 
 import jdk.net.ExtendedSocketOptions;
 
@@ -17,6 +18,14 @@ import jdk.net.ExtendedSocketOptions;
  * and a payload. A 1-byte payload from vpcd is a control code (power off, power on, reset: no
  * answer; get ATR: answered with the ATR); a longer one is a command APDU, answered with the
  * response APDU. When the connection drops (pcscd restarts, a tear), the link reconnects.
+ *
+ * A command APDU of one byte reaches us as a 1-byte payload too. vpcd then waits for an answer,
+ * holding its lock, so nothing else comes; after a real power off, on or reset something always
+ * comes soon (the ATR request that follows on and reset, pcscd's presence poll every 400 ms).
+ * So a 1-byte 00, 01 or 02 is held back: when the next message arrives it was a control code
+ * and is applied first; when nothing arrives within CONTROL_WAIT_MS it was a command, answered
+ * 6700 as a card answers a command shorter than its header. Any other 1-byte value but 04 is
+ * a command at once. (04 cannot be told from vpcd's ATR request: docs/simulator.md, Limits.)
  *
  * Latency: Debian's vpcd writes the length and the APDU separately, so with Nagle on its side and
  * delayed ACK on ours every APDU would wait ~40 ms. We set TCP_QUICKACK after every receive (the
@@ -33,6 +42,10 @@ final class VpcdLink implements Runnable {
     private static final int BYTE_BITS = 8;
     private static final int BYTE_MASK = 0xFF;
     private static final int CONNECT_TIMEOUT_MS = 1000;
+    private static final int NO_CONTROL = -1;
+    /** How long a 1-byte 00/01/02 waits for the next message (-Dsealcard.sim.controlWaitMs). */
+    private static final int CONTROL_WAIT_MS =
+            Integer.getInteger("sealcard.sim.controlWaitMs", 3000);
     private static final long RETRY_MS = 100;
     /** -Dsealcard.sim.quickack=false turns the fix off, to measure the trap (docs/simulator.md). */
     private static final boolean QUICK_ACK =
@@ -127,23 +140,59 @@ final class VpcdLink implements Runnable {
     }
 
     private void serve(Socket s) throws IOException {
-        DataInputStream in = new DataInputStream(new BufferedInputStream(s.getInputStream()));
+        BufferedInputStream buffered = new BufferedInputStream(s.getInputStream());
+        DataInputStream in = new DataInputStream(buffered);
         OutputStream out = s.getOutputStream();
+        int held = NO_CONTROL;
         while (running) {
+            if (held != NO_CONTROL && !nextMessageWithin(s, buffered, CONTROL_WAIT_MS)) {
+                held = NO_CONTROL; // nothing came: it was a 1-byte command, and vpcd waits
+                send(out, CommandApdu.SW_WRONG_LENGTH);
+                continue;
+            }
             int length = in.readUnsignedShort();
             quickAck(s);
             byte[] payload = new byte[length];
             in.readFully(payload);
             quickAck(s);
+            if (held != NO_CONTROL) {
+                control(held); // something came: it was vpcd's control code
+                held = NO_CONTROL;
+            }
             if (length == CONTROL_LENGTH) {
-                control(payload[0] & BYTE_MASK, out);
+                int code = payload[0] & BYTE_MASK;
+                if (code == CTRL_ATR) {
+                    send(out, card.atr());
+                } else if (code == CTRL_OFF || code == CTRL_ON || code == CTRL_RESET) {
+                    held = code;
+                } else {
+                    send(out, CommandApdu.SW_WRONG_LENGTH); // no such control code: a command
+                }
             } else if (length > CONTROL_LENGTH) {
                 send(out, card.transmit(payload));
             }
         }
     }
 
-    private void control(int code, OutputStream out) throws IOException {
+    /** Whether a message starts arriving within `millis` (EOFException when vpcd closed). */
+    private static boolean nextMessageWithin(Socket s, BufferedInputStream in, int millis)
+            throws IOException {
+        s.setSoTimeout(millis);
+        try {
+            in.mark(1);
+            if (in.read() < 0) {
+                throw new EOFException();
+            }
+            in.reset();
+            return true;
+        } catch (SocketTimeoutException e) {
+            return false;
+        } finally {
+            s.setSoTimeout(0);
+        }
+    }
+
+    private void control(int code) {
         switch (code) {
             case CTRL_OFF:
                 card.powerOff();
@@ -151,14 +200,8 @@ final class VpcdLink implements Runnable {
             case CTRL_ON:
                 card.powerOn();
                 break;
-            case CTRL_RESET:
-                card.warmReset();
-                break;
-            case CTRL_ATR:
-                send(out, card.atr());
-                break;
             default:
-                Log.info("card " + card.index + ": ignoring unknown vpcd control code " + code);
+                card.warmReset();
                 break;
         }
     }

@@ -3,16 +3,16 @@ package sealcard.applet.smoke;
 import java.io.ByteArrayOutputStream;
 
 /** APDU encodings (ISO 7816-4 short and extended forms) for the smoke test. */
-final class Apdus {
+public final class Apdus {
 
     /** No Le field. */
-    static final int NO_LE = -1;
+    public static final int NO_LE = -1;
 
     private Apdus() {
     }
 
     /** Short APDU; {@code le} 1..256 (256 is encoded 00) or {@link #NO_LE}. */
-    static byte[] shortApdu(int cla, int ins, int p1, int p2, byte[] data, int le) {
+    public static byte[] shortApdu(int cla, int ins, int p1, int p2, byte[] data, int le) {
         ByteArrayOutputStream out = header(cla, ins, p1, p2);
         if (data != null && data.length > 0) {
             if (data.length > 255) {
@@ -28,7 +28,7 @@ final class Apdus {
     }
 
     /** Extended APDU; {@code le} 1..65536 (65536 is encoded 0000) or {@link #NO_LE}. */
-    static byte[] extendedApdu(int cla, int ins, int p1, int p2, byte[] data, int le) {
+    public static byte[] extendedApdu(int cla, int ins, int p1, int p2, byte[] data, int le) {
         ByteArrayOutputStream out = header(cla, ins, p1, p2);
         out.write(0);
         boolean hasData = data != null && data.length > 0;
@@ -53,7 +53,7 @@ final class Apdus {
         return out;
     }
 
-    static String hex(byte[] data) {
+    public static String hex(byte[] data) {
         StringBuilder text = new StringBuilder();
         for (byte b : data) {
             text.append(String.format("%02X", b & 0xFF));

@@ -260,7 +260,9 @@ public final class AppletSmoke {
         expectSw("SELECT", select, Constants.SW_OK);
         byte[] tlv = select.data();
         check("SELECT answer: version, state blank, capabilities",
-                tlv.length == 11 && tlv[0] == Constants.TAG_VERSION && tlv[2] == 0x01 && tlv[3] == 0x00
+                tlv.length == 11 && tlv[0] == Constants.TAG_VERSION
+                        && tlv[2] == (byte) (Constants.APPLET_VERSION >> 8)
+                        && tlv[3] == (byte) Constants.APPLET_VERSION
                         && tlv[4] == Constants.TAG_STATE && tlv[6] == Constants.STATE_BLANK
                         && tlv[7] == Constants.TAG_CAPABILITIES,
                 Apdus.hex(tlv));

@@ -234,6 +234,11 @@ final class PersonalizationSmoke {
                 5 + card.serial().length + 2 + 256);
         expectSw("PERSONALIZE signed by another issuer key", personalize(sc, Sealing.blob(card.serial(),
                 ciphertext, stranger.getPrivate())), Constants.SW_SECURITY_STATUS_NOT_SATISFIED);
+        for (int i = 0; i < 4; i++) { // a valid ECDSA signature, but (r, n - s): refused
+            expectSw("PERSONALIZE with the high-S twin of a good signature", personalize(sc,
+                    Sealing.blobWithS(card.serial(), ciphertext, card.issuer().getPrivate(), true)),
+                    Constants.SW_SECURITY_STATUS_NOT_SATISFIED);
+        }
 
         // Well signed, but the padding or the payload is wrong: one SW for all.
         byte[] authPoint = Sealing.point((ECPublicKey) Sealing.p256Pair().getPublic());
@@ -322,8 +327,8 @@ final class PersonalizationSmoke {
         smoke.check("DO_USER_PUBLIC_KEY = k*G", pub.sw() == 0x9000 && Arrays.equals(pub.data(), expectedPoint),
                 Apdus.hex(pub.data()));
         Response status = getData(sc, Constants.DO_PIN_STATUS);
-        smoke.check("DO_PIN_STATUS: bureau PIN set, 3 and 5 tries", Arrays.equals(status.data(),
-                new byte[] {1, Constants.PIN_TRY_LIMIT, Constants.PUK_TRY_LIMIT}), Apdus.hex(status.data()));
+        smoke.check("DO_PIN_STATUS: bureau PIN set, 3 and 5 tries, user key", Arrays.equals(status.data(),
+                new byte[] {1, Constants.PIN_TRY_LIMIT, Constants.PUK_TRY_LIMIT, 1}), Apdus.hex(status.data()));
         expectSw("VERIFY with the staged bureau PIN", verify(sc, "2468"), Constants.SW_OK);
 
         byte[] hash = sha256("a transaction".getBytes());
@@ -458,7 +463,7 @@ final class PersonalizationSmoke {
         expectSw("RESET RETRY COUNTER", sc.transmit(iso(Constants.INS_RESET_RETRY_COUNTER, 0,
                 Constants.PIN_REF_USER, pinTlvs(4, PUK, 3, "5555"), Apdus.NO_LE)), Constants.SW_OK);
         smoke.check("after unblock: counters full", Arrays.equals(getData(sc, Constants.DO_PIN_STATUS).data(),
-                new byte[] {1, Constants.PIN_TRY_LIMIT, Constants.PUK_TRY_LIMIT}), "");
+                new byte[] {1, Constants.PIN_TRY_LIMIT, Constants.PUK_TRY_LIMIT, 1}), "");
         expectSw("the unblocked PIN verifies", verify(sc, "5555"), Constants.SW_OK);
         expectSw("and signs", signHash(sc, hash), Constants.SW_OK);
 
@@ -477,6 +482,9 @@ final class PersonalizationSmoke {
         expectSw("PIN still verifies", verify(sc, "5555"), Constants.SW_OK);
         expectSw("but the user key is wiped: SIGN HASH refused", signHash(sc, hash),
                 Constants.SW_CONDITIONS_NOT_SATISFIED);
+        byte[] wiped = getData(sc, Constants.DO_PIN_STATUS).data();
+        smoke.check("DO_PIN_STATUS says the user key is gone", wiped.length == 4 && wiped[3] == 0,
+                Apdus.hex(wiped));
     }
 
     private byte[] issuerSignature(KeyPair deviceAuth, byte[] serial, byte[] challenge, int p1, byte[] body)

@@ -24,18 +24,20 @@ import javax.crypto.spec.PSource;
  * JDK's OAEP for good blobs, a hand-written OAEP encoder (checked against the JDK's) to
  * make well-signed blobs with one defect in the padding.
  */
-final class Sealing {
+public final class Sealing {
 
-    static final int MODULUS_LENGTH = 256;
-    static final int HASH_LENGTH = 32;
-    static final BigInteger SECP256K1_N = new BigInteger(
+    public static final int MODULUS_LENGTH = 256;
+    public static final int HASH_LENGTH = 32;
+    public static final BigInteger SECP256K1_N = new BigInteger(
             "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141", 16);
+    public static final BigInteger P256_N = new BigInteger(
+            "FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551", 16);
     private static final SecureRandom RANDOM = new SecureRandom();
 
     private Sealing() {
     }
 
-    static RSAPublicKey rsaKey(byte[] rsaTlv) throws Exception {
+    public static RSAPublicKey rsaKey(byte[] rsaTlv) throws Exception {
         BigInteger modulus = new BigInteger(1, Arrays.copyOfRange(rsaTlv, 4, 4 + MODULUS_LENGTH));
         int exponentLength = rsaTlv[261] & 0xFF;
         BigInteger exponent = new BigInteger(1, Arrays.copyOfRange(rsaTlv, 262, 262 + exponentLength));
@@ -43,13 +45,13 @@ final class Sealing {
                 .generatePublic(new RSAPublicKeySpec(modulus, exponent));
     }
 
-    static KeyPair p256Pair() throws Exception {
+    public static KeyPair p256Pair() throws Exception {
         KeyPairGenerator generator = KeyPairGenerator.getInstance("EC");
         generator.initialize(new ECGenParameterSpec("secp256r1"));
         return generator.generateKeyPair();
     }
 
-    static byte[] point(ECPublicKey key) {
+    public static byte[] point(ECPublicKey key) {
         byte[] out = new byte[65];
         out[0] = 0x04;
         fixed(key.getW().getAffineX(), out, 1);
@@ -57,19 +59,19 @@ final class Sealing {
         return out;
     }
 
-    static void fixed(BigInteger value, byte[] out, int offset) {
+    public static void fixed(BigInteger value, byte[] out, int offset) {
         byte[] raw = value.toByteArray();
         int skip = raw.length > 32 ? raw.length - 32 : 0;
         System.arraycopy(raw, skip, out, offset + 32 - (raw.length - skip), raw.length - skip);
     }
 
-    static byte[] scalar(BigInteger k) {
+    public static byte[] scalar(BigInteger k) {
         byte[] out = new byte[32];
         fixed(k, out, 0);
         return out;
     }
 
-    static byte[] randomUserKey() {
+    public static byte[] randomUserKey() {
         BigInteger k;
         do {
             k = new BigInteger(256, RANDOM);
@@ -77,7 +79,7 @@ final class Sealing {
         return scalar(k);
     }
 
-    static byte[] tlv(int tag, byte[] value) {
+    public static byte[] tlv(int tag, byte[] value) {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         out.write(tag);
         out.write(value.length);
@@ -85,7 +87,7 @@ final class Sealing {
         return out.toByteArray();
     }
 
-    static byte[] concat(byte[]... parts) {
+    public static byte[] concat(byte[]... parts) {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         for (byte[] part : parts) {
             out.writeBytes(part);
@@ -94,7 +96,7 @@ final class Sealing {
     }
 
     /** Payload TLVs; {@code pin}/{@code puk} null to leave them out. */
-    static byte[] payload(byte[] userKey, byte[] authPoint, String pin, String puk) {
+    public static byte[] payload(byte[] userKey, byte[] authPoint, String pin, String puk) {
         byte[] fixedPart = concat(tlv(0x01, userKey), tlv(0x02, authPoint));
         if (pin == null && puk == null) {
             return fixedPart;
@@ -103,7 +105,7 @@ final class Sealing {
                 puk == null ? new byte[0] : tlv(0x04, puk.getBytes()));
     }
 
-    static byte[] oaepJdk(byte[] message, RSAPublicKey key) throws Exception {
+    public static byte[] oaepJdk(byte[] message, RSAPublicKey key) throws Exception {
         Cipher cipher = Cipher.getInstance("RSA/ECB/OAEPPadding");
         cipher.init(Cipher.ENCRYPT_MODE, key, new OAEPParameterSpec("SHA-256", "MGF1",
                 MGF1ParameterSpec.SHA256, PSource.PSpecified.DEFAULT));
@@ -111,10 +113,10 @@ final class Sealing {
     }
 
     /** A defect to put into a hand-made OAEP encoding. */
-    enum Defect { NONE, Y_NOT_ZERO, LABEL_HASH, NO_SEPARATOR, PS_NOT_ZERO }
+    public enum Defect { NONE, Y_NOT_ZERO, LABEL_HASH, NO_SEPARATOR, PS_NOT_ZERO }
 
     /** EM = Y || maskedSeed || maskedDB (RFC 8017 7.1.1), with an optional defect. */
-    static byte[] oaepEncode(byte[] message, Defect defect) throws Exception {
+    public static byte[] oaepEncode(byte[] message, Defect defect) throws Exception {
         MessageDigest sha = MessageDigest.getInstance("SHA-256");
         byte[] lHash = sha.digest(new byte[0]);
         int dbLength = MODULUS_LENGTH - HASH_LENGTH - 1;
@@ -142,7 +144,7 @@ final class Sealing {
     }
 
     /** Raw RSA of an EM (must be below the modulus). */
-    static byte[] rawRsa(byte[] em, RSAPublicKey key) {
+    public static byte[] rawRsa(byte[] em, RSAPublicKey key) {
         BigInteger c = new BigInteger(1, em).modPow(key.getPublicExponent(), key.getModulus());
         byte[] out = new byte[MODULUS_LENGTH];
         byte[] raw = c.toByteArray();
@@ -152,7 +154,7 @@ final class Sealing {
     }
 
     /** Decrypt-side check of the hand encoder: the JDK must open what it makes. */
-    static byte[] oaepJdkDecrypt(byte[] ciphertext, PrivateKey key) throws Exception {
+    public static byte[] oaepJdkDecrypt(byte[] ciphertext, PrivateKey key) throws Exception {
         Cipher cipher = Cipher.getInstance("RSA/ECB/OAEPPadding");
         cipher.init(Cipher.DECRYPT_MODE, key, new OAEPParameterSpec("SHA-256", "MGF1",
                 MGF1ParameterSpec.SHA256, PSource.PSpecified.DEFAULT));
@@ -177,21 +179,50 @@ final class Sealing {
         }
     }
 
-    static byte[] signedPart(byte[] serial, byte[] ciphertext) {
+    public static byte[] signedPart(byte[] serial, byte[] ciphertext) {
         return concat(new byte[] {0x53, 0x43, 0x42, 0x01, (byte) serial.length}, serial,
                 new byte[] {(byte) (ciphertext.length >> 8), (byte) ciphertext.length}, ciphertext);
     }
 
-    static byte[] ecdsa(PrivateKey key, byte[] message) throws Exception {
+    public static byte[] ecdsa(PrivateKey key, byte[] message) throws Exception {
         Signature signer = Signature.getInstance("SHA256withECDSA");
         signer.initSign(key);
         signer.update(message);
         return signer.sign();
     }
 
-    static byte[] blob(byte[] serial, byte[] ciphertext, PrivateKey issuer) throws Exception {
+    /** A blob as the issuer HSM makes it: the issuer signature in low-S form (s <= n/2). */
+    public static byte[] blob(byte[] serial, byte[] ciphertext, PrivateKey issuer) throws Exception {
+        return blobWithS(serial, ciphertext, issuer, false);
+    }
+
+    /** The same signature in its low-S or its high-S form: both verify as ECDSA. */
+    public static byte[] blobWithS(byte[] serial, byte[] ciphertext, PrivateKey issuer, boolean high)
+            throws Exception {
         byte[] signed = signedPart(serial, ciphertext);
-        byte[] signature = ecdsa(issuer, signed);
+        BigInteger[] rs = derToRs(ecdsa(issuer, signed));
+        BigInteger s = rs[1];
+        boolean isHigh = s.compareTo(P256_N.shiftRight(1)) > 0;
+        if (isHigh != high) {
+            s = P256_N.subtract(s);
+        }
+        byte[] signature = rsToDer(rs[0], s);
         return concat(signed, new byte[] {(byte) signature.length}, signature);
+    }
+
+    /** (r, s) of a DER ECDSA signature with short-form lengths. */
+    static BigInteger[] derToRs(byte[] der) {
+        int rLength = der[3];
+        BigInteger r = new BigInteger(1, Arrays.copyOfRange(der, 4, 4 + rLength));
+        int sLength = der[5 + rLength];
+        BigInteger s = new BigInteger(1, Arrays.copyOfRange(der, 6 + rLength, 6 + rLength + sLength));
+        return new BigInteger[] {r, s};
+    }
+
+    static byte[] rsToDer(BigInteger r, BigInteger s) {
+        byte[] rBytes = r.toByteArray(); // minimal, with a sign byte when the top bit is set
+        byte[] sBytes = s.toByteArray();
+        return concat(new byte[] {0x30, (byte) (4 + rBytes.length + sBytes.length), 0x02,
+            (byte) rBytes.length}, rBytes, new byte[] {0x02, (byte) sBytes.length}, sBytes);
     }
 }
