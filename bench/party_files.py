@@ -286,7 +286,8 @@ def export_part(size: int, folder: Path) -> dict[str, Any]:
     del rows
     records.close()
     start = time.perf_counter()
-    received, receive_peak = run_child([*cli, "receive", str(results), *home, "--json"], env)
+    receive = [*cli, "receive", "--file", str(results), *home, "--json"]
+    received, receive_peak = run_child(receive, env)
     receive_seconds = time.perf_counter() - start
     assert received["applied"][0]["counts"] == {"personalized": size}, received
     return {
