@@ -4,7 +4,7 @@ per second").
     python bench/api_throughput.py [--customers 10000] [--orders 10000] [--seconds 10]
                                    [--clients 4] [--activations 300] [--workers 8] [--json]
 
-1. Intake, in this process, the code `issuer user import` and `issuer order --file` run: N
+1. Intake, in this process, the code `issuer user import` and `issuer order import --file` run: N
    customers from a CSV with their generated credentials (Argon2id, generated-secret profile,
    one thread per core) and N orders, each in one transaction; plus the installed `sealcard`
    command as a subprocess for the customers (start-up and the credentials file included).

@@ -231,6 +231,7 @@ def export_part(size: int, folder: Path) -> dict[str, Any]:
     settings = load_settings(root)
     import_fake_pack(records, size, "BENCH-PACK", rsa_pool=50)
     users = [records.add_user(f"User {i}", f"{i} Bench Street\nTestville") for i in range(100)]
+    records.record_mailers([MAILER])  # orders name only known mailers (schema 5)
     per_user = -(-size // len(users))
     left = size
     for user in users:
@@ -320,6 +321,7 @@ def main() -> int:
         return 0
     sizes = [int(s) for s in args.sizes.split(",")]
     with tempfile.TemporaryDirectory(prefix="sealcard-files-bench-") as tmp:
+        os.chmod(tmp, 0o711)  # the issuer HSM service drops to its own user: it must reach its home
         folder = Path(tmp)
         files = format_part(sizes, folder)
         me = [sys.executable, str(Path(__file__).resolve()), "--export-child"]

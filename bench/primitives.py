@@ -28,7 +28,7 @@ from sealcard.crypto import sealed_blob
 from sealcard.crypto.bip32 import ExtendedPrivateKey, parse_path
 from sealcard.hsm.config import load_settings
 from sealcard.hsm.issuer_client import IssuerHsmClient, SealRequest
-from sealcard.hsm.issuer_service import ISSUER_KEY_LABEL, pem_or_der, read_seed
+from sealcard.hsm.issuer_keys import ISSUER_KEY_LABEL, pem_or_der, read_seed
 from sealcard.hsm.pin_letter import PinLetterData, SignerCertificate, build_pin_letter
 from sealcard.hsm.setup import setup_hsms
 from sealcard.hsm.system_hsm import DeviceAuthKeys, RequestSigner

@@ -8,8 +8,10 @@ SoftHSM2 and PostgreSQL, a test that skips for want of one of them is a test tha
 from __future__ import annotations
 
 import os
+import shutil
 import sys
-from collections.abc import Generator
+import tempfile
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -36,3 +38,22 @@ def pytest_runtest_makereport(
     report.outcome = "failed"
     reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
     report.longrepr = f"skipped although {REQUIRE_ENV}=1 (every service runs): {reason}"
+
+
+@pytest.fixture(scope="session")
+def service_dirs() -> Iterator[Callable[[str], Path]]:
+    """New folders that the issuer HSM service's own user can reach.
+
+    Started as root (as in CI), the service drops to its own user (sealcard-hsm), which cannot
+    enter pytest's temporary folders (mode 0700): a home that hosts a running service goes
+    into one of these (mode 0711: that user may pass, not list)."""
+    base = Path(tempfile.mkdtemp(prefix="sealcard-svc-"))
+    base.chmod(0o711)
+
+    def make(name: str) -> Path:
+        folder = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=base))
+        folder.chmod(0o711)
+        return folder
+
+    yield make
+    shutil.rmtree(base, ignore_errors=True)

@@ -31,7 +31,11 @@ fi
 
 rm -rf "$WORK"
 mkdir -p "$WORK"/{provider,issuer,bureau,mailer,shipper}
-chmod 700 "$WORK"
+# 711: the issuer HSM service drops to its own user (sealcard-hsm), which must pass through
+# to the issuer home (the home's own folders say what it may read); every other party's
+# folder is its own (700).
+chmod 711 "$WORK" "$WORK/issuer"
+chmod 700 "$WORK"/{provider,bureau,mailer,shipper}
 export SEALCARD_ISSUER_HOME="$WORK/issuer/home"
 export SEALCARD_PROVIDER_HOME="$WORK/provider/home" SEALCARD_BUREAU_HOME="$WORK/bureau/home"
 export SEALCARD_MAILER_HOME="$WORK/mailer/home" SEALCARD_SHIPPER_HOME="$WORK/shipper/home"

@@ -59,13 +59,14 @@ in_root "$RUNTIME" / "${STEPS[0]}"
 cp -a "$BUILD/opt/sealcard" "$RUNTIME/opt/sealcard"                          # COPY --from=build
 mkdir -p "$RUNTIME/opt/sealcard/share" && cp -r docs "$RUNTIME/opt/sealcard/share/doc"
 
-echo "== the issuer side as the image runs it (USER 990:990)"
+echo "== the issuer side as the image runs it (USER 990:990, --ulimit memlock=-1)"
 IMAGE_ENV="PATH=/opt/sealcard/bin:/usr/bin:/bin SEALCARD_ISSUER_HOME=/var/lib/sealcard/issuer"
 in_root "$RUNTIME" /var/lib/sealcard "env -i $IMAGE_ENV HOME=/var/lib/sealcard \
+  prlimit --memlock=unlimited:unlimited -- \
   setpriv --reuid 990 --regid 990 --clear-groups sh -ec '
     sealcard --version
     sealcard issuer init
-    sealcard issuer hsm init
+    sealcard issuer hsm init --service-user sealcard
     sealcard issuer hsm start
     sealcard doctor --for issuer
     sealcard issuer user add --name Ada --address Somewhere

@@ -31,6 +31,12 @@ if command -v systemctl >/dev/null && systemctl is-active --quiet pcscd.socket 2
   systemctl stop pcscd.socket pcscd.service || true
 fi
 
+# The issuer HSM service runs as its own Unix user (docs/hsm.md): started as root it drops to it.
+if ! getent passwd sealcard-hsm >/dev/null; then
+  echo "setup: creating the system user sealcard-hsm (the issuer HSM service's own user)"
+  useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin sealcard-hsm
+fi
+
 PYTHON=${PYTHON:-python3}
 # SEALCARD_SETUP_NO_PIP=1: leave the installed package alone (a second work tree on a machine whose
 # `sealcard` is installed from another checkout runs its own code with PYTHONPATH=<tree>/host).

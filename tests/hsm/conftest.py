@@ -4,7 +4,7 @@ real subprocess, the issuer-system token in this process."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,10 +18,10 @@ from sealcard.hsm.token import Token
 
 
 @pytest.fixture(scope="session")
-def hsm_home(tmp_path_factory: pytest.TempPathFactory) -> IssuerHsmSettings:
+def hsm_home(service_dirs: Callable[[str], Path]) -> IssuerHsmSettings:
     if not softhsm_available():
         pytest.skip("SoftHSM2 is not installed")
-    home = tmp_path_factory.mktemp("issuer-home")
+    home = service_dirs("issuer-home") / "home"
     setup_hsms(home)
     return load_settings(home)
 

@@ -108,6 +108,7 @@ class FrameProxy:
         self.on_response = on_response
         self.requests: list[bytes] = []
         self.responses: list[bytes] = []
+        self.connections = 0
         self._dir = tempfile.mkdtemp(prefix="scproxy-")  # short: AF_UNIX paths are <108 bytes
         self.path = Path(self._dir) / "proxy.sock"
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -122,6 +123,7 @@ class FrameProxy:
                 conn, _ = self._listener.accept()
             except OSError:
                 return
+            self.connections += 1
             threading.Thread(target=self._relay, args=(conn,), daemon=True).start()
 
     def _relay(self, conn: socket.socket) -> None:
@@ -137,7 +139,10 @@ class FrameProxy:
                 protocol.send_frame(
                     upstream, self.on_request(request) if self.on_request else request
                 )
-                response = protocol.recv_frame(upstream)
+                try:
+                    response = protocol.recv_frame(upstream)
+                except (ConnectionError, OSError):
+                    return  # the service dropped the connection: drop the client's too
                 self.responses.append(response)
                 protocol.send_frame(
                     conn, self.on_response(response) if self.on_response else response

@@ -48,8 +48,8 @@ def test_every_sealed_blob_is_low_s(client: IssuerHsmClient, auth_keys: DeviceAu
 def test_a_refusal_names_its_reason_once(
     client: IssuerHsmClient, auth_keys: DeviceAuthKeys
 ) -> None:
-    """The refusal crosses the socket as "reason: message"; the client does not prefix it
-    again (a seal used to fail with "malformed: malformed: ...")."""
+    """A refusal, of one card or of a whole request, reads "reason: message" with its reason
+    once (a seal used to fail with "malformed: malformed: ...")."""
     device_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     der = device_key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -65,8 +65,13 @@ def test_a_refusal_names_its_reason_once(
         pin_source="hsm",
         mailer_id="nobody",
     )
-    with pytest.raises(RequestRefused) as refused:
-        client.seal_batch([bad])
+    (result,) = client.seal_batch([bad])  # one card refused, alone (issue 7)
+    assert result.refusal is not None and result.refusal.reason == "unknown-mailer"
+    card_text = str(result.refusal)
+    assert card_text.startswith("unknown-mailer: ")
+    assert card_text.count("unknown-mailer:") == 1, card_text
+    with pytest.raises(RequestRefused) as refused:  # a whole request refused
+        client.call("seal-batch", {"cards": "not a list"})
     text = str(refused.value)
     assert text.startswith(f"{refused.value.reason}: ")
     assert text.count(f"{refused.value.reason}:") == 1, text

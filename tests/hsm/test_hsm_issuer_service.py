@@ -15,9 +15,8 @@ from sealcard.crypto import sealed_blob
 from sealcard.crypto.bip32 import ExtendedPublicKey
 from sealcard.crypto.secret_sharing import combine_shares
 from sealcard.hsm import protocol
-from sealcard.hsm.errors import RequestRefused
 from sealcard.hsm.issuer_client import IssuerHsmClient, SealRequest
-from sealcard.hsm.issuer_service import export_seed_shares
+from sealcard.hsm.issuer_keys import export_seed_shares
 from sealcard.hsm.pin_letter import open_pin_letter
 from sealcard.hsm.system_hsm import DeviceAuthKeys, RequestSigner
 from sealcard.hsm.token import Token
@@ -201,14 +200,19 @@ def test_each_card_gets_its_own_pin(
     assert len(pins) == 20
 
 
-def test_unknown_mailer_refused(
-    client: IssuerHsmClient, auth_keys: DeviceAuthKeys, device_key: rsa.RSAPrivateKey
+def test_unknown_mailer_refuses_that_card_only(
+    client: IssuerHsmClient,
+    auth_keys: DeviceAuthKeys,
+    device_key: rsa.RSAPrivateKey,
+    mailer_key: rsa.RSAPrivateKey,
 ) -> None:
-    request = _requests(auth_keys, device_key, [50], pin=True)[0]
-    bad = SealRequest(**{**request.__dict__, "mailer_id": "nobody"})
-    with pytest.raises(RequestRefused) as info:
-        client.seal_batch([bad])
-    assert info.value.reason == protocol.REFUSED_MALFORMED
+    good, other = _requests(auth_keys, device_key, [50, 51], pin=True)
+    bad = SealRequest(**{**other.__dict__, "mailer_id": "nobody"})
+    sealed, refused = client.seal_batch([good, bad])
+    assert sealed.refusal is None and sealed.pin_letter is not None
+    assert refused.refusal is not None
+    assert refused.refusal.reason == protocol.CARD_UNKNOWN_MAILER
+    assert "nobody" in refused.refusal.message
 
 
 def _raw(client: IssuerHsmClient, message: bytes) -> tuple[int, str]:

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hsm_helpers import start_service, stop_service
 
 from sealcard.crypto.secret_sharing import SecretSharingError, combine_shares
 from sealcard.hsm.config import IssuerHsmSettings, load_settings
 from sealcard.hsm.issuer_client import IssuerHsmClient, SealRequest
-from sealcard.hsm.issuer_service import export_seed_shares
+from sealcard.hsm.issuer_keys import ISSUER_KEY_INFO, export_seed_shares
 from sealcard.hsm.system_hsm import DeviceAuthKeys, RequestSigner
 from sealcard.hsm.token import Token
 
@@ -57,7 +60,7 @@ def _user_keys(
 
 
 def test_restore_from_threshold_shares_derives_identical_keys(
-    tmp_path: Path,
+    service_dirs: Callable[[str], Path],
     hsm_home: IssuerHsmSettings,
     issuer_token: Token,
     client: IssuerHsmClient,
@@ -66,7 +69,7 @@ def test_restore_from_threshold_shares_derives_identical_keys(
 ) -> None:
     shares = export_seed_shares(issuer_token, THRESHOLD, SHARES)
     assert len(shares) == SHARES
-    restored_home = tmp_path / "restored"
+    restored_home = service_dirs("restored") / "home"
     done = _restore(restored_home, [shares[1], shares[3], shares[4]], hsm_home.request_public_key)
     assert done.returncode == 0, done.stderr
     for share in shares:  # no share, nor the seed, is written into the new home
@@ -86,8 +89,8 @@ def test_restore_from_threshold_shares_derives_identical_keys(
         with IssuerHsmClient(settings.socket_path, signer) as restored:
             assert restored.xpub("m/44'/0'/0'/0") == client.xpub("m/44'/0'/0'/0")
             assert _user_keys(restored, auth_keys, der) == _user_keys(client, auth_keys, der)
-            # a new token: a new issuer key, the same user keys
-            assert restored.issuer_public_key() != client.issuer_public_key()
+            # a new token, but the issuer key comes from the seed: the same issuer key
+            assert _der(restored.issuer_public_key()) == _der(client.issuer_public_key())
     finally:
         stop_service(proc)
 
@@ -103,3 +106,27 @@ def test_fewer_than_threshold_shares_fail(
     assert done.returncode != 0
     assert "combine" in done.stderr
     assert not (restored_home / "config.toml").exists()
+
+
+def _der(key: ec.EllipticCurvePublicKey) -> bytes:
+    return key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def test_the_issuer_key_is_made_from_the_seed_as_documented(
+    issuer_token: Token, client: IssuerHsmClient
+) -> None:
+    """docs/hsm.md: d = (HKDF-SHA256(seed, info, 40 bytes) mod (n - 1)) + 1, computed here
+    with the standard library only (RFC 5869 by hand)."""
+    shares = export_seed_shares(issuer_token, 2, 2)
+    seed = combine_shares(shares)
+    prk = hmac.new(bytes(32), seed, hashlib.sha256).digest()  # extract, no salt
+    okm, block = b"", b""
+    for counter in (1, 2):
+        block = hmac.new(prk, block + ISSUER_KEY_INFO + bytes([counter]), hashlib.sha256).digest()
+        okm += block
+    order = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+    scalar = int.from_bytes(okm[:40], "big") % (order - 1) + 1
+    expected = ec.derive_private_key(scalar, ec.SECP256R1()).public_key()
+    assert _der(client.issuer_public_key()) == _der(expected)

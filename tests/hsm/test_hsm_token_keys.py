@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pkcs11 import Attribute, Mechanism, ObjectClass
 
 from sealcard.hsm.errors import HsmError
-from sealcard.hsm.issuer_service import ISSUER_KEY_LABEL, SEED_KEK_LABEL, SEED_LABEL
+from sealcard.hsm.issuer_keys import ISSUER_KEY_LABEL, SEED_KEK_LABEL, SEED_LABEL
 from sealcard.hsm.system_hsm import (
     DEVICE_AUTH_KEK_LABEL,
     REQUEST_KEY_LABEL,

@@ -9,7 +9,7 @@ import shutil
 import signal
 import time
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +27,10 @@ def doctor(home: Path, expect: int) -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def hsm_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def hsm_home(service_dirs: Callable[[str], Path]) -> Iterator[Path]:
     if shutil.which("softhsm2-util") is None:
         pytest.skip("SoftHSM2 is not installed (apt-get install softhsm2)")
-    home = tmp_path_factory.mktemp("doctor") / "home"
+    home = service_dirs("doctor") / "home"  # the service's own user reaches it
     run_json("issuer", "init", "--home", str(home))
     run_json("issuer", "hsm", "init", "--home", str(home))
     yield home

@@ -36,5 +36,6 @@ def records(pg_url: str) -> Iterator[Records]:
     apply_migrations(db)
     r = Records(db, "tester")
     r.initialize(_cases.BASE)
+    r.record_mailers(_cases.MAILERS)
     yield r
     r.close()

@@ -10,10 +10,12 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -78,11 +80,11 @@ def mailer_key() -> rsa.RSAPrivateKey:
 
 @pytest.fixture(scope="module")
 def home(
-    tmp_path_factory: pytest.TempPathFactory, pack: FakePack, mailer_key: rsa.RSAPrivateKey
+    service_dirs: Callable[[str], Path], pack: FakePack, mailer_key: rsa.RSAPrivateKey
 ) -> Iterator[Path]:
     if SOFTHSM_UTIL is None:
         pytest.skip("SoftHSM2 is not installed (apt-get install softhsm2)")
-    root = tmp_path_factory.mktemp("issuer") / "home"
+    root = service_dirs("issuer") / "home"
     sealcard(root, "init")
     sealcard(root, "hsm", "init")
     service = subprocess.Popen(
@@ -119,8 +121,13 @@ def home(
 
 
 def _count(db: Database, state: str) -> int:
-    with db.transaction() as tx:
-        return int(tx.scalar("SELECT COUNT(*) FROM orders WHERE state = ?", (state,)))
+    """Orders in a state, read without a write lock: `Database.transaction` takes SQLite's
+    writer lock (BEGIN IMMEDIATE), and a poll that waits behind a fast sealer's commits can
+    miss the moment to kill it; a plain reader (WAL) never waits."""
+    path = db.url.removeprefix("sqlite:///")
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        (count,) = conn.execute("SELECT COUNT(*) FROM orders WHERE state = ?", (state,)).fetchone()
+    return int(count)
 
 
 def test_sigkill_seal_then_resume_through_softhsm(

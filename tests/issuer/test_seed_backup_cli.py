@@ -9,10 +9,12 @@ import shutil
 import stat
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from custody_pdf import pdf_text, share_words
 from sealcard_cli import run_json, run_sealcard
 
@@ -44,10 +46,13 @@ def xpub_of(home: Path) -> str:
         issuer(home, "hsm", "stop")
 
 
-def test_restore_from_threshold_shares_derives_the_same_keys(tmp_path: Path) -> None:
+def test_restore_from_threshold_shares_derives_the_same_keys(
+    tmp_path: Path, service_dirs: Callable[[str], Path]
+) -> None:
     if shutil.which("softhsm2-util") is None:
         pytest.skip("SoftHSM2 is not installed (apt-get install softhsm2)")
-    original = tmp_path / "original"
+    homes = service_dirs("backup")  # the services that run on them reach these
+    original = homes / "original"
     issuer(original, "init")
     issuer(original, "hsm", "init")
     shares_dir = tmp_path / "shares"
@@ -71,16 +76,25 @@ def test_restore_from_threshold_shares_derives_the_same_keys(tmp_path: Path) -> 
     # Any THRESHOLD shares will do: take the last ones.
     chosen = "".join(f.read_text() for f in files[-THRESHOLD:])
 
-    restored = tmp_path / "restored"
+    restored = homes / "restored"
     issuer(restored, "init")
     issuer(restored, "hsm", "init", "--restore", stdin=chosen)
-    fresh = tmp_path / "fresh"
+    fresh = homes / "fresh"
     issuer(fresh, "init")
     issuer(fresh, "hsm", "init")
 
     original_xpub = xpub_of(original)
     assert xpub_of(restored) == original_xpub
     assert xpub_of(fresh) != original_xpub
+    # the issuer key comes from the seed: the restored HSM signs as the cards expect
+    assert issuer_key_of(restored) == issuer_key_of(original) != issuer_key_of(fresh)
+
+
+def issuer_key_of(home: Path) -> bytes:
+    certificate = x509.load_pem_x509_certificate((home / "hsm" / "issuer-cert.pem").read_bytes())
+    return certificate.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
 def test_backup_refuses_a_threshold_above_the_share_count(tmp_path: Path) -> None:
@@ -113,12 +127,15 @@ def test_backup_refuses_a_threshold_above_the_share_count(tmp_path: Path) -> Non
     assert not (tmp_path / "s").exists()
 
 
-def test_pdf_custody_sheets_restore_the_seed(tmp_path: Path) -> None:
+def test_pdf_custody_sheets_restore_the_seed(
+    tmp_path: Path, service_dirs: Callable[[str], Path]
+) -> None:
     """The default: one PDF sheet per custodian, 0600, nothing on screen; the words printed
     on any THRESHOLD sheets (read back with pdftotext) restore the same seed."""
     if shutil.which("softhsm2-util") is None:
         pytest.skip("SoftHSM2 is not installed (apt-get install softhsm2)")
-    original = tmp_path / "original"
+    homes = service_dirs("sheets")  # the services that run on them reach these
+    original = homes / "original"
     run_json("issuer", "init", "--home", str(original))
     run_json("issuer", "hsm", "init", "--home", str(original))
     shares_dir = tmp_path / "sheets"
@@ -143,7 +160,7 @@ def test_pdf_custody_sheets_restore_the_seed(tmp_path: Path) -> None:
     subject = x509.load_pem_x509_certificate(certificate).subject.rfc4514_string()
     assert all(subject in t for t in texts)
 
-    restored = tmp_path / "restored"
+    restored = homes / "restored"
     run_json("issuer", "init", "--home", str(restored))
     chosen = "\n".join([words[0], words[2]]) + "\n"
     run_json("issuer", "hsm", "init", "--restore", "--home", str(restored), stdin=chosen)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -53,11 +54,13 @@ def test_the_check_can_fail(mdwe: None) -> None:
 
 
 def test_service_seals_and_answers_without_write_execute_memory(
-    mdwe: None, tmp_path: Path
+    mdwe: None, service_dirs: Callable[[str], Path]
 ) -> None:
+    """Also as it runs in CI: started as root, it drops to its own user (sealcard-hsm) with
+    locked memory, and the confinement carries over into every worker process."""
     if shutil.which("softhsm2-util") is None:
         pytest.skip("SoftHSM2 is not installed (apt-get install softhsm2)")
-    home = str(tmp_path / "home")
+    home = str(service_dirs("mdwe") / "home")
     run_json("issuer", "init", "--home", home)
     run_json("issuer", "hsm", "init", "--home", home)
     sealcard = shutil.which("sealcard")

@@ -27,6 +27,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -87,7 +88,11 @@ class MainJob:
 
 
 @pytest.fixture(scope="module")
-def main_job(sim_cards: list[Any], tmp_path_factory: pytest.TempPathFactory) -> MainJob:
+def main_job(
+    sim_cards: list[Any],
+    tmp_path_factory: pytest.TempPathFactory,
+    service_dirs: Callable[[str], Path],
+) -> MainJob:
     cards = sim_cards[-CARDS:]
     for card in cards:
         reset_blank(card)
@@ -97,8 +102,12 @@ def main_job(sim_cards: list[Any], tmp_path_factory: pytest.TempPathFactory) -> 
     shares = tmp / "shares.txt"
     shares.write_text("\n".join(mnemonics[:2]) + "\n")
     shares.chmod(0o600)
-    demo, temp = tmp / "demo", tmp / "tmp"
+    # the demo's issuer HSM service runs as its own user: the demo folder must be reachable,
+    # and so must TMPDIR (like /tmp: anyone writes, the sticky bit keeps files their owner's)
+    base = service_dirs("main-job")
+    demo, temp = base / "demo", base / "tmp"
     temp.mkdir()
+    temp.chmod(0o1777)
     env = {
         **os.environ,
         "SEALCARD_DEMO_SKIP_SETUP": "1",

@@ -14,7 +14,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,11 +113,15 @@ def _ok(result: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def issuer_side(tmp_path_factory: pytest.TempPathFactory, ca: ProviderCA) -> Iterator[Issuer]:
+def issuer_side(
+    tmp_path_factory: pytest.TempPathFactory,
+    ca: ProviderCA,
+    service_dirs: Callable[[str], Path],
+) -> Iterator[Issuer]:
     if shutil.which("softhsm2-util") is None:
         pytest.skip("SoftHSM2 is not installed")
     work = tmp_path_factory.mktemp("usersystem")
-    home = work / "issuer"
+    home = service_dirs("usersystem") / "issuer"  # the issuer HSM service's own user reaches it
     _ok(run(["issuer", "init", "--home", str(home), "--json"]))
     _ok(run(["issuer", "hsm", "init", "--home", str(home), "--json"]))
     _ok(run(["issuer", "hsm", "start", "--home", str(home), "--json"]))
@@ -148,7 +152,8 @@ def issuer_side(tmp_path_factory: pytest.TempPathFactory, ca: ProviderCA) -> Ite
         }
         orders = work / "orders.csv"
         orders.write_text(ORDERS)
-        _ok(run(["issuer", "order", "--file", str(orders), "--home", str(home), "--json"]))
+        order_import = ["issuer", "order", "import", "--file", str(orders)]
+        _ok(run([*order_import, "--home", str(home), "--json"]))
         root = ca.directory / "root.pem" if ca.directory else work / "root.pem"
         port = _free_port()
         server = subprocess.Popen(

@@ -11,10 +11,12 @@ and with `--json`, and `check` asserts the contract of docs/cli.md:
 
 To add a row for a new command or a new failure: append a `Case` to `CASES` with the command
 path (`command`), the arguments (placeholders in braces are filled by the tier's fixture:
-see `NONE_PLACEHOLDERS` and `SIM_PLACEHOLDERS`) and the tier it needs (`needs`): "none" runs
-in tests/unit (no pcscd reachable, no HSM, an issuer home on SQLite), "sim" in tests/sim on
-a simulated card prepared in the state `card` names. `test_every_command_has_a_failure_row`
-fails when a command has no row at all.
+see `NONE_PLACEHOLDERS`, `SIM_PLACEHOLDERS` and `HSM_PLACEHOLDERS`) and the tier it needs
+(`needs`): "none" runs in tests/unit (no pcscd reachable, no HSM, an issuer home on SQLite),
+"sim" in tests/sim on a simulated card prepared in the state `card` names, "hsm" in
+tests/issuer/test_issuer_held_orders_cli.py against an issuer home whose issuer HSM service
+runs (before each of a row's two runs, one after the other, an order that this HSM cannot
+seal is added). `test_every_command_has_a_failure_row` fails when a command has no row.
 """
 
 from __future__ import annotations
@@ -71,6 +73,11 @@ SIM_PLACEHOLDERS = {
     "root": "the root.pem of the CA that initialized that card",
     "blob_other": "a sealed blob for another card",
     "blob_bad_signature": "the card's own blob with a flipped bit in the issuer signature",
+}
+
+HSM_PLACEHOLDERS = {
+    "home": "an issuer home whose issuer HSM service runs, with cards in stock and, before "
+    "each run, one more order naming a mailer the records know and this HSM does not hold",
 }
 
 
@@ -350,23 +357,65 @@ CASES: tuple[Case, ...] = (
     ),
     Case(
         "issuer order",
-        ("issuer", "order", "--home", "{home}", "--file", "{bad_csv}"),
+        ("issuer", "order", "--home", "{home}"),
+        USAGE,
+        "--user is required to order a card",
+        "UsageError",
+    ),
+    Case(
+        "issuer order",
+        ("issuer", "order", "--home", "{home}", "list"),
+        USAGE,
+        "takes its options after its name",
+        "UsageError",
+    ),
+    Case(
+        "issuer order import",
+        ("issuer", "order", "import", "--home", "{home}", "--file", "{bad_csv}"),
         USAGE,
         "orders file: line 1: the header is",
         "IntakeFileError",
     ),
     Case(
-        "issuer order",
-        ("issuer", "order", "--home", "{home}", "--file", "{not_utf8}"),
+        "issuer order import",
+        ("issuer", "order", "import", "--home", "{home}", "--file", "{not_utf8}"),
         USAGE,
         "is not UTF-8 text; save it as UTF-8",
         "ConfigurationError",
     ),
     Case(
-        "issuer order",
-        ("issuer", "order", "--home", "{home}", "--user", "1", "--file", "{bad_csv}"),
+        "issuer order list",
+        ("issuer", "order", "list", "--home", "{nohome}"),
         USAGE,
-        "give either --user or --file",
+        "no issuer home",
+        "ConfigurationError",
+    ),
+    Case(
+        "issuer order list",
+        ("issuer", "order", "list", "--home", "{home}", "--state", "lost-in-space"),
+        USAGE,
+        "Invalid value for '--state'",
+        "UsageError",
+    ),
+    Case(
+        "issuer order retry",
+        ("issuer", "order", "retry", "--home", "{home}", "--order", "99"),
+        USAGE,
+        "no order 99",
+        "RecordNotFoundError",
+    ),
+    Case(
+        "issuer order cancel",
+        ("issuer", "order", "cancel", "--home", "{home}", "--order", "99", "--note", "gone"),
+        USAGE,
+        "no order 99",
+        "RecordNotFoundError",
+    ),
+    Case(
+        "issuer order cancel",
+        ("issuer", "order", "cancel", "--home", "{home}"),
+        USAGE,
+        "Missing option '--order'",
         "UsageError",
     ),
     Case(
@@ -483,6 +532,14 @@ CASES: tuple[Case, ...] = (
     ),
     Case("issuer status", ("issuer", "status", "--home", "{nohome}"), USAGE, "no issuer home"),
     Case("issuer seal", ("issuer", "seal", "--home", "{home}"), USAGE, "hsm init"),
+    Case(
+        "issuer seal",
+        ("issuer", "seal", "--home", "{home}", "--chunk-size", "4"),
+        REFUSED,
+        "order(s) could not be sealed and are on hold",
+        "OrdersHeld",
+        needs="hsm",
+    ),
     Case(
         "issuer pack import-fake",
         ("issuer", "pack", "import-fake", "--home", "{nohome}", "--cards", "1"),
@@ -1171,10 +1228,13 @@ def cases(needs: str) -> list[Case]:
 def leaf_commands(
     group: click.Group, prefix: tuple[str, ...] = ()
 ) -> Iterator[tuple[str, click.Command]]:
-    """Every command (not group) under `group`, as ("issuer hsm init", command)."""
+    """Every command under `group`, as ("issuer hsm init", command): the leaves, and a group
+    that also runs on its own (`invoke_without_command`: `issuer order --user 1`)."""
     for name, command in sorted(group.commands.items()):
         path = (*prefix, name)
         if isinstance(command, click.Group):
+            if command.invoke_without_command:
+                yield " ".join(path), command
             yield from leaf_commands(command, path)
         else:
             yield " ".join(path), command

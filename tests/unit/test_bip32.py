@@ -351,3 +351,14 @@ def test_cross_check_with_independent_library() -> None:
             assert mine.to_xprv() == theirs.PrivateKey().ToExtended()
             assert mine.private_key == theirs.PrivateKey().Raw().ToBytes()
             assert mine.public_key == theirs.PublicKey().RawCompressed().ToBytes()
+
+
+def test_normal_child_keys_equal_the_child_for_every_kind_of_parent() -> None:
+    from sealcard.crypto.bip32 import ExtendedPrivateKey
+
+    parent = ExtendedPrivateKey.from_seed(bytes(range(64))).derive("m/44'/0'/0'/0")
+    for index in (0, 1, 7, 2**31 - 1):
+        child = parent.child(index)
+        assert parent.normal_child_keys(index) == (child.private_key, child.public_key)
+    with pytest.raises(Bip32Error):
+        parent.normal_child_keys(2**31)

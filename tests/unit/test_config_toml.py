@@ -14,6 +14,7 @@ from sealcard.hsm.config import (
     SYSTEM_SECTION,
     HsmConfig,
     IssuerHsmSettings,
+    default_workers,
     load_settings,
     render_settings,
     save_settings,
@@ -56,7 +57,9 @@ def _settings(home: Path) -> IssuerHsmSettings:
         issuer_certificate=Path("/etc/sealcard") / 'issuer "cert".pem',
         derivation="pkcs11-vendor",
         max_request_age_s=90.5,
-        threads=3,
+        workers=default_workers() + 1,
+        service_user="hsm service",
+        socket_group="issuer system",
     )
 
 

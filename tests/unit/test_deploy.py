@@ -13,6 +13,7 @@ import pytest
 from sealcard_cli import run_sealcard
 
 from sealcard.cli.main import cli
+from sealcard.hsm.config import DEFAULT_SERVICE_USER
 
 ROOT = Path(__file__).resolve().parents[2]
 UNITS = sorted((ROOT / "deploy" / "systemd").glob("*.service"))
@@ -24,7 +25,10 @@ REQUIRED = {
     "ProtectSystem": "strict",
     "LimitCORE": "0",
     "MemoryDenyWriteExecute": "yes",
-    "User": "sealcard",
+}
+USERS = {  # the issuer system's account, and the issuer HSM service's own (docs/hsm.md)
+    "sealcard-issuer-api.service": "sealcard",
+    "sealcard-issuer-hsm.service": DEFAULT_SERVICE_USER,
 }
 
 
@@ -50,6 +54,20 @@ def test_unit_hardening_directives(unit: Path) -> None:
     for key, value in REQUIRED.items():
         assert found.get(key) == [value], (key, found.get(key))
     assert found["CapabilityBoundingSet"] == [""]
+    assert found["User"] == [USERS[unit.name]]
+    assert "StateDirectory" not in found  # systemd would hand the whole home to one user
+
+
+def test_the_two_services_run_as_two_users_that_meet_at_the_socket() -> None:
+    """The HSM service runs as the user it accepts ([issuer_hsm] service_user's default); the
+    API joins that user's group, the socket's (`issuer hsm init --socket-group`)."""
+    hsm = directives(ROOT / "deploy" / "systemd" / "sealcard-issuer-hsm.service")
+    api = directives(ROOT / "deploy" / "systemd" / "sealcard-issuer-api.service")
+    assert hsm["User"] == hsm["Group"] == [DEFAULT_SERVICE_USER]
+    assert api["User"] != hsm["User"]
+    assert api["SupplementaryGroups"] == [DEFAULT_SERVICE_USER]
+    assert "PrivateUsers" not in api  # it would hide the supplementary group
+    assert hsm["LimitMEMLOCK"] == ["infinity"]  # mlockall without a capability
 
 
 def test_hsm_service_has_no_network() -> None:

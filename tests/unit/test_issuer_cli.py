@@ -8,7 +8,9 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from sealcard.cli.main import cli
+from sealcard.issuer.config import load_home
 from sealcard.issuer.migrations import latest_version
+from sealcard.issuer.records import Records
 
 
 def run(home: Path, *args: str) -> dict[str, object]:
@@ -17,6 +19,12 @@ def run(home: Path, *args: str) -> dict[str, object]:
     payload: dict[str, object] = json.loads(result.output)
     assert payload["ok"] is True
     return payload
+
+
+def _record_mailer(home: Path, mailer_id: str) -> None:
+    records = Records.open(load_home(home).database_url, "test")
+    with records.db:
+        records.record_mailers([mailer_id])
 
 
 def test_init_user_order_pack_status(tmp_path: Path) -> None:
@@ -31,6 +39,7 @@ def test_init_user_order_pack_status(tmp_path: Path) -> None:
 
     user = run(home, "user", "add", "--name", "Ada Lovelace", "--address", "12 St James's Sq")
     user_id = user["user"]["id"]  # type: ignore[index]
+    _record_mailer(home, "post")  # what `issuer hsm mailer add` does after the HSM took the key
     orders = run(home, "order", "--user", str(user_id), "--count", "3", "--mailer", "post")
     assert orders["orders"] == [1, 2, 3]
     pack = run(home, "pack", "import-fake", "--cards", "2", "--pack", "DEV-1", "--rsa-pool", "1")

@@ -68,6 +68,7 @@ def world(tmp_path: Path) -> Iterator[World]:
     pack = fabricate_pack(ORDERS, "P-H", rsa_pool=2)
     records.import_pack(pack.pack_serial, pack.cards)
     user = records.add_user("Zoë O'Brien", '12 "The" Lane\nÅlesund')
+    records.record_mailers(["post"])
     records.request_orders(user.id, ORDERS, mailer_id="post")
     hsm = SoftwareIssuerHsm(SEED)
     assert seal_orders(records, SoftwareDeviceAuthKeys(), hsm, chunk_size=2).sealed == ORDERS

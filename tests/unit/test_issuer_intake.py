@@ -168,12 +168,16 @@ def test_user_import_and_order_file_through_the_cli(tmp_path: Path) -> None:
     assert exists.returncode == 2 and "exists" in exists.stderr  # an output in the way: usage
     orders = tmp_path / "orders.csv"
     orders.write_text("customer_ref,channel,pin_source\nC1,activation,none\nC2,bureau,none\n")
-    run = _sealcard("issuer", "order", "--file", str(orders), "--home", str(home), "--json")
+    run = _sealcard(
+        "issuer", "order", "import", "--file", str(orders), "--home", str(home), "--json"
+    )
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["orders"] == 2
     bad = tmp_path / "bad.csv"
     bad.write_text("customer_ref,channel,pin_source\nC1,pigeon,none\n")
-    run = _sealcard("issuer", "order", "--file", str(bad), "--home", str(home))
+    run = _sealcard("issuer", "order", "import", "--file", str(bad), "--home", str(home))
     assert run.returncode == 2 and "line 2: channel 'pigeon'" in run.stderr  # a bad file: usage
     usage = _sealcard("issuer", "order", "--home", str(home))
-    assert usage.returncode == 2 and "either --user or --file" in usage.stderr
+    assert usage.returncode == 2 and "--user is required" in usage.stderr
+    moved = _sealcard("issuer", "order", "--file", str(orders), "--home", str(home))
+    assert moved.returncode == 2 and "No such option '--file'" in moved.stderr

@@ -16,6 +16,7 @@ from sealcard.issuer.lifecycle import (
     check_transition,
     is_legal,
 )
+from sealcard.issuer.records import Order
 
 HAPPY_PATH = [
     OrderState.REQUESTED,
@@ -73,6 +74,7 @@ def test_only_listed_transitions_are_legal() -> None:
         (OrderState.SEALED, OrderState.PERSONALIZED),  # activation on the user's computer
         (OrderState.PERSONALIZED, OrderState.PIN_MAILED),  # activation: no shipping
         (OrderState.REQUESTED, OrderState.CANCELLED),
+        (OrderState.CARD_ASSIGNED, OrderState.CANCELLED),  # only while on hold (Order.held)
         (OrderState.SEALED, OrderState.CANCELLED),
         *((s, OrderState.LOST) for s in LOSABLE_STATES),
         *((s, OrderState.TERMINATED) for s in TERMINABLE),
@@ -111,6 +113,15 @@ def test_cards_never_personalized_cannot_be_lost_or_terminated(state: OrderState
             check_transition(1, state, wanted)
 
 
-def test_a_card_being_sealed_cannot_be_cancelled() -> None:
-    with pytest.raises(InvalidTransitionError):
-        check_transition(1, OrderState.CARD_ASSIGNED, OrderState.CANCELLED)
+def _order(state: OrderState, failure_reason: str | None = None) -> Order:
+    return Order(1, 1, state, "none", None, None, None, "t", "t", failure_reason=failure_reason)
+
+
+def test_a_card_being_sealed_cannot_be_cancelled_a_held_one_can() -> None:
+    assert not _order(OrderState.CARD_ASSIGNED).cancellable  # a sealer works on it
+    assert _order(OrderState.CARD_ASSIGNED, "unknown-mailer: post").cancellable  # on hold
+    assert _order(OrderState.REQUESTED).cancellable and _order(OrderState.SEALED).cancellable
+    for state in (OrderState.SENT_TO_BUREAU, OrderState.PERSONALIZED, OrderState.CANCELLED):
+        assert not _order(state).cancellable
+    with pytest.raises(InvalidTransitionError):  # an operator's cancel never ends as failed
+        check_transition(1, OrderState.REQUESTED, OrderState.FAILED)

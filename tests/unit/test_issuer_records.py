@@ -27,6 +27,7 @@ from sealcard.issuer.migrations import (
 from sealcard.issuer.records import CardInit, Records
 
 BASE = "m/44'/0'/0'/0"
+MAILERS = ["m1", "mailer-1"]
 
 
 def card(n: int) -> CardInit:
@@ -44,6 +45,7 @@ def records(db_url: str) -> Iterator[Records]:
     apply_migrations(db)
     r = Records(db, "tester")
     r.initialize(BASE)
+    r.record_mailers(MAILERS)
     yield r
     r.close()
 
@@ -278,3 +280,42 @@ def test_status_counts(records: Records) -> None:
     assert status.orders["requested"] == 2
     assert status.packs[0].available == 1
     assert status.schema_version == latest_version()
+
+
+# -- references, held and cancelled orders ------------------------------------------------------
+
+
+def test_an_order_naming_an_unknown_mailer_is_refused_when_made(records: Records) -> None:
+    user = records.add_user("Dee", "4 Main St")
+    with pytest.raises(RecordNotFoundError, match=r"no mailer 'nosuch'.*mailer add"):
+        records.request_orders(user.id, 2, mailer_id="nosuch")
+    with pytest.raises(RecordNotFoundError, match="no mailer"):
+        records.request_orders(user.id, pin_source="none", mailer_id="nosuch")
+    assert records.list_orders() == []
+    assert records.record_mailers(["nosuch", "m1"]) == ["nosuch"]  # m1 was known already
+    assert records.mailers() == sorted([*MAILERS, "nosuch"])
+    assert len(records.request_orders(user.id, 2, mailer_id="nosuch")) == 2
+
+
+def test_cancel_retry_and_their_limits(records: Records) -> None:
+    user = records.add_user("Eve", "5 Main St")
+    first, second = records.request_orders(user.id, 2, mailer_id="m1")
+    with pytest.raises(IssuerError, match="not on hold"):
+        records.retry_order(first.id)
+    cancelled = records.cancel_order(first.id)
+    assert cancelled.state is OrderState.CANCELLED and cancelled.failure_reason == "cancelled"
+    with pytest.raises(IssuerError, match="only a requested, held or sealed order"):
+        records.cancel_order(first.id)
+    with pytest.raises(RecordNotFoundError):
+        records.cancel_order(9999)
+    records.import_pack("P-C", [card(70)])
+    with records.db.transaction() as tx:
+        assert records.reserve(tx, 10) == [second.id]
+    with pytest.raises(IssuerError, match="being sealed"):  # reserved, not held
+        records.cancel_order(second.id)
+    with pytest.raises(IssuerError, match="being sealed"):  # the same one cancel, by any path
+        records.advance_order(second.id, OrderState.CANCELLED)
+    with pytest.raises(IssuerError, match="order cancel"):
+        records.advance_order(second.id, OrderState.FAILED)
+    actions = [e.action for e in records.audit_entries(order_id=first.id)]
+    assert actions == ["order.request", "order.cancelled"]

@@ -69,6 +69,7 @@ def api(db_url: str, provider_ca: ProviderCA) -> Iterator[ApiWorld]:
     apply_migrations(db)
     records = Records(db, "setup")
     records.initialize()
+    records.record_mailers(["post"])  # as `issuer hsm mailer add` records it
     ctx = IssuerContext(records)
     add_staff(ctx, OPERATOR[0], Role.OPERATOR, OPERATOR[1])
     add_staff(ctx, AUDITOR[0], Role.AUDITOR, AUDITOR[1])

@@ -78,6 +78,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     apply_migrations(db)
     records = Records(db, "setup")
     records.initialize()
+    records.record_mailers(["post"])  # as `issuer hsm mailer add` records it
     ctx = IssuerContext(records)
     add_staff(ctx, OPERATOR[0], Role.OPERATOR, OPERATOR[1])
     add_staff(ctx, AUDITOR[0], Role.AUDITOR, AUDITOR[1])

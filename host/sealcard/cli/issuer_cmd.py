@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from sealcard.cli.common import read_text_file
 from sealcard.cli.issuer_audit_cmd import audit_group
@@ -31,10 +32,12 @@ from sealcard.cli.issuer_party_cmd import (
 from sealcard.cli.issuer_people_cmd import operator_group, user_import
 from sealcard.cli.issuer_serve_cmd import serve_cmd
 from sealcard.cli.issuer_stock_cmd import pack_group
+from sealcard.cli.outcome import CliFail
 from sealcard.issuer.config import init_home
 from sealcard.issuer.db import Database, redact_url
+from sealcard.issuer.lifecycle import OrderState
 from sealcard.issuer.migrations import apply_migrations, current_version
-from sealcard.issuer.records import CHANNELS, DEFAULT_DERIVATION_BASE, PIN_SOURCES, Records
+from sealcard.issuer.records import CHANNELS, DEFAULT_DERIVATION_BASE, PIN_SOURCES, Order, Records
 
 
 @click.group(name="issuer")
@@ -168,17 +171,9 @@ def user_add(home: Path | None, name: str, address: str, as_json: bool) -> None:
     issuer_emit(as_json, {"user": asdict(user)}, f"user {user.id} added")
 
 
-@issuer.command(name="order")
+@issuer.group(name="order", invoke_without_command=True)
 @home_option
 @click.option("--user", "user_id", type=int, default=None, help="User id (from `user add`).")
-@click.option(
-    "--file",
-    "orders_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="Orders in bulk instead of --user: a CSV with the header "
-    "customer_ref,channel,pin_source[,mailer][,count] (docs/api.md), taken whole or not at all.",
-)
 @click.option("--count", type=click.IntRange(1, 100_000), default=1, show_default=True)
 @click.option(
     "--pin-source",
@@ -204,39 +199,49 @@ def user_add(home: Path | None, name: str, address: str, as_json: bool) -> None:
     "the customer activates the card they hold (`sealcard user activate`).",
 )
 @issuer_json_option
+@click.pass_context
 def order_cmd(
+    click_ctx: click.Context,
     home: Path | None,
     user_id: int | None,
-    orders_file: Path | None,
     count: int,
     pin_source: str,
     mailer_id: str | None,
     channel: str,
     as_json: bool,
 ) -> None:
-    """Order cards for a user, or for many customers from a file (state `requested`).
+    """Order cards for a user (state `requested`), or look after orders.
 
-    `issuer seal` takes bureau orders from there; activation orders wait for the customer's
-    card (`sealcard user activate`).
+    \b
+      sealcard issuer order --user 1 --mailer post          # order a card
+      sealcard issuer order import --file orders.csv        # orders for many customers
+      sealcard issuer order list [--held]                   # orders, and why any is on hold
+      sealcard issuer order retry --order ID                # seal a held order again
+      sealcard issuer order cancel --order ID [--note TEXT] # end an order not personalized
+
+    `issuer seal` takes bureau orders from `requested`; activation orders wait for the
+    customer's card (`sealcard user activate`). The user and the mailer must exist when the
+    order is made. A subcommand takes its own options, after its name.
     """
+    if click_ctx.invoked_subcommand is not None:
+        given = [
+            name
+            for name in click_ctx.params
+            if click_ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
+        ]
+        if given:
+            raise click.UsageError(
+                f"`issuer order {click_ctx.invoked_subcommand}` takes its options after its"
+                f" name (`sealcard issuer order {click_ctx.invoked_subcommand} --help`)"
+            )
+        return
     from sealcard.parties.issuer.home import open_issuer
 
-    if (user_id is None) == (orders_file is None):
-        raise click.UsageError("give either --user or --file")
-    if orders_file is not None:
-        from sealcard.formats.intake_csv import parse_orders
-        from sealcard.parties.issuer.intake import import_orders
-
-        rows = parse_orders(read_text_file(orders_file))
-        with open_issuer(home) as ctx:
-            ids = import_orders(ctx, rows).orders
-        issuer_emit(
-            as_json,
-            {"orders": len(ids), "first": ids[0], "last": ids[-1], "state": "requested"},
-            f"{len(ids)} order(s) added: {ids[0]}..{ids[-1]}",
+    if user_id is None:
+        raise click.UsageError(
+            "--user is required to order a card (or `issuer order import --file`, or a"
+            " subcommand: list, retry, cancel)"
         )
-        return
-    assert user_id is not None
     with open_issuer(home) as ctx:
         orders = ctx.records.request_orders(
             user_id, count, pin_source=pin_source, mailer_id=mailer_id, channel=channel
@@ -246,6 +251,153 @@ def order_cmd(
         as_json,
         {"orders": ids, "user": user_id, "state": "requested", "channel": channel},
         f"{len(ids)} order(s) for user {user_id}: {', '.join(map(str, ids))}",
+    )
+
+
+@order_cmd.command(name="import")
+@home_option
+@click.option(
+    "--file",
+    "orders_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="A CSV with the header customer_ref,channel,pin_source[,mailer][,count] "
+    "(docs/api.md), taken whole or not at all.",
+)
+@issuer_json_option
+def order_import(home: Path | None, orders_file: Path, as_json: bool) -> None:
+    """Orders for many customers at once, by the bank's customer number (state `requested`).
+
+    Every customer and mailer must exist; one bad line refuses the whole file.
+    """
+    from sealcard.formats.intake_csv import parse_orders
+    from sealcard.parties.issuer.home import open_issuer
+    from sealcard.parties.issuer.intake import import_orders
+
+    rows = parse_orders(read_text_file(orders_file))
+    with open_issuer(home) as ctx:
+        ids = import_orders(ctx, rows).orders
+    issuer_emit(
+        as_json,
+        {"orders": len(ids), "first": ids[0], "last": ids[-1], "state": "requested"},
+        f"{len(ids)} order(s) added: {ids[0]}..{ids[-1]}",
+    )
+
+
+def _order_payload(order: Order) -> dict[str, Any]:
+    return {
+        "id": order.id,
+        "user": order.user_id,
+        "state": order.state.value,
+        "held": order.held,
+        "channel": order.channel,
+        "card_serial": None if order.card_serial is None else order.card_serial.hex().upper(),
+        "derivation_index": order.derivation_index,
+        "replaces_order": order.replaces_order_id,
+        "pin_source": order.pin_source,
+        "mailer": order.mailer_id,
+        "failure_reason": order.failure_reason,
+        "updated_at": order.updated_at,
+    }
+
+
+def _order_line(order: Order) -> str:
+    state = "on hold" if order.held else order.state.value
+    card = order.card_serial.hex().upper() if order.card_serial is not None else "-"
+    line = f"{order.id:>8}  user {order.user_id:<6} {state:<15} {order.channel:<10} card {card}"
+    if order.failure_reason:
+        line += f"  reason: {order.failure_reason}"
+    return line
+
+
+_ORDER_ID = click.option(
+    "--order", "order_id", type=click.IntRange(1), required=True, help="The order's id."
+)
+
+
+@order_cmd.command(name="list")
+@home_option
+@click.option(
+    "--state",
+    type=click.Choice([s.value for s in OrderState]),
+    default=None,
+    help="Only orders in this state.",
+)
+@click.option("--held", is_flag=True, help="Only orders on hold (refused by the issuer HSM).")
+@click.option(
+    "--channel", type=click.Choice(CHANNELS), default=None, help="Only orders of this channel."
+)
+@click.option("--after", "after_id", type=click.IntRange(0), default=0, help="Ids above this.")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True)
+@issuer_json_option
+def order_list(
+    home: Path | None,
+    state: str | None,
+    held: bool,
+    channel: str | None,
+    after_id: int,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Orders, oldest first, with the reason of any that could not be sealed or was cancelled.
+
+    Page with --after (the last id shown) and --limit.
+    """
+    from sealcard.parties.issuer.home import open_issuer
+
+    with open_issuer(home) as ctx:
+        orders = ctx.records.list_orders(
+            None if state is None else OrderState(state),
+            limit,
+            channel=channel,
+            held=held,
+            after_id=after_id,
+        )
+    issuer_emit(
+        as_json,
+        {"orders": [_order_payload(o) for o in orders]},
+        "\n".join(_order_line(o) for o in orders) or "no orders",
+    )
+
+
+@order_cmd.command(name="retry")
+@home_option
+@_ORDER_ID
+@issuer_json_option
+def order_retry(home: Path | None, order_id: int, as_json: bool) -> None:
+    """Take a held order off hold once its cause is fixed (e.g. the mailer registered with
+    this host's issuer HSM); the next `issuer seal` seals it with its card and element."""
+    from sealcard.parties.issuer.home import open_issuer
+
+    with open_issuer(home) as ctx:
+        order = ctx.records.retry_order(order_id)
+    issuer_emit(
+        as_json,
+        {"order": _order_payload(order)},
+        f"order {order_id} is no longer on hold; run `sealcard issuer seal`",
+    )
+
+
+@order_cmd.command(name="cancel")
+@home_option
+@_ORDER_ID
+@click.option("--note", default=None, help="Why (kept in the order and the audit log).")
+@issuer_json_option
+def order_cancel(home: Path | None, order_id: int, note: str | None, as_json: bool) -> None:
+    """End an order whose card was not personalized: requested, on hold, or sealed.
+
+    It becomes `cancelled` with the reason kept; its card (if it had one) and its derivation
+    element are not used again. Order again for the user if a card is still wanted. The
+    console and the HTTPS API cancel the same way.
+    """
+    from sealcard.parties.issuer.home import open_issuer
+
+    with open_issuer(home) as ctx:
+        order = ctx.records.cancel_order(order_id, note=note)
+    issuer_emit(
+        as_json,
+        {"order": _order_payload(order)},
+        f"order {order_id} is now cancelled: {order.failure_reason}",
     )
 
 
@@ -270,6 +422,11 @@ def status_cmd(home: Path | None, as_json: bool) -> None:
         "stock       "
         + (", ".join(f"{p.pack_serial} {p.available}/{p.cards}" for p in status.packs) or "none"),
         f"audit log   {status.audit_entries} entries",
+        *(
+            [f"on hold     {status.held_orders} order(s): sealcard issuer order list --held"]
+            if status.held_orders
+            else []
+        ),
     ]
     issuer_emit(as_json, payload, "\n".join(lines))
 
@@ -294,10 +451,23 @@ def status_cmd(home: Path | None, as_json: bool) -> None:
     help="PKCS#11 sessions making device authentication keys at once [default: 1].",
 )
 @click.option(
+    "--in-flight",
+    "chunks_in_flight",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Chunks sealed at once, each by its own issuer HSM worker [default: 2].",
+)
+@click.option(
     "--verify/--no-verify",
     default=True,
     show_default=True,
-    help="Check the issuer signature of every blob before storing it.",
+    help="Check the issuer signature of one blob per chunk before storing it (the reply that "
+    "carries them is signed by the issuer key and checked anyway).",
+)
+@click.option(
+    "--verify-every-blob",
+    is_flag=True,
+    help="Check the issuer signature of every blob (about 0.1 ms per card).",
 )
 @issuer_json_option
 def seal_cmd(
@@ -306,7 +476,9 @@ def seal_cmd(
     limit: int | None,
     chunk_size: int | None,
     keygen_threads: int | None,
+    chunks_in_flight: int | None,
     verify: bool,
+    verify_every_blob: bool,
     as_json: bool,
 ) -> None:
     """Seal requested orders: card, derivation element, device authentication key, blob, PIN letter.
@@ -315,12 +487,22 @@ def seal_cmd(
     issuer HSM service (`sealcard issuer hsm serve`). Safe to interrupt at any moment (even
     kill -9): run it again and it resumes the orders it had reserved, with the same cards and
     derivation elements, and seals nothing twice.
+
+    An order the issuer HSM cannot seal (e.g. a mailer this HSM does not hold) is put on hold
+    with its reason while the others are sealed; the command then exits 1 and names it (see
+    `issuer order list --held`, `issuer order retry|cancel`). On PostgreSQL several sealing
+    hosts may seal at once (docs/issuer.md); on SQLite a second sealer is refused.
     """
     from sealcard.hsm.config import load_settings
     from sealcard.hsm.issuer_client import IssuerHsmClient
     from sealcard.hsm.system_hsm import DeviceAuthKeys, RequestSigner
     from sealcard.hsm.token import Token
-    from sealcard.issuer.batch import DEFAULT_CHUNK_SIZE, DEFAULT_KEYGEN_THREADS, seal_orders
+    from sealcard.issuer.batch import (
+        DEFAULT_CHUNK_SIZE,
+        DEFAULT_CHUNKS_IN_FLIGHT,
+        DEFAULT_KEYGEN_THREADS,
+        seal_orders,
+    )
     from sealcard.parties import issuer_audit
 
     issuer_home, records = open_records(home)
@@ -337,11 +519,13 @@ def seal_cmd(
         bar.update(done - bar.pos)
 
     threads = keygen_threads or DEFAULT_KEYGEN_THREADS
+    in_flight = chunks_in_flight or DEFAULT_CHUNKS_IN_FLIGHT
     with records.db:
-        token = Token.open(settings.system, pool_size=threads + 1)  # +1: request signing
+        # sessions: key generation of each chunk in flight, +1 for signing requests
+        token = Token.open(settings.system, pool_size=in_flight * threads + 1)
         try:
             client = IssuerHsmClient.for_settings(settings, RequestSigner(token))
-            issuer_key = client.issuer_public_key() if verify else None
+            issuer_key = client.issuer_public_key() if verify or verify_every_blob else None
             try:
                 report = seal_orders(
                     records,
@@ -353,6 +537,8 @@ def seal_cmd(
                     progress=progress,
                     issuer_public_key=issuer_key,
                     keygen_threads=threads,
+                    chunks_in_flight=in_flight,
+                    verify_every_blob=verify_every_blob,
                 )
             finally:
                 if bar is not None:
@@ -369,6 +555,7 @@ def seal_cmd(
     payload = {
         "sealed": report.sealed,
         "resumed": report.resumed,
+        "held": [{"order": h.order_id, "reason": h.reason} for h in report.held],
         "seconds": round(report.seconds, 3),
         "cards_per_second": round(report.per_second, 1),
         "stopped": report.stopped,
@@ -377,7 +564,23 @@ def seal_cmd(
         f"sealed {report.sealed} order(s) ({report.resumed} resumed) in {report.seconds:.2f} s"
         f" ({report.per_second:.0f}/s); {reasons[report.stopped]}"
     )
-    issuer_emit(as_json, payload, text)
+    if not report.held:
+        issuer_emit(as_json, payload, text)
+        return
+    # Some orders could not be sealed (the rest were): exit 1 so a script notices.
+    shown = report.held[:_HELD_SHOWN]
+    message = (
+        f"{len(report.held)} order(s) could not be sealed and are on hold: "
+        + "; ".join(f"order {h.order_id}: {h.reason}" for h in shown)
+        + (" ..." if len(report.held) > len(shown) else "")
+        + " (see `sealcard issuer order list --held`; then `issuer order retry|cancel --order ID`)"
+    )
+    if not as_json:
+        click.echo(text)  # what was sealed is done; the failure line names what was not
+    raise CliFail(message, kind="OrdersHeld", payload=payload)
+
+
+_HELD_SHOWN = 3
 
 
 # -- subgroups and commands from the sibling modules ---------------------------------------------

@@ -17,8 +17,10 @@ from sealcard.cli.issuer_common import (
     issuer_emit,
     issuer_json_option,
     log_level_option,
+    open_records,
 )
 from sealcard.files import check_new_file, prepare_dir, remove_if_empty, write_new_file
+from sealcard.hsm.config import DEFAULT_SERVICE_USER
 from sealcard.issuer.config import load_home
 
 MODULE_ENV = "SEALCARD_PKCS11_MODULE"
@@ -35,9 +37,12 @@ def hsm_group() -> None:
 def hsm_serve(home: Path | None, log_level: str) -> None:
     """Run the issuer HSM service in the foreground (Ctrl-C or SIGTERM stops it).
 
-    It is the only process that holds the BIP32 seed or a user private key in clear. It
-    listens on HOME/run/issuer-hsm.sock (mode 0600) and answers only requests signed with the
-    issuer system's request key. Run it under a service manager in production.
+    It is the only process that holds the BIP32 seed or a user private key in clear. It runs
+    as its own Unix user ([issuer_hsm] service_user, default sealcard-hsm): started as root it
+    hands that user its files and drops to it; it refuses root, other users and loose
+    permissions, locks its memory and cannot be dumped or traced. It listens on
+    HOME/run/issuer-hsm.sock (mode 0600) and answers only requests signed with the issuer
+    system's request key. Run it under a service manager in production (docs/hsm.md).
     """
     issuer_home = load_home(home)
     argv = [
@@ -73,9 +78,29 @@ def hsm_serve(home: Path | None, log_level: str) -> None:
     help="Disaster recovery: take the seed from its SLIP-39 shares, read from standard input "
     "(one share a line, at least the threshold), instead of making a new one.",
 )
+@click.option(
+    "--service-user",
+    default=DEFAULT_SERVICE_USER,
+    show_default=True,
+    help="The Unix user the issuer HSM service runs as (its own; run this as root and the "
+    "user gets its token, PIN file and socket folder). In a container whose one account "
+    "is the service's, that account.",
+)
+@click.option(
+    "--socket-group",
+    default=None,
+    help="A Unix group that may connect to the service's socket (socket 0660): an issuer "
+    "system that runs as another user than root joins it. Default: none (0600).",
+)
 @issuer_json_option
 def hsm_init(
-    home: Path | None, single_token: bool, module_path: str | None, restore: bool, as_json: bool
+    home: Path | None,
+    single_token: bool,
+    module_path: str | None,
+    restore: bool,
+    service_user: str,
+    socket_group: str | None,
+    as_json: bool,
 ) -> None:
     """Create the SoftHSM2 tokens and keys of this issuer home and record them in config.toml.
 
@@ -101,6 +126,8 @@ def hsm_init(
         separate_tokens=not single_token,
         module_path=module_path,
         seed_mnemonics=mnemonics,
+        service_user=service_user,
+        socket_group=socket_group,
     )
     payload = {
         "issuer_token": settings.issuer.token_label,
@@ -147,6 +174,7 @@ def mailer_add(home: Path | None, mailer_id: str, key_file: Path, as_json: bool)
         ) from None
     with hsm_client(home) as client:
         mailers = client.register_mailer(mailer_id, data)
+    _record_mailers(home, mailers)
     issuer_emit(
         as_json,
         {"mailers": mailers},
@@ -154,13 +182,21 @@ def mailer_add(home: Path | None, mailer_id: str, key_file: Path, as_json: bool)
     )
 
 
+def _record_mailers(home: Path | None, mailers: list[str]) -> None:
+    """The records note the mailers the HSM holds, so orders can name them (schema 5)."""
+    _, records = open_records(home)
+    with records.db:
+        records.record_mailers(mailers)
+
+
 @mailer_group.command(name="list")
 @home_option
 @issuer_json_option
 def mailer_list(home: Path | None, as_json: bool) -> None:
-    """Mailers the issuer HSM knows."""
+    """Mailers the issuer HSM knows (and the records note them, so orders may name them)."""
     with hsm_client(home) as client:
         mailers = client.mailers()
+    _record_mailers(home, mailers)
     issuer_emit(as_json, {"mailers": mailers}, "\n".join(mailers) or "no mailers")
 
 
@@ -191,8 +227,9 @@ _START_TIMEOUT_S = 60.0
 def hsm_start(home: Path | None, log_level: str, as_json: bool) -> None:
     """Start the issuer HSM service in the background (pid in HOME/run/issuer-hsm.pid).
 
-    For development and tests; in production run `issuer hsm serve` under a service manager.
-    Its log goes to HOME/run/issuer-hsm.log.
+    As root it drops to its own user (see `issuer hsm serve --help`). For development and
+    tests; in production run `issuer hsm serve` under a service manager. Its log (every
+    request by id, never its content) goes to HOME/run/issuer-hsm.log.
     """
     import subprocess
     import sys
@@ -205,7 +242,9 @@ def hsm_start(home: Path | None, log_level: str, as_json: bool) -> None:
     if pid_file.exists() and _alive(int(pid_file.read_text().strip() or 0)):
         raise ConfigurationError(f"the issuer HSM service already runs (pid file {pid_file})")
     issuer_home.socket_path.unlink(missing_ok=True)
-    log = (issuer_home.run_dir / "issuer-hsm.log").open("ab")
+    log_path = issuer_home.run_dir / "issuer-hsm.log"
+    log = log_path.open("ab")
+    start_of_this_run = log.tell()
     argv = [
         sys.executable,
         "-m",
@@ -221,10 +260,20 @@ def hsm_start(home: Path | None, log_level: str, as_json: bool) -> None:
     pid_file.write_text(f"{proc.pid}\n", encoding="utf-8")
     deadline = time.monotonic() + _START_TIMEOUT_S
     while not _listening(issuer_home.socket_path):
-        if proc.poll() is not None or time.monotonic() > deadline:
+        exited = proc.poll() is not None
+        if exited or time.monotonic() > deadline:
+            if not exited:  # not up in time: do not leave it half started
+                proc.kill()
+                proc.wait()
             pid_file.unlink(missing_ok=True)
-            log_path = issuer_home.run_dir / "issuer-hsm.log"
-            raise ConfigurationError(f"the issuer HSM service did not start; see {log_path}")
+            why = (
+                _last_error(log_path, start_of_this_run, proc.returncode)
+                if exited
+                else f"not listening after {_START_TIMEOUT_S:g} s; stopped"
+            )
+            raise ConfigurationError(
+                f"the issuer HSM service did not start: {why} (log: {log_path})"
+            )
         time.sleep(0.05)
     issuer_emit(
         as_json,
@@ -247,6 +296,18 @@ def _listening(socket_path: Path) -> bool:
     return True
 
 
+def _last_error(log_path: Path, offset: int, returncode: int) -> str:
+    """The last ERROR line this start wrote to the service's log (its reason to refuse)."""
+    try:
+        with log_path.open("rb") as log:
+            log.seek(offset)
+            lines = log.read().decode("utf-8", errors="replace").splitlines()
+    except OSError:
+        lines = []
+    errors = [line.split(" ERROR ", 1)[1] for line in lines if " ERROR " in line]
+    return errors[-1] if errors else f"it exited with code {returncode}"
+
+
 def _alive(pid: int) -> bool:
     import os
 
@@ -258,7 +319,11 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # a killed service nobody has reaped yet is not running
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
 
 
 @hsm_group.command(name="stop")
@@ -354,7 +419,7 @@ def hsm_backup_seed(
     import datetime as dt
 
     from sealcard.hsm.config import load_settings
-    from sealcard.hsm.issuer_service import export_seed_shares
+    from sealcard.hsm.issuer_keys import export_seed_shares
     from sealcard.hsm.token import Token
 
     if threshold > shares:

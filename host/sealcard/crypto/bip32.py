@@ -186,7 +186,7 @@ class ExtendedPrivateKey:
         )
 
     @classmethod
-    def from_seed(cls, seed: bytes) -> ExtendedPrivateKey:
+    def from_seed(cls, seed: bytes | bytearray) -> ExtendedPrivateKey:
         """Master key generation: I = HMAC-SHA512("Bitcoin seed", seed)."""
         if not SEED_MIN_BYTES <= len(seed) <= SEED_MAX_BYTES:
             raise Bip32Error("a BIP32 seed is 16 to 64 bytes")
@@ -202,10 +202,25 @@ class ExtendedPrivateKey:
         """33-byte compressed point K = k*G."""
         return _public_from_scalar(self._scalar)
 
-    @property
+    @cached_property
     def fingerprint(self) -> bytes:
         """First 4 bytes of HASH160 of this key's public key."""
         return _hash160(self.public_key)[:4]
+
+    def normal_child_keys(self, index: int) -> tuple[bytes, bytes]:
+        """(k_i, K_i) of CKDpriv for a normal index: the child's private key and compressed
+        public key only, without building the child (its chain code and fingerprint are not
+        needed for a leaf). The same checks and result as ``child(index)``."""
+        if not 0 <= index < HARDENED:
+            raise Bip32Error("normal_child_keys takes a normal (non-hardened) index")
+        if self.depth >= MAX_DEPTH:
+            raise Bip32Error("depth 255 reached")
+        digest = hmac.digest(self.chain_code, self.public_key + index.to_bytes(4, "big"), "sha512")
+        tweak = int.from_bytes(digest[:KEY_LENGTH], "big")
+        scalar = (tweak + self._scalar) % CURVE_ORDER
+        if tweak >= CURVE_ORDER or scalar == 0:
+            raise Bip32Error(f"child {index} is invalid (probability < 2^-127); use the next index")
+        return scalar.to_bytes(KEY_LENGTH, "big"), _public_from_scalar(scalar)
 
     def child(self, index: int) -> ExtendedPrivateKey:
         """CKDpriv((k, c), i)."""

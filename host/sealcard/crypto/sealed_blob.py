@@ -99,8 +99,12 @@ class SealedPayload:
             f"puk={'<secret>' if self.puk is not None else None})"
         )
 
-    def validate(self) -> None:
-        """Raise SealedBlobError unless every field is as docs/sealed-blob.md requires."""
+    def validate(self, *, check_point: bool = True) -> None:
+        """Raise SealedBlobError unless every field is as docs/sealed-blob.md requires.
+
+        ``check_point=False`` skips the curve check of the device authentication key (its
+        length and prefix are still checked): for the issuer HSM, which takes the key from the
+        issuer-system HSM that just made it; the card checks the point again anyway."""
         if len(self.user_private_key) != USER_KEY_LENGTH:
             raise SealedBlobError("user private key must be 32 bytes")
         if not 0 < int.from_bytes(self.user_private_key, "big") < SECP256K1_ORDER:
@@ -108,7 +112,7 @@ class SealedPayload:
         if (
             len(self.device_auth_public_key) != DEVICE_AUTH_KEY_LENGTH
             or self.device_auth_public_key[0] != UNCOMPRESSED_POINT_PREFIX
-            or not _is_p256_point(self.device_auth_public_key)
+            or (check_point and not _is_p256_point(self.device_auth_public_key))
         ):
             raise SealedBlobError("device authentication key must be an uncompressed P-256 point")
         if (self.pin is None) != (self.puk is None):
@@ -119,9 +123,9 @@ class SealedPayload:
             _check_digits(self.puk, "PUK", PUK_MIN_LENGTH, PUK_MAX_LENGTH)
 
 
-def encode_payload(payload: SealedPayload) -> bytes:
+def encode_payload(payload: SealedPayload, *, check_point: bool = True) -> bytes:
     """Payload TLVs (one-byte tags and lengths) in the fixed order; checks the 190-byte budget."""
-    payload.validate()
+    payload.validate(check_point=check_point)
     fields = [
         (PT_USER_KEY, payload.user_private_key),
         (PT_DEVICE_AUTH_KEY, payload.device_auth_public_key),
@@ -198,13 +202,18 @@ def signed_message(serial: bytes, ciphertext: bytes) -> bytes:
     )
 
 
-def encrypt_payload(payload: SealedPayload, device_public_key: rsa.RSAPublicKey) -> bytes:
+_OAEP_SHA256 = _oaep()  # immutable: built once
+
+
+def encrypt_payload(
+    payload: SealedPayload, device_public_key: rsa.RSAPublicKey, *, check_point: bool = True
+) -> bytes:
     """RSA-2048 OAEP (SHA-256, MGF1-SHA-256, empty label) of the encoded payload."""
     if not isinstance(device_public_key, rsa.RSAPublicKey):
         raise TypeError("device_public_key must be an RSA public key")
     if device_public_key.key_size != RSA_KEY_BITS:
         raise SealedBlobError("the card's device key must be RSA-2048")
-    return device_public_key.encrypt(encode_payload(payload), _oaep())
+    return device_public_key.encrypt(encode_payload(payload, check_point=check_point), _OAEP_SHA256)
 
 
 def assemble(serial: bytes, ciphertext: bytes, signature: bytes) -> bytes:

@@ -7,6 +7,7 @@ to sign one `ping` to the issuer HSM service.
 
 from __future__ import annotations
 
+import pwd
 import stat
 from pathlib import Path
 from typing import Final
@@ -22,7 +23,7 @@ from sealcard.issuer.migrations import applied_version, latest_version
 
 SERVICE_TIMEOUT_S: Final = 10.0
 SERVICE_UNIT: Final = "sealcard-issuer-hsm.service"
-_GROUP_OTHER: Final = stat.S_IRWXG | stat.S_IRWXO
+_GROUP: Final = stat.S_IRWXG
 
 
 def _check(name: str, status: Status, detail: str, fix: str | None = None) -> Check:
@@ -38,25 +39,45 @@ def issuer_home_present(root: Path | None) -> bool:
     return ((root or default_home()).expanduser() / "config.toml").is_file()
 
 
+def _service_gid(home: IssuerHome) -> int | None:
+    """The group of the issuer HSM service's own user: `issuer hsm init` or the service's
+    start as root give it search (folders) or read (config.toml) access (docs/hsm.md)."""
+    try:
+        user = load_settings(home.root, home.raw_config()).service_user
+        return pwd.getpwnam(user).pw_gid
+    except (ConfigurationError, KeyError):
+        return None
+
+
+def _open_to_others(path: Path, service_gid: int | None) -> bool:
+    """Open to others at all, writable by group, or open to a group other than the service's."""
+    info = path.stat()
+    if info.st_mode & (stat.S_IRWXO | stat.S_IWGRP):
+        return True
+    return bool(info.st_mode & _GROUP) and info.st_gid != service_gid
+
+
 def _home_check(root: Path) -> tuple[Check, IssuerHome | None]:
     init = f"sealcard issuer init --home {root}"
     try:
         home = load_home(root)
     except ConfigurationError as exc:
         return _check("issuer home", Status.FAIL, str(exc), f"create it: {init}"), None
+    service_gid = _service_gid(home)
     loose = [
         str(path)
         for path in (home.root, home.secrets_dir, home.config_path)
-        if path.exists() and path.stat().st_mode & _GROUP_OTHER
+        if path.exists() and _open_to_others(path, service_gid)
     ]
     if loose:
         return _check(
             "issuer home",
             Status.WARN,
-            f"{home.root}: readable by group or others: {', '.join(loose)}",
-            f"chmod 700 {home.root} {home.secrets_dir}; chmod 600 {home.config_path}",
+            f"{home.root}: open to group or others: {', '.join(loose)}",
+            f"chmod go-w,o= {' '.join(loose)} (a group may read only if it is the issuer HSM"
+            " service user's)",
         ), home
-    return _check("issuer home", Status.OK, f"{home.root} (config.toml, mode 0700)"), home
+    return _check("issuer home", Status.OK, f"{home.root} (config.toml closed to others)"), home
 
 
 def _database_checks(home: IssuerHome) -> list[Check]:

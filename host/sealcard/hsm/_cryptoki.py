@@ -83,8 +83,15 @@ _FUNCTION_LIST_FIELDS += [
         "C_Encrypt",
         "C_EncryptUpdate",
         "C_EncryptFinal",
-        "C_DecryptInit",
-        "C_Decrypt",
+    )
+]
+_FUNCTION_LIST_FIELDS += [
+    ("C_DecryptInit", _fn(_ULONG, _PTR, _ULONG)),
+    ("C_Decrypt", _fn(_ULONG, _PTR, _ULONG, _PTR, _HANDLE_P)),
+]
+_FUNCTION_LIST_FIELDS += [
+    (name, _fn(_PTR))
+    for name in (
         "C_DecryptUpdate",
         "C_DecryptFinal",
         "C_DigestInit",
@@ -258,6 +265,7 @@ CKK_EC = 0x3
 CKM_EC_KEY_PAIR_GEN = 0x1040
 CKM_ECDSA = 0x1041
 CKM_AES_KEY_WRAP_PAD = 0x210A
+CKM_AES_CBC = 0x1082
 CKR_ATTRIBUTE_SENSITIVE = 0x11
 CKR_KEY_UNEXTRACTABLE = 0x6A
 #: Output buffer of one session: an RSA-4096 signature or a wrapped P-521 key fits.
@@ -309,10 +317,15 @@ class Template:
 
 
 class MechanismSpec:
-    """A CK_MECHANISM without parameter, built once."""
+    """A CK_MECHANISM, built once; ``parameter`` (e.g. an IV) is copied and kept with it."""
 
-    def __init__(self, mechanism: int) -> None:
-        self.struct = _Mechanism(mechanism, None, 0)
+    def __init__(self, mechanism: int, parameter: bytes | None = None) -> None:
+        self._parameter = None if parameter is None else ctypes.create_string_buffer(parameter)
+        self.struct = _Mechanism(
+            mechanism,
+            None if self._parameter is None else ctypes.addressof(self._parameter),
+            0 if parameter is None else len(parameter),
+        )
         self.ref = ctypes.byref(self.struct)
 
 
@@ -348,6 +361,8 @@ class RawSession:
         self._wrap = table.C_WrapKey
         self._sign_init = table.C_SignInit
         self._sign = table.C_Sign
+        self._decrypt_init = table.C_DecryptInit
+        self._decrypt = table.C_Decrypt
         self._random = table.C_GenerateRandom
         self._out = ctypes.create_string_buffer(OUTPUT_BUFFER)
         self._out_length = _ULONG(0)
@@ -431,6 +446,20 @@ class RawSession:
         if rv != CKR_OK:
             raise CryptokiError("C_Sign", rv)
         return self._out.raw[: self._out_length.value]
+
+    def decrypt_into(
+        self, mechanism: MechanismSpec, key: int, data: bytes, out: ctypes.Array[ctypes.c_char]
+    ) -> int:
+        """C_DecryptInit + C_Decrypt into a buffer the caller owns (and wipes): the plaintext
+        never becomes an immutable Python object here. Returns its length."""
+        rv = self._decrypt_init(self.handle, mechanism.ref, key)
+        if rv != CKR_OK:
+            raise CryptokiError("C_DecryptInit", rv)
+        length = _ULONG(ctypes.sizeof(out))
+        rv = self._decrypt(self.handle, data, len(data), out, ctypes.byref(length))
+        if rv != CKR_OK:
+            raise CryptokiError("C_Decrypt", rv)
+        return length.value
 
     def generate_random(self, count: int) -> bytes:
         buffer = ctypes.create_string_buffer(count)

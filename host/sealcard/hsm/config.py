@@ -14,7 +14,9 @@ Both sections may name the same token (one HSM for both roles).
     issuer_certificate = "hsm/issuer-cert.pem"        # self-signed, for the CMS PIN letters
     derivation = "in-process"                         # or "pkcs11-vendor" (see docs/hsm.md)
     max_request_age_s = 120
-    threads = 1
+    service_user = "sealcard-hsm"                     # the service's own Unix user
+    # workers = 2                                     # processes; default one per core
+    # socket_group = "sealcard"                       # socket 0660 for this group
 
     [system_hsm]
     module = "/usr/lib/softhsm/libsofthsm2.so"
@@ -45,7 +47,14 @@ DERIVATION_IN_PROCESS = "in-process"
 DERIVATION_PKCS11_VENDOR = "pkcs11-vendor"
 DERIVATIONS = (DERIVATION_IN_PROCESS, DERIVATION_PKCS11_VENDOR)
 DEFAULT_MAX_REQUEST_AGE_S = 120.0
-DEFAULT_THREADS = 1  # measured: more threads lose to the GIL here (docs/hsm.md)
+DEFAULT_SERVICE_USER = "sealcard-hsm"
+MAX_WORKERS = 64
+
+
+def default_workers() -> int:
+    """One issuer HSM worker process per core (docs/performance.md)."""
+    return max(1, min(os.cpu_count() or 1, MAX_WORKERS))
+
 
 SOFTHSM_MODULE_CANDIDATES = (
     "/usr/lib/softhsm/libsofthsm2.so",
@@ -110,7 +119,13 @@ class IssuerHsmSettings:
     issuer_certificate: Path
     derivation: str = DERIVATION_IN_PROCESS
     max_request_age_s: float = DEFAULT_MAX_REQUEST_AGE_S
-    threads: int = DEFAULT_THREADS
+    workers: int = 0  # worker processes of the service; 0: one per core
+    service_user: str = DEFAULT_SERVICE_USER  # the service's own Unix user
+    socket_group: str | None = None  # a group that may connect (socket 0660), else 0600
+
+    def __post_init__(self) -> None:
+        if self.workers == 0:
+            object.__setattr__(self, "workers", default_workers())
 
 
 def _path(home: Path, value: Any, key: str, section: str) -> Path:
@@ -162,9 +177,16 @@ def load_settings(home: Path, config: dict[str, Any] | None = None) -> IssuerHsm
     derivation = str(issuer.get("derivation", DERIVATION_IN_PROCESS))
     if derivation not in DERIVATIONS:
         raise ConfigurationError(f"[{ISSUER_SECTION}] derivation must be one of {DERIVATIONS}")
-    threads = int(issuer.get("threads", DEFAULT_THREADS))
-    if not 1 <= threads <= 64:
-        raise ConfigurationError(f"[{ISSUER_SECTION}] threads must be 1..64")
+    # `threads` (threads of one service process) was replaced by `workers` (processes)
+    workers = int(issuer.get("workers", 0))
+    if not 0 <= workers <= MAX_WORKERS:
+        raise ConfigurationError(f"[{ISSUER_SECTION}] workers must be 1..{MAX_WORKERS}")
+    service_user = issuer.get("service_user", DEFAULT_SERVICE_USER)
+    socket_group = issuer.get("socket_group")
+    if not isinstance(service_user, str) or not service_user:
+        raise ConfigurationError(f"[{ISSUER_SECTION}] service_user must be a Unix user name")
+    if socket_group is not None and (not isinstance(socket_group, str) or not socket_group):
+        raise ConfigurationError(f"[{ISSUER_SECTION}] socket_group must be a Unix group name")
     return IssuerHsmSettings(
         issuer=_hsm_config(home, issuer, ISSUER_SECTION),
         system=_hsm_config(home, system, SYSTEM_SECTION),
@@ -185,7 +207,9 @@ def load_settings(home: Path, config: dict[str, Any] | None = None) -> IssuerHsm
         ),
         derivation=derivation,
         max_request_age_s=float(issuer.get("max_request_age_s", DEFAULT_MAX_REQUEST_AGE_S)),
-        threads=threads,
+        workers=workers,
+        service_user=service_user,
+        socket_group=socket_group,
     )
 
 
@@ -222,7 +246,10 @@ def render_settings(home: Path, settings: IssuerHsmSettings) -> str:
         "issuer_certificate": _relative(home, settings.issuer_certificate) or "",
         "derivation": settings.derivation,
         "max_request_age_s": settings.max_request_age_s,
-        "threads": settings.threads,
+        "service_user": settings.service_user,
+        **({"socket_group": settings.socket_group} if settings.socket_group else {}),
+        # one per core unless set otherwise: left out, so the home follows the machine's cores
+        **({"workers": settings.workers} if settings.workers != default_workers() else {}),
     }
     return tomli_w.dumps(
         {

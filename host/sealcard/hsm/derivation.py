@@ -12,7 +12,7 @@ import threading
 from collections import OrderedDict
 from typing import Protocol
 
-from sealcard.crypto.bip32 import ExtendedPrivateKey
+from sealcard.crypto.bip32 import HARDENED, ExtendedPrivateKey
 from sealcard.errors import ConfigurationError
 from sealcard.hsm.config import DERIVATION_IN_PROCESS, DERIVATION_PKCS11_VENDOR
 
@@ -34,7 +34,7 @@ class KeyDeriver(Protocol):
 class InProcessDeriver:
     """BIP32 in this process's memory; parents of recent paths are cached (one HMAC per card)."""
 
-    def __init__(self, seed: bytes) -> None:
+    def __init__(self, seed: bytes | bytearray) -> None:
         self._master = ExtendedPrivateKey.from_seed(seed)
         self._parents: OrderedDict[tuple[int, ...], ExtendedPrivateKey] = OrderedDict()
         self._lock = threading.Lock()
@@ -58,14 +58,17 @@ class InProcessDeriver:
     def derive(self, path: tuple[int, ...]) -> tuple[bytes, bytes]:
         if not path:
             return self._master.private_key, self._master.public_key
-        child = self._node(path[:-1]).child(path[-1])
+        parent = self._node(path[:-1])
+        if path[-1] < HARDENED:  # a user's element: one HMAC and one point multiplication
+            return parent.normal_child_keys(path[-1])
+        child = parent.child(path[-1])
         return child.private_key, child.public_key
 
     def xpub(self, path: tuple[int, ...]) -> str:
         return self._node(path).neuter().to_xpub()
 
 
-def make_deriver(kind: str, seed: bytes | None) -> KeyDeriver:
+def make_deriver(kind: str, seed: bytes | bytearray | None) -> KeyDeriver:
     """The deriver the configuration names."""
     if kind == DERIVATION_IN_PROCESS:
         if seed is None:

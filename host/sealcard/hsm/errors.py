@@ -31,10 +31,17 @@ class RequestRefused(HsmError):  # noqa: N818 - the agreed name (ISSUER_API.md)
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(_with_reason(reason, message))
         self.reason = reason
+        self.detail = message  # the message without the reason (what the service sends)
 
 
 class ServiceUnavailableError(HsmError, UnavailableError):
     """The issuer HSM service does not answer on its socket."""
+
+
+class AnswerLostError(ServiceUnavailableError):
+    """A request reached the issuer HSM service but its answer did not come back (the service
+    closed the connection, stopped, or took too long). The client never sends such a request
+    again by itself: whether it was carried out is unknown."""
 
 
 class BadResponseError(HsmError):

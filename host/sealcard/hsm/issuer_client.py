@@ -4,6 +4,7 @@ socket, and signed replies checked against the issuer key."""
 from __future__ import annotations
 
 import base64
+import select
 import socket
 import threading
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from sealcard.errors import ConfigurationError
 from sealcard.hsm import protocol
 from sealcard.hsm.config import IssuerHsmSettings
 from sealcard.hsm.errors import (
+    AnswerLostError,
     BadResponseError,
     HsmError,
     RequestRefused,
@@ -90,27 +92,52 @@ class SealRequest:
 
 
 @dataclass(frozen=True)
+class CardRefusal:
+    """Why the issuer HSM did not seal one card of a batch (``reason``: protocol.CARD_*)."""
+
+    reason: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.message}"
+
+
+@dataclass(frozen=True)
 class SealResult:
-    """What the HSM returns for one card: the blob, the user's public key, the P2 letter."""
+    """What the HSM returns for one card: the blob, the user's public key, the P2 letter; or,
+    for a card it could not seal, only ``refusal`` (the rest of the batch is sealed)."""
 
     order_id: str
     sealed_blob: bytes
     user_public_key: bytes  # 33 bytes, compressed secp256k1
     pin_letter: bytes | None
+    refusal: CardRefusal | None = None
+
+    @classmethod
+    def refused(cls, order_id: str, reason: str, message: str) -> SealResult:
+        return cls(order_id, b"", b"", None, CardRefusal(reason, message))
 
     @classmethod
     def from_wire(cls, value: dict[str, Any]) -> SealResult:
-        letter = value.get("pin_letter")
-        return cls(
-            str(value["order_id"]),
-            base64.b64decode(value["sealed_blob"]),
-            bytes.fromhex(value["user_public_key"]),
-            None if letter is None else base64.b64decode(letter),
-        )
+        try:
+            error = value.get("error")
+            if error is not None:
+                return cls.refused(
+                    str(value["order_id"]), str(error["reason"]), str(error["message"])
+                )
+            letter = value.get("pin_letter")
+            return cls(
+                str(value["order_id"]),
+                base64.b64decode(value["sealed_blob"]),
+                bytes.fromhex(value["user_public_key"]),
+                None if letter is None else base64.b64decode(letter),
+            )
+        except (KeyError, TypeError, ValueError):
+            raise HsmError("the issuer HSM service sent a malformed seal result") from None
 
 
 class IssuerHsmClient:
-    """One connection to the service (reconnects once if it dropped); thread-safe.
+    """A client of the service: one connection per call in flight, kept for the next; thread-safe.
 
     Every request body is HPKE-encrypted to the service key that a signed ``service-key`` reply
     announced, and every reply must carry the issuer key's signature over its request's id.
@@ -130,7 +157,7 @@ class IssuerHsmClient:
         self.socket_path = socket_path
         self.signer = signer
         self.timeout_s = timeout_s
-        self._sock: socket.socket | None = None
+        self._idle: list[socket.socket] = []  # open connections, none in use
         self._lock = threading.Lock()
         self._key_lock = threading.Lock()
         self._issuer_key = issuer_key
@@ -160,9 +187,31 @@ class IssuerHsmClient:
 
     def close(self) -> None:
         with self._lock:
-            if self._sock is not None:
-                self._sock.close()
-                self._sock = None
+            idle, self._idle = self._idle, []
+        for sock in idle:
+            sock.close()
+
+    @staticmethod
+    def _still_open(sock: socket.socket) -> bool:
+        """Nothing is due on an idle connection: readable means EOF, an error or stray bytes."""
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return not poller.poll(0)
+
+    def _take(self) -> socket.socket:
+        """An idle connection the service has not closed meanwhile, else a new one."""
+        while True:
+            with self._lock:
+                sock = self._idle.pop() if self._idle else None
+            if sock is None:
+                return self._connect()
+            if self._still_open(sock):
+                return sock
+            sock.close()
+
+    def _give_back(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._idle.append(sock)
 
     def _connect(self) -> socket.socket:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -177,22 +226,43 @@ class IssuerHsmClient:
         return sock
 
     def exchange(self, message: bytes) -> bytes:
-        """Send one encoded request, return the raw reply (no checks)."""
-        with self._lock:
-            for attempt in (1, 2):
-                if self._sock is None:
-                    self._sock = self._connect()
-                try:
-                    protocol.send_frame(self._sock, message)
-                    return protocol.recv_frame(self._sock)
-                except (ConnectionError, OSError):
-                    self._sock.close()
-                    self._sock = None
-                    if attempt == 2:
-                        raise ServiceUnavailableError(
-                            "the issuer HSM service closed the connection"
-                        ) from None
-        raise ServiceUnavailableError("unreachable")  # pragma: no cover - the loop returns
+        """Send one encoded request, return the raw reply (no checks). Thread-safe: calls from
+        several threads run at once, each on its own connection (the service has a worker
+        for each), and a connection is reused when its call is done.
+
+        At most once: a request that may have reached the service is never sent again (its
+        id would be refused as a replay, and the user would see the wrong reason). If the
+        answer is lost, AnswerLostError says so."""
+        sock = self._take()
+        try:
+            protocol.send_frame(sock, message)
+        except OSError:
+            # sendall failed: the service got no whole frame, so it never ran the request
+            sock.close()
+            sock = self._connect()
+            try:
+                protocol.send_frame(sock, message)
+            except OSError as exc:
+                sock.close()
+                raise ServiceUnavailableError(
+                    f"cannot send to the issuer HSM service on {self.socket_path}: "
+                    f"{exc.strerror or type(exc).__name__}"
+                ) from None
+        try:
+            reply = protocol.recv_frame(sock)
+        except (ConnectionError, OSError) as exc:
+            sock.close()
+            what = (
+                f"no answer within {self.timeout_s:g} s"
+                if isinstance(exc, TimeoutError)
+                else "the service closed the connection before answering"
+            )
+            raise AnswerLostError(
+                f"the issuer HSM service took the request but its answer was lost ({what});"
+                " whether it was carried out is unknown: see the service's log"
+            ) from None
+        self._give_back(sock)
+        return reply
 
     def send_raw(self, message: bytes) -> tuple[int, dict[str, Any]]:
         """Send one already-encoded request; (status, body) of its checked reply
@@ -299,11 +369,15 @@ class IssuerHsmClient:
         return [str(m) for m in self.call("list-mailers", {})["mailers"]]
 
     def seal_batch(self, requests: Sequence[SealRequest]) -> list[SealResult]:
-        """Seal a batch in one round trip; results in request order."""
+        """Seal a batch in one round trip; results in request order (a card the HSM refused
+        has a result with ``refusal`` set; the others are sealed)."""
         if not requests:
             return []
         reply = self.call("seal-batch", {"cards": [r.to_wire() for r in requests]})
-        results = [SealResult.from_wire(v) for v in reply["results"]]
+        raw_results = reply.get("results")
+        if not isinstance(raw_results, list):
+            raise HsmError("the issuer HSM service sent no results")
+        results = [SealResult.from_wire(v) for v in raw_results]
         if [r.order_id for r in results] != [r.order_id for r in requests]:
             raise HsmError("the issuer HSM service answered for other orders")
         return results

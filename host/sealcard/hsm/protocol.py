@@ -74,6 +74,15 @@ REFUSED_STALE = "stale"
 REFUSED_REPLAY = "replay"
 REFUSED_UNDECRYPTABLE = "undecryptable"
 REFUSED_UNKNOWN_OP = "unknown-op"
+# A request that passed every check but could not be carried out (a bug or a token failure):
+# answered with STATUS_ERROR and this reason, never by dropping the connection
+FAILED_INTERNAL = "internal-error"
+
+# Why one card of a seal-batch was not sealed (the others of the batch are): the reason of a
+# per-card {"error": {"reason", "message"}} entry in the results
+CARD_MALFORMED = "malformed"
+CARD_UNKNOWN_MAILER = "unknown-mailer"
+CARD_BAD_DEVICE_KEY = "bad-device-key"
 
 # Named reasons the client rejects a response for (BadResponseError.reason)
 RESPONSE_MALFORMED = "malformed-response"
@@ -200,6 +209,7 @@ class Request:
     op: str
     body: dict[str, Any]
     encrypted: bool
+    plaintext: bytes = b""  # the decrypted JSON body, when the verifier did not parse it
 
 
 def request_header(request_id: bytes, timestamp_ms: int, op: str, key_id: bytes) -> bytes:
@@ -338,7 +348,10 @@ class RequestVerifier:
         self._seen: dict[bytes, int] = {}
         self._lock = threading.Lock()
 
-    def verify(self, data: bytes, now_ms: int | None = None) -> Request:
+    def verify(self, data: bytes, now_ms: int | None = None, *, parse_body: bool = True) -> Request:
+        """Every check, in order; RequestRefused with the first that fails. With
+        ``parse_body=False`` an encrypted body is decrypted but not parsed (``plaintext``):
+        the service's worker parses it, once."""
         wire = decode_request(data)
         try:
             self.public_key.verify(wire.signature, wire.signed_message, _ECDSA_SHA256)
@@ -356,23 +369,21 @@ class RequestVerifier:
             if wire.request_id in self._seen:
                 raise RequestRefused(REFUSED_REPLAY, "this request id was already used")
             self._seen[wire.request_id] = wire.timestamp_ms + self.max_age_ms
-        return Request(
-            wire.request_id, wire.timestamp_ms, wire.op, self._open(wire), wire.encrypted
-        )
-
-    def _open(self, wire: WireRequest) -> dict[str, Any]:
         if not wire.encrypted:
             if wire.op not in CLEAR_OPS:
                 raise RequestRefused(
                     REFUSED_UNDECRYPTABLE, f"{wire.op!r} needs a body encrypted to the service key"
                 )
-            return _json_object(wire.payload, "the request body")
+            body = _json_object(wire.payload, "the request body")
+            return Request(wire.request_id, wire.timestamp_ms, wire.op, body, False, wire.payload)
         if self.service_key is None or wire.key_id != self.service_key.key_id:
             raise RequestRefused(
                 REFUSED_UNDECRYPTABLE,
                 "the request is encrypted to another service key (ask service-key again)",
             )
-        return _json_object(self.service_key.decrypt(wire.header, wire.payload), "the body")
+        plaintext = self.service_key.decrypt(wire.header, wire.payload)
+        body = _json_object(plaintext, "the body") if parse_body else {}
+        return Request(wire.request_id, wire.timestamp_ms, wire.op, body, True, plaintext)
 
 
 # ----------------------------------------------------------------------------- responses
@@ -467,8 +478,12 @@ def _recv_exact(sock: socket.socket, count: int) -> bytes:
     return bytes(chunks)
 
 
+class FrameTooLargeError(ConnectionError):
+    """A frame announced more than MAX_FRAME bytes: the stream cannot be trusted after it."""
+
+
 def recv_frame(sock: socket.socket) -> bytes:
     (length,) = _FRAME.unpack(_recv_exact(sock, _FRAME.size))
     if length > MAX_FRAME:
-        raise ConnectionError("frame too large")
+        raise FrameTooLargeError(f"a frame of {length} bytes (at most {MAX_FRAME})")
     return _recv_exact(sock, length)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,8 +22,14 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 
 from sealcard.errors import SealcardError
-from sealcard.hsm.config import IssuerHsmSettings, save_settings
-from sealcard.hsm.issuer_service import provision_issuer_token
+from sealcard.hsm.config import DEFAULT_SERVICE_USER, IssuerHsmSettings, save_settings
+from sealcard.hsm.hardening import (
+    HardeningError,
+    ServiceAccount,
+    grant_service_access,
+    service_paths,
+)
+from sealcard.hsm.issuer_keys import provision_issuer_token
 from sealcard.hsm.softhsm import init_softhsm
 from sealcard.hsm.system_hsm import AuditKey, DeviceAuthKeys, RequestSigner
 from sealcard.hsm.token import Token
@@ -41,11 +48,15 @@ def setup_hsms(
     module_path: str | None = None,
     seed_mnemonics: Sequence[str] | None = None,
     request_public_key_pem: bytes | None = None,
+    service_user: str = DEFAULT_SERVICE_USER,
+    socket_group: str | None = None,
 ) -> IssuerHsmSettings:
     """Create and provision the HSM tokens of an issuer home; append their config sections.
 
     ``request_public_key_pem`` names another issuer system's request key (e.g. when an HSM is
     restored for an existing issuer system); by default the new system token's key is used.
+    ``service_user`` is the issuer HSM service's own Unix user, ``socket_group`` a group that
+    may connect to its socket (an issuer system that runs as another user; docs/hsm.md).
     """
     labels = [ISSUER_TOKEN_LABEL, SYSTEM_TOKEN_LABEL] if separate_tokens else [SHARED_TOKEN_LABEL]
     configs = init_softhsm(home, labels, module_path)
@@ -57,6 +68,8 @@ def setup_hsms(
         socket_path=home / "run" / "issuer-hsm.sock",
         request_public_key=home / "hsm" / "request-key.pem",
         issuer_certificate=home / "hsm" / "issuer-cert.pem",
+        service_user=service_user,
+        socket_group=socket_group,
     )
     issuer_token = Token.open(issuer_cfg, pool_size=1)
     try:
@@ -79,6 +92,15 @@ def setup_hsms(
     settings.request_public_key.parent.mkdir(parents=True, exist_ok=True)
     settings.request_public_key.write_bytes(pem)
     save_settings(home, settings)
+    if os.geteuid() == 0:  # hand the issuer HSM's files to the service's own user
+        try:
+            account = ServiceAccount.named(settings.service_user)
+        except HardeningError as exc:
+            log.warning("%s; the issuer HSM service cannot start until it exists", exc)
+        else:
+            grant_service_access(
+                service_paths(home.resolve(), settings), account, settings.socket_group
+            )
     return settings
 
 

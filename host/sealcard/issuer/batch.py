@@ -17,7 +17,10 @@ the blob and the PIN letter.
 
 **B. store** (one transaction): store the wrapped device authentication keys, the sealed
 blobs, the user public keys and the PIN letters, and move the orders to `sealed`, only if
-every one of them is still `card_assigned` (else nothing is stored).
+every one of them is still `card_assigned` (else nothing is stored). An order the issuer HSM
+refused (e.g. its mailer is unknown to this HSM) is held in the same transaction: it stays
+`card_assigned` with the HSM's reason, later runs skip it, and an operator retries or
+cancels it (`issuer order retry|cancel`). One bad order never stops the others.
 
 A crash before B leaves the chunk in `card_assigned`. A re-run first resumes every
 `card_assigned` order with the card and derivation element bound at A, so no element is ever
@@ -28,26 +31,32 @@ from the same element; fresh PIN, PUK and device authentication key), and B comm
 The unique constraints (card per order, derivation index per order, blob per order and per
 card) are the database's second line of defence.
 
-The issuer HSM call of chunk k runs in a worker thread while the main thread reserves chunk
-k+1, generates its device authentication keys and stores chunk k-1 (a pipeline one chunk deep).
+The device authentication keys and the issuer HSM call of the chunks in flight (two by default,
+one per service worker) run in worker threads while the main thread reserves the next chunk
+and stores the oldest (commit points stay in the main thread, in order).
 """
 
 from __future__ import annotations
 
+import fcntl
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from sealcard.crypto import sealed_blob
 from sealcard.errors import VerificationError
 from sealcard.hsm.issuer_client import SealRequest, SealResult
+from sealcard.issuer.db import Database, DatabaseUrl, Dialect
 from sealcard.issuer.errors import RecordNotFoundError, SealingError
-from sealcard.issuer.records import Records, SealedItem, SealWork
+from sealcard.issuer.records import HeldOrder, Records, SealedItem, SealWork
 
 #: Orders per HSM round trip and per commit.
 DEFAULT_CHUNK_SIZE = 256
@@ -55,10 +64,14 @@ DEFAULT_CHUNK_SIZE = 256
 #: HSM service needs CPU too; measured best at 1 with the hsm layer of e3d8ff8 (893 vs 789
 #: cards/s at 2, bench/seal_batch.py).
 DEFAULT_KEYGEN_THREADS = 1
+#: Chunks whose keys are made and that the issuer HSM seals at the same time: one per
+#: service worker (one per core) keeps every core busy (docs/performance.md).
+DEFAULT_CHUNKS_IN_FLIGHT = 2
+_SOLE_SEALER_POLL_S = 0.05
 #: Length of a compressed secp256k1 public key.
 USER_PUBLIC_KEY_LEN = 33
 
-#: Called after each commit point B with (orders sealed so far in this run, orders planned).
+#: Called after each commit point B with (orders sealed or held so far in this run, planned).
 ProgressCallback = Callable[[int, int], None]
 
 
@@ -97,6 +110,7 @@ class SealReport:
 
     sealed: int = 0
     resumed: int = 0  # of `sealed`: orders a previous, interrupted run had reserved
+    held: list[HeldOrder] = field(default_factory=list)  # refused by the HSM in this run
     chunks: int = 0
     planned: int = 0
     seconds: float = 0.0
@@ -109,12 +123,114 @@ class SealReport:
         return self.sealed / self.seconds if self.seconds > 0 else 0.0
 
 
+class _Claim:
+    """A transaction that holds a chunk's orders locked (FOR UPDATE) from the moment they are
+    fetched until commit point B, on a connection of its own (PostgreSQL). A sealer that is
+    killed loses its connection, PostgreSQL rolls the transaction back and the orders, still
+    `card_assigned`, are free for any sealer to resume."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._stack = ExitStack()
+        self.tx = self._stack.enter_context(db.transaction())
+
+    def commit(self) -> None:
+        self._stack.close()
+
+    def roll_back(self) -> None:
+        error = SealingError("rolled back")
+        self._stack.__exit__(type(error), error, None)
+
+
+class _Claims:
+    """One connection per chunk in flight, each holding its chunk's orders locked (PostgreSQL:
+    N sealers on one database never work on the same order; module doc, "Several sealers")."""
+
+    def __init__(self, url: str, size: int) -> None:
+        self.url = url
+        self.size = size
+        self._free: list[Database] = []
+        self._all: list[Database] = []
+        self._open: list[_Claim] = []
+
+    @classmethod
+    @contextmanager
+    def for_database(cls, db: Database, chunks_in_flight: int) -> Iterator[_Claims | None]:
+        """Claims on PostgreSQL; None on SQLite (one sealer at a time: `_sole_sealer`)."""
+        if db.dialect is not Dialect.POSTGRES:
+            yield None
+            return
+        claims = cls(db.url, chunks_in_flight + 1)
+        try:
+            yield claims
+        finally:
+            for claim in list(claims._open):  # an error stopped the run: release the locks
+                claim.roll_back()
+            for conn in claims._all:
+                conn.close()
+
+    def open(self) -> _Claim:
+        if self._free:
+            db = self._free.pop()
+        else:
+            db = Database(self.url)
+            self._all.append(db)
+        claim = _Claim(db)
+        self._open.append(claim)
+        return claim
+
+    def commit(self, claim: _Claim) -> None:
+        claim.commit()
+        self._done(claim)
+
+    def close(self, claim: _Claim) -> None:
+        """Nothing claimed: end the transaction (it changed nothing)."""
+        claim.commit()
+        self._done(claim)
+
+    def _done(self, claim: _Claim) -> None:
+        self._open.remove(claim)
+        self._free.append(claim.db)
+
+
+@contextmanager
+def _sole_sealer(db: Database, wait_s: float = 0.0) -> Iterator[None]:
+    """SQLite: one sealer per database file at a time (an exclusive lock on a file beside it);
+    another one is refused, after waiting up to `wait_s` for the lock (an activation's seal of
+    one order waits for another's). PostgreSQL: nothing (sealers claim orders with row locks)."""
+    if db.dialect is not Dialect.SQLITE:
+        yield
+        return
+    target = DatabaseUrl.parse(db.url).target
+    if target == ":memory:":
+        yield
+        return
+    path = Path(target + ".sealer-lock")
+    deadline = time.monotonic() + wait_s
+    with path.open("a") as handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise SealingError(
+                        f"another sealer is sealing with {target}: SQLite takes one sealer at a"
+                        " time (several sealing hosts need PostgreSQL)"
+                    ) from None
+                time.sleep(_SOLE_SEALER_POLL_S)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @dataclass
 class _Chunk:
     work: list[SealWork]
-    keys: list[tuple[bytes, bytes]]
-    result: Future[list[SealResult]]
+    result: Future[tuple[list[tuple[bytes, bytes]], list[SealResult]]]  # keys, HSM results
     resumed: bool
+    claim: _Claim | None = None
 
 
 def _request(w: SealWork, auth_public: bytes) -> SealRequest:
@@ -132,22 +248,37 @@ def _request(w: SealWork, auth_public: bytes) -> SealRequest:
 
 
 def _check_results(
-    chunk: _Chunk,
+    work: Sequence[SealWork],
+    keys: Sequence[tuple[bytes, bytes]],
     results: Sequence[SealResult],
     issuer_public_key: ec.EllipticCurvePublicKey | None,
-) -> list[SealedItem]:
-    if len(results) != len(chunk.work):
-        raise SealingError(f"the issuer HSM answered {len(results)} results for {len(chunk.work)}")
+    verify_every_blob: bool = False,
+) -> tuple[list[SealedItem], list[HeldOrder]]:
+    """What to store at commit point B: the sealed items, and the orders the HSM refused (they
+    are held with its reason; the rest of the chunk is stored). An answer that does not match
+    the request (count, order, a blob for another card, a bad signature) is a fault of the HSM
+    or its configuration, not of one order: SealingError, nothing of the chunk is stored.
+
+    With `issuer_public_key` the issuer signature of the chunk's first blob is checked (of
+    every blob with `verify_every_blob`): see `seal_orders` for why one per chunk suffices."""
+    if len(results) != len(work):
+        raise SealingError(f"the issuer HSM answered {len(results)} results for {len(work)}")
     items: list[SealedItem] = []
-    for w, (auth_pub, wrapped), r in zip(chunk.work, chunk.keys, results, strict=True):
+    held: list[HeldOrder] = []
+    check_next = issuer_public_key is not None
+    for w, (auth_pub, wrapped), r in zip(work, keys, results, strict=True):
         if r.order_id != str(w.order_id):
             raise SealingError(f"the issuer HSM answered order {r.order_id} for {w.order_id}")
+        if r.refusal is not None:
+            held.append(HeldOrder(w.order_id, str(r.refusal)))
+            continue
         if len(r.user_public_key) != USER_PUBLIC_KEY_LEN:
             raise SealingError(f"order {w.order_id}: user public key is not 33 bytes")
         try:
             parsed = sealed_blob.parse(r.sealed_blob)
-            if issuer_public_key is not None:
+            if check_next and issuer_public_key is not None:
                 sealed_blob.verify_signature(parsed, issuer_public_key)
+                check_next = verify_every_blob
         except (sealed_blob.SealedBlobError, VerificationError) as exc:
             raise SealingError(f"order {w.order_id}: bad sealed blob from the HSM: {exc}") from exc
         if parsed.serial != w.card_serial:
@@ -169,7 +300,7 @@ def _check_results(
                 mailer_id=w.mailer_id,
             )
         )
-    return items
+    return items, held
 
 
 def seal_orders(
@@ -184,19 +315,38 @@ def seal_orders(
     progress: ProgressCallback | None = None,
     issuer_public_key: ec.EllipticCurvePublicKey | None = None,
     keygen_threads: int = DEFAULT_KEYGEN_THREADS,
+    chunks_in_flight: int = DEFAULT_CHUNKS_IN_FLIGHT,
+    verify_every_blob: bool = False,
+    wait_for_sealer_s: float = 0.0,
 ) -> SealReport:
     """Seal requested orders (oldest first) with cards from the stock (oldest pack first).
 
     First resumes orders an interrupted run left in `card_assigned`, then reserves new ones.
     `pack_serial` restricts the cards to one pack, `order_ids` the orders to these, `limit` the
-    number sealed in this run. With `issuer_public_key`, every blob's issuer signature is
-    checked before it is stored (about 0.1 ms per card). `keygen_threads` PKCS#11 sessions
-    make device authentication keys at once (more threads than cores slows down). Returns
-    when every eligible order is sealed or the cards run out (`report.stopped == "no_cards"`).
-    Safe to kill at any moment and run again (module doc).
+    number sealed in this run. Returns when every eligible order is sealed or the cards run out
+    (`report.stopped == "no_cards"`). Safe to kill at any moment and run again (module doc).
+
+    `chunks_in_flight` chunks have their device authentication keys made and are sealed by the
+    issuer HSM at once (each on its own connection, so several service workers are busy) while
+    this thread reserves and stores; `keygen_threads` PKCS#11 sessions make one chunk's keys.
+
+    With `issuer_public_key`, the issuer signature of one blob per chunk (the first) is checked
+    before the chunk is stored; `verify_every_blob` checks them all (about 0.1 ms per card).
+    One per chunk is enough: the reply that carries the blobs is itself signed by the issuer
+    key and bound to its request (the client checks both), so the blobs are the issuer HSM's,
+    unaltered; what a blob's own check adds is catching the HSM signing with a wrong key or
+    over wrong bytes, a fault of its build or configuration that one blob shows as well as all.
+    A blob with a bad signature that slipped through would be refused by its card, which checks
+    the signature before anything else (the order is then reissued); it could not harm it.
+    Each blob's layout and card serial are still checked.
+
+    On SQLite one sealer works at a time: another run is refused (SealingError) unless the
+    first ends within `wait_for_sealer_s` (activation waits; a batch does not).
     """
     if chunk_size < 1:
         raise ValueError("chunk_size must be at least 1")
+    if chunks_in_flight < 1:
+        raise ValueError("chunks_in_flight must be at least 1")
     if limit is not None and limit < 0:
         raise ValueError("limit must not be negative")
     if pack_serial is not None and not records.pack_exists(pack_serial):
@@ -211,25 +361,34 @@ def seal_orders(
     started = time.perf_counter()
     budget = planned if limit is None else limit
 
-    def chunks() -> Iterator[tuple[list[SealWork], bool]]:
+    def fetch(claim: _Claim | None, limit: int, **where: Any) -> list[SealWork]:
+        """Reserved work; with a claim, locked in the claim's transaction (others skip it)."""
+        if claim is not None:
+            return records.assigned_work(claim.tx, limit, lock=True, **where)
+        with records.db.transaction() as tx:
+            return records.assigned_work(tx, limit, **where)
+
+    def chunks() -> Iterator[tuple[list[SealWork], bool, _Claim | None]]:
         nonlocal budget
         after = 0
         while budget > 0:  # 1. resume what an interrupted run reserved
             t0 = time.perf_counter()
-            with records.db.transaction() as tx:
-                work = records.assigned_work(
-                    tx,
-                    min(chunk_size, budget),
-                    after_order_id=after,
-                    pack_serial=pack_serial,
-                    order_ids=ids,
-                )
+            claim = claims.open() if claims is not None else None
+            work = fetch(
+                claim,
+                min(chunk_size, budget),
+                after_order_id=after,
+                pack_serial=pack_serial,
+                order_ids=ids,
+            )
             timings.fetch += time.perf_counter() - t0
             if not work:
+                if claims is not None and claim is not None:
+                    claims.close(claim)
                 break
             after = work[-1].order_id
             budget -= len(work)
-            yield work, True
+            yield work, True, claim
         while budget > 0 or limit is None:  # 2. reserve new pairs (commit point A)
             t0 = time.perf_counter()
             with records.db.transaction() as tx:
@@ -245,48 +404,69 @@ def seal_orders(
                 _, still_requested, _ = records.count_pending(order_ids=ids)
                 report.stopped = "no_cards" if still_requested else "done"
                 return
-            with records.db.transaction() as tx:
-                work = records.assigned_work(tx, len(reserved), order_ids=reserved)
+            # Claimed right after A: an order another sealer's resume took in between is its.
+            claim = claims.open() if claims is not None else None
+            work = fetch(claim, len(reserved), order_ids=reserved)
             timings.fetch += time.perf_counter() - t1
             budget -= len(work)
-            yield work, False
+            if not work and claims is not None and claim is not None:
+                claims.close(claim)
+                continue
+            yield work, False, claim
         report.stopped = "limit"
 
-    def call_hsm(requests: list[SealRequest]) -> list[SealResult]:
+    def keys_and_seal(
+        work: list[SealWork],
+    ) -> tuple[list[tuple[bytes, bytes]], list[SealResult]]:
         t0 = time.perf_counter()
-        try:
-            return hsm.seal_batch(requests)
-        finally:
-            timings.hsm_calls += time.perf_counter() - t0
+        keys = auth_keys.generate_many(len(work), threads=keygen_threads)
+        if len(keys) != len(work):
+            raise SealingError("the issuer-system HSM made the wrong number of keys")
+        t1 = time.perf_counter()
+        requests = [_request(w, k[0]) for w, k in zip(work, keys, strict=True)]
+        results = hsm.seal_batch(requests)
+        with timing_lock:
+            timings.device_auth_keys += t1 - t0
+            timings.hsm_calls += time.perf_counter() - t1
+        return keys, results
 
     def store(chunk: _Chunk) -> None:
         t0 = time.perf_counter()
-        results = chunk.result.result()
+        keys, results = chunk.result.result()
         t1 = time.perf_counter()
         timings.hsm_wait += t1 - t0
-        items = _check_results(chunk, results, issuer_public_key)
-        with records.db.transaction() as tx:  # commit point B
-            records.store_sealed(tx, items)
+        items, held = _check_results(
+            chunk.work, keys, results, issuer_public_key, verify_every_blob
+        )
+        if chunk.claim is not None:  # commit point B in the claim's transaction
+            records.store_sealed(chunk.claim.tx, items)
+            records.hold_orders(chunk.claim.tx, held)
+            assert claims is not None
+            claims.commit(chunk.claim)
+        else:
+            with records.db.transaction() as tx:  # commit point B
+                records.store_sealed(tx, items)
+                records.hold_orders(tx, held)
         timings.store += time.perf_counter() - t1
         report.sealed += len(items)
+        report.held.extend(held)
         report.chunks += 1
         if chunk.resumed:
             report.resumed += len(items)
         if progress is not None:
-            progress(report.sealed, planned)
+            progress(report.sealed + len(report.held), planned)
 
+    timing_lock = threading.Lock()
     inflight: deque[_Chunk] = deque()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="issuer-hsm") as pool:
+    with (
+        _sole_sealer(records.db, wait_for_sealer_s),
+        _Claims.for_database(records.db, chunks_in_flight) as claims,
+        ThreadPoolExecutor(max_workers=chunks_in_flight, thread_name_prefix="keys-and-hsm") as pool,
+    ):
         try:
-            for work, resumed in chunks():
-                t0 = time.perf_counter()
-                keys = auth_keys.generate_many(len(work), threads=keygen_threads)
-                if len(keys) != len(work):
-                    raise SealingError("the issuer-system HSM made the wrong number of keys")
-                timings.device_auth_keys += time.perf_counter() - t0
-                requests = [_request(w, k[0]) for w, k in zip(work, keys, strict=True)]
-                inflight.append(_Chunk(work, keys, pool.submit(call_hsm, requests), resumed))
-                while len(inflight) > 1:
+            for work, resumed, claim in chunks():
+                inflight.append(_Chunk(work, pool.submit(keys_and_seal, work), resumed, claim))
+                while len(inflight) > chunks_in_flight:
                     store(inflight.popleft())
             while inflight:
                 store(inflight.popleft())
@@ -308,6 +488,7 @@ def seal_pack(
     progress: ProgressCallback | None = None,
     issuer_public_key: ec.EllipticCurvePublicKey | None = None,
     keygen_threads: int = DEFAULT_KEYGEN_THREADS,
+    chunks_in_flight: int = DEFAULT_CHUNKS_IN_FLIGHT,
 ) -> SealReport:
     """Seal requested orders (oldest first) with the cards of one pack; see `seal_orders`."""
     return seal_orders(
@@ -320,4 +501,5 @@ def seal_pack(
         progress=progress,
         issuer_public_key=issuer_public_key,
         keygen_threads=keygen_threads,
+        chunks_in_flight=chunks_in_flight,
     )

@@ -17,6 +17,7 @@ URLs: ``sqlite:///relative/or/absolute/path.db`` (or a bare file path), ``sqlite
 from __future__ import annotations
 
 import enum
+import re
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -38,6 +39,10 @@ Row = tuple[Any, ...]
 Params = Sequence[Any]
 
 _APPEND_ONLY_MARK = "append-only"
+#: INSERT .. VALUES (?, .., ?) and nothing after it (no RETURNING, no ON CONFLICT)
+_SINGLE_ROW_INSERT = re.compile(r"^(INSERT INTO [^;]+? VALUES )(\((?:\?, )*\?\))$", re.S)
+#: Rows per multi-row INSERT: far below SQLite's 32,766 and PostgreSQL's 65,535 parameters
+_ROWS_PER_INSERT = 200
 _SQLITE_BUSY_TIMEOUT_MS = 60_000
 
 
@@ -127,15 +132,31 @@ class Tx:
         return self
 
     def executemany(self, sql: str, rows: Sequence[Params]) -> int:
-        """Run one statement for many parameter rows; returns the total of affected rows."""
+        """Run one statement for many parameter rows; returns the total of affected rows.
+
+        A plain ``INSERT .. VALUES (?, ..)`` becomes one statement per up to
+        `_ROWS_PER_INSERT` rows (``VALUES (..), (..), ..``): the engine then plans and runs
+        one statement instead of one per row (measured: most of PostgreSQL's cost per card)."""
         if not rows:
             return 0
+        single = _SINGLE_ROW_INSERT.match(sql)
+        if single is not None and len(rows) > 1:
+            return self._insert_rows(single.group(1), single.group(2), rows)
         try:
             self._cur.executemany(self._sql(sql), [tuple(r) for r in rows])
         except Exception as exc:
             raise _translate_error(exc) from exc
         self.rowcount = self._cur.rowcount
         return self.rowcount
+
+    def _insert_rows(self, head: str, group: str, rows: Sequence[Params]) -> int:
+        total = 0
+        for start in range(0, len(rows), _ROWS_PER_INSERT):
+            part = rows[start : start + _ROWS_PER_INSERT]
+            self.execute(head + ", ".join([group] * len(part)), [v for row in part for v in row])
+            total += self.rowcount
+        self.rowcount = total
+        return total
 
     def one(self, sql: str, params: Params | None = None) -> Row | None:
         """The first row of a query, or None."""

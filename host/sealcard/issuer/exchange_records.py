@@ -51,34 +51,62 @@ class PartyRow:
     added_at: str
 
 
-def add_party(records: Records, role: str, name: str, fingerprint: str, bundle: bytes) -> bool:
-    """Register a party; False when this exact certificate is already registered."""
-    with records.db.transaction() as tx:
-        row = tx.one(
-            "SELECT fingerprint, bundle FROM parties WHERE role = ? AND name = ?", (role, name)
+def _party_conflict(tx: Tx, role: str, name: str, fingerprint: str, bundle: bytes) -> bool:
+    """False when this exact certificate is registered already, True when it is new; a name
+    or certificate registered otherwise raises `DuplicateRecordError`."""
+    row = tx.one(
+        "SELECT fingerprint, bundle FROM parties WHERE role = ? AND name = ?", (role, name)
+    )
+    if row is not None:
+        if str(row[0]) == fingerprint and str(row[1]).encode() == bundle:
+            return False
+        raise DuplicateRecordError(
+            f"{role} {name} is already registered with another certificate ({str(row[0])[:16]})"
         )
-        if row is not None:
-            if str(row[0]) == fingerprint and str(row[1]).encode() == bundle:
-                return False
-            raise DuplicateRecordError(
-                f"{role} {name} is already registered with another certificate ({str(row[0])[:16]})"
-            )
-        other = tx.scalar(
-            "SELECT role || ' ' || name FROM parties WHERE fingerprint = ?", (fingerprint,)
-        )
-        if other is not None:
-            raise DuplicateRecordError(f"this certificate is already registered as {other}")
-        tx.execute(
-            "INSERT INTO parties (role, name, fingerprint, bundle, added_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (role, name, fingerprint, bundle.decode("ascii"), now()),
-        )
-        records.audit_rows_in(
-            tx,
-            "party.add",
-            [(None, None, {"role": role, "name": name, "fingerprint": fingerprint})],
-        )
+    other = tx.scalar(
+        "SELECT role || ' ' || name FROM parties WHERE fingerprint = ?", (fingerprint,)
+    )
+    if other is not None:
+        raise DuplicateRecordError(f"this certificate is already registered as {other}")
     return True
+
+
+def check_new_party(
+    records: Records, role: str, name: str, fingerprint: str, bundle: bytes
+) -> bool:
+    """`add_party`'s checks alone, before anything else is told about the party (a mailer's
+    letter key must not reach the issuer HSM under a name registered with another key)."""
+    with records.db.transaction() as tx:
+        return _party_conflict(tx, role, name, fingerprint, bundle)
+
+
+def add_party(
+    records: Records,
+    role: str,
+    name: str,
+    fingerprint: str,
+    bundle: bytes,
+    mailers: Sequence[str] = (),
+) -> bool:
+    """Register a party; False when this exact certificate is already registered. `mailers`:
+    the mailers the issuer HSM holds after a mailer's letter key went to it, noted in the same
+    transaction so that orders may name them (schema 5's mailers table)."""
+    with records.db.transaction() as tx:
+        added = _party_conflict(tx, role, name, fingerprint, bundle)
+        if added:
+            tx.execute(
+                "INSERT INTO parties (role, name, fingerprint, bundle, added_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (role, name, fingerprint, bundle.decode("ascii"), now()),
+            )
+            records.audit_rows_in(
+                tx,
+                "party.add",
+                [(None, None, {"role": role, "name": name, "fingerprint": fingerprint})],
+            )
+    if mailers:
+        records.record_mailers(mailers)
+    return added
 
 
 def parties(records: Records) -> list[PartyRow]:

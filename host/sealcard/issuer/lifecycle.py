@@ -4,6 +4,7 @@
         |                           |                     \\-> failed (-> personalized)
         |                           |-> personalized (activation: the user system injected it)
         \\-> cancelled <--------------/
+    card_assigned -> cancelled (only while on hold: the issuer HSM refused it)
     personalized, shipped, pin_mailed -> lost -> terminated
     sealed, sent_to_bureau, personalized, shipped, pin_mailed -> terminated
 
@@ -44,8 +45,11 @@ class OrderState(enum.StrEnum):
 #: Legal next states.
 _S = OrderState
 TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
+    # -> cancelled: an operator ends an order whose card was not personalized
+    # (`Records.cancel_order`); a card_assigned one only while it is on hold (the issuer HSM
+    # refused it: `Order.held`), never while a sealer works on it
     _S.REQUESTED: frozenset({_S.CARD_ASSIGNED, _S.CANCELLED}),
-    _S.CARD_ASSIGNED: frozenset({_S.SEALED}),
+    _S.CARD_ASSIGNED: frozenset({_S.SEALED, _S.CANCELLED}),
     _S.SEALED: frozenset({_S.SENT_TO_BUREAU, _S.PERSONALIZED, _S.CANCELLED, _S.TERMINATED}),
     _S.SENT_TO_BUREAU: frozenset({_S.PERSONALIZED, _S.FAILED, _S.TERMINATED}),
     _S.PERSONALIZED: frozenset({_S.SHIPPED, _S.PIN_MAILED, _S.LOST, _S.TERMINATED}),

@@ -127,6 +127,28 @@ class Order:
     updated_at: str
     channel: str = "bureau"
     replaces_order_id: int | None = None
+    failure_reason: str | None = None  # why it could not be sealed (on hold), or was cancelled
+
+    @property
+    def held(self) -> bool:
+        """Reserved but refused by the issuer HSM: `issuer seal` skips it until retried."""
+        return self.state is OrderState.CARD_ASSIGNED and self.failure_reason is not None
+
+    @property
+    def cancellable(self) -> bool:
+        """Whether an operator may cancel it now (`Records.cancel_order`): requested, held or
+        sealed; not while it is being sealed, nor once its card was personalized."""
+        return OrderState.CANCELLED in TRANSITIONS[self.state] and (
+            self.state is not OrderState.CARD_ASSIGNED or self.held
+        )
+
+
+@dataclass(frozen=True)
+class HeldOrder:
+    """An order that could not be sealed while the rest of its batch was, and why."""
+
+    order_id: int
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -176,6 +198,7 @@ class Status:
     orders: dict[str, int]
     packs: list[PackStock]
     audit_entries: int
+    held_orders: int = 0  # of orders["card_assigned"]: refused by the HSM, waiting for an operator
 
 
 @dataclass(frozen=True)
@@ -253,12 +276,13 @@ def _order(row: Sequence[Any]) -> Order:
         updated_at=str(row[8]),
         channel=str(row[9]),
         replaces_order_id=None if row[10] is None else int(row[10]),
+        failure_reason=None if row[11] is None else str(row[11]),
     )
 
 
 _ORDER_COLS = (
     "id, user_id, state, pin_source, mailer_id, card_serial, derivation_index, created_at, "
-    "updated_at, channel, replaces_order_id"
+    "updated_at, channel, replaces_order_id, failure_reason"
 )
 
 
@@ -615,6 +639,31 @@ class Records:
             for r in rows
         ]
 
+    # -- mailers ----------------------------------------------------------------------------
+
+    def record_mailers(self, mailer_ids: Sequence[str]) -> list[str]:
+        """Note mailers the issuer HSM holds (after `register-mailer`, or its list); returns
+        the ones new to the records."""
+        at = now()
+        added: list[str] = []
+        with self.db.transaction() as tx:
+            for mailer_id in dict.fromkeys(mailer_ids):
+                tx.execute(
+                    "INSERT INTO mailers (id, registered_at) VALUES (?, ?)"
+                    " ON CONFLICT (id) DO NOTHING",
+                    (mailer_id, at),
+                )
+                if tx.rowcount:
+                    added.append(mailer_id)
+            if added:
+                self._audit(tx, "mailer.record", detail={"mailers": added})
+        return added
+
+    def mailers(self) -> list[str]:
+        """Every mailer the records know, by id."""
+        with self.db.transaction() as tx:
+            return [str(r[0]) for r in tx.all("SELECT id FROM mailers ORDER BY id")]
+
     # -- orders -----------------------------------------------------------------------------
 
     def request_orders(
@@ -668,7 +717,9 @@ class Records:
         at: str,
     ) -> list[int]:
         """Insert orders (user, PIN source, mailer, channel, derivation index, replaced order);
-        returns their ids in the same order."""
+        returns their ids in the same order. Every mailer named must be known (`mailers`)."""
+        for mailer_id in sorted({r[2] for r in rows if r[2] is not None}):
+            self._require_mailer(tx, mailer_id)
         if len(rows) == 1:
             return [
                 int(
@@ -751,6 +802,15 @@ class Records:
             )
         return self.get_order(new_id)
 
+    @staticmethod
+    def _require_mailer(tx: Tx, mailer_id: str) -> None:
+        if tx.scalar("SELECT id FROM mailers WHERE id = ?", (mailer_id,)) is None:
+            raise RecordNotFoundError(
+                f"no mailer {mailer_id!r}: register its key with `sealcard issuer hsm mailer add"
+                f" --id {mailer_id} --key KEY` (mailers registered before schema 5: run"
+                " `sealcard issuer hsm mailer list` once to record them)"
+            )
+
     def get_order(self, order_id: int) -> Order:
         """One order; `RecordNotFoundError` if there is none with this id."""
         with self.db.transaction() as tx:
@@ -771,23 +831,116 @@ class Records:
         return _order(row)
 
     def list_orders(
-        self, state: OrderState | None = None, limit: int = 1000, *, channel: str | None = None
+        self,
+        state: OrderState | None = None,
+        limit: int = 1000,
+        *,
+        channel: str | None = None,
+        held: bool = False,
+        after_id: int = 0,
     ) -> list[Order]:
-        """Orders, oldest first, optionally in one state and of one channel."""
-        clauses, params = [], []
+        """Orders, oldest first (ids above `after_id`), optionally in one state and of one
+        channel, or only the held ones (refused by the issuer HSM, waiting for an operator)."""
+        where: list[str] = ["id > ?"]
+        params: list[Any] = [after_id]
         if state is not None:
-            clauses.append("state = ?")
+            where.append("state = ?")
             params.append(state.value)
         if channel is not None:
-            clauses.append("channel = ?")
+            where.append("channel = ?")
             params.append(channel)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        if held:
+            where.append("state = ? AND failure_reason IS NOT NULL")
+            params.append(OrderState.CARD_ASSIGNED.value)
         with self.db.transaction() as tx:
             rows = tx.all(
-                f"SELECT {_ORDER_COLS} FROM orders {where} ORDER BY id LIMIT ?",  # noqa: S608
+                f"SELECT {_ORDER_COLS} FROM orders WHERE {' AND '.join(where)}"  # noqa: S608
+                " ORDER BY id LIMIT ?",
                 [*params, limit],
             )
         return [_order(r) for r in rows]
+
+    def hold_orders(self, tx: Tx, held: Sequence[HeldOrder]) -> None:
+        """Inside commit point B: orders the issuer HSM refused stay `card_assigned` with
+        their reason, and sealing skips them until an operator retries or cancels them."""
+        if not held:
+            return
+        at = now()
+        tx.executemany(
+            "UPDATE orders SET failure_reason = ?, updated_at = ?"
+            " WHERE id = ? AND state = ? AND failure_reason IS NULL",
+            [(h.reason, at, h.order_id, OrderState.CARD_ASSIGNED.value) for h in held],
+        )
+        if tx.rowcount != len(held):
+            raise ConcurrentUpdateError(
+                f"{len(held) - tx.rowcount} of {len(held)} held orders were no longer"
+                " reserved: another process moved them"
+            )
+        self._audit_many(tx, "order.held", [(h.order_id, None, {"reason": h.reason}) for h in held])
+
+    def retry_order(self, order_id: int) -> Order:
+        """Take an order off hold (after its cause is fixed): the next `issuer seal` seals it
+        with the card and derivation element it already has."""
+        with self.db.transaction() as tx:
+            order = self._locked_order(tx, order_id)
+            if not order.held:
+                raise IssuerError(f"order {order_id} is not on hold ({order.state.value})")
+            tx.execute(
+                "UPDATE orders SET failure_reason = NULL, updated_at = ?"
+                " WHERE id = ? AND state = ? AND failure_reason IS NOT NULL",
+                (now(), order_id, OrderState.CARD_ASSIGNED.value),
+            )
+            if tx.rowcount != 1:
+                raise ConcurrentUpdateError(f"order {order_id} was changed by another process")
+            self._audit(tx, "order.retry", order_id=order_id, detail={"was": order.failure_reason})
+        return self.get_order(order_id)
+
+    def cancel_order(self, order_id: int, *, note: str | None = None) -> Order:
+        """End an order whose card was not personalized: a requested one, one on hold (the
+        issuer HSM refused it) or a sealed one (its blob is never handed out). It becomes
+        `cancelled`, with why in `failure_reason` (the note, and a held order's reason). Its
+        card, if it had one, and its derivation element are not used again for another order
+        (a replacement of a lost card carries the element of that card, never of this one).
+        Refused for an order being sealed right now (`card_assigned`, not held)."""
+        with self.db.transaction() as tx:
+            order = self._locked_order(tx, order_id)
+            if not order.cancellable:
+                hint = (
+                    "it is being sealed or an interrupted run reserved it: run `sealcard issuer"
+                    " seal` (then it is sealed, or on hold, and can be cancelled)"
+                    if order.state is OrderState.CARD_ASSIGNED
+                    else "only a requested, held or sealed order is cancelled (a personalized"
+                    " card is reported lost, or terminated)"
+                )
+                raise IssuerError(f"order {order_id} is {order.state.value}: {hint}")
+            reason = "cancelled" + (f": {note}" if note else "")
+            if order.held:
+                reason += f" (was on hold: {order.failure_reason})"
+            self._move(
+                tx, [order_id], order.state, OrderState.CANCELLED, {"failure_reason": [reason]}
+            )
+            detail: dict[str, Any] = {"from": order.state.value, "to": "cancelled"}
+            if note:
+                detail["note"] = note
+            if order.held:
+                detail["was_on_hold"] = order.failure_reason
+            self._audit(
+                tx,
+                "order.cancelled",
+                order_id=order_id,
+                card_serial=order.card_serial,
+                detail=detail,
+            )
+        return self.get_order(order_id)
+
+    def _locked_order(self, tx: Tx, order_id: int) -> Order:
+        row = tx.one(
+            f"SELECT {_ORDER_COLS} FROM orders WHERE id = ?{tx.for_update}",  # noqa: S608
+            (order_id,),
+        )
+        if row is None:
+            raise RecordNotFoundError(f"no order {order_id}")
+        return _order(row)
 
     def advance_order(self, order_id: int, wanted: OrderState, *, note: str | None = None) -> Order:
         """Move an order along its life cycle after sealing (sent to bureau, personalized,
@@ -797,6 +950,8 @@ class Records:
             raise IssuerError(
                 f"orders reach {wanted.value!r} only by sealing (sealcard issuer seal)"
             )
+        if wanted is OrderState.CANCELLED:
+            return self.cancel_order(order_id, note=note)
         with self.db.transaction() as tx:
             row = tx.one(
                 f"SELECT {_ORDER_COLS} FROM orders WHERE id = ?{tx.for_update}",  # noqa: S608
@@ -805,6 +960,14 @@ class Records:
             if row is None:
                 raise RecordNotFoundError(f"no order {order_id}")
             order = _order(row)
+            if wanted is OrderState.FAILED and order.state in (
+                OrderState.REQUESTED,
+                OrderState.CARD_ASSIGNED,
+            ):
+                raise IssuerError(
+                    f"order {order_id} is {order.state.value}, not sealed: end it with"
+                    " `sealcard issuer order cancel`"
+                )
             check_transition(order_id, order.state, wanted)
             self._move(tx, [order_id], order.state, wanted)
             detail: dict[str, Any] = {"from": order.state.value, "to": wanted.value}
@@ -828,16 +991,6 @@ class Records:
                 " (personalized, shipped, pin_mailed) can be reported lost"
             )
         return self.advance_order(order_id, OrderState.LOST, note=note)
-
-    def cancel_order(self, order_id: int, *, note: str | None = None) -> Order:
-        """Cancel an order before its card is personalized (requested or sealed)."""
-        order = self.get_order(order_id)
-        if OrderState.CANCELLED not in TRANSITIONS[order.state]:
-            raise IssuerError(
-                f"order {order_id} is {order.state.value}: only a requested or sealed order is"
-                " cancelled (a card being sealed right now: wait for `sealed`)"
-            )
-        return self.advance_order(order_id, OrderState.CANCELLED, note=note)
 
     def mark_terminated(self, order_id: int, *, note: str | None = None) -> Order:
         """The card of this order accepted the issuer-signed terminate."""
@@ -999,14 +1152,23 @@ class Records:
         if not n:
             return
         at = now()
-        if columns:
+        if columns:  # one statement: UPDATE .. FROM (VALUES (id, value, ..), ..) (SQLite 3.33+)
             names = list(columns)
-            sets = "".join(f", {name} = ?" for name in names)
-            tx.executemany(
-                f"UPDATE orders SET state = ?, updated_at = ?{sets} WHERE id = ? AND state = ?",  # noqa: S608
+            sets = "".join(f", {name} = v.column{k + 2}" for k, name in enumerate(names))
+            group = "(" + ", ".join("?" * (len(names) + 1)) + ")"
+            tx.execute(
+                f"UPDATE orders SET state = ?, updated_at = ?{sets}"  # noqa: S608
+                f" FROM (VALUES {', '.join([group] * n)}) AS v"
+                " WHERE orders.id = v.column1 AND orders.state = ?",
                 [
-                    (wanted.value, at, *(columns[c][i] for c in names), oid, current.value)
-                    for i, oid in enumerate(order_ids)
+                    wanted.value,
+                    at,
+                    *(
+                        v
+                        for i, oid in enumerate(order_ids)
+                        for v in (oid, *(columns[c][i] for c in names))
+                    ),
+                    current.value,
                 ],
             )
         else:
@@ -1187,11 +1349,15 @@ class Records:
         after_order_id: int = 0,
         pack_serial: str | None = None,
         order_ids: Sequence[int] | None = None,
+        lock: bool = False,
     ) -> list[SealWork]:
-        """Orders in `card_assigned` (reserved, not yet sealed), oldest first, with what the
-        issuer HSM needs to seal them."""
+        """Orders in `card_assigned` (reserved, not yet sealed, not held), oldest first, with
+        what the issuer HSM needs to seal them. With `lock` (PostgreSQL), the orders are locked
+        for the caller's transaction and orders another transaction holds are skipped: the
+        claim of a sealer among several (`sealcard.issuer.batch`)."""
         extra = ""
         params: list[Any] = []
+        claim = " FOR UPDATE OF o SKIP LOCKED" if lock and tx.dialect is Dialect.POSTGRES else ""
         if pack_serial is not None:
             extra += " AND p.pack_serial = ?"
             params.append(pack_serial)
@@ -1206,7 +1372,8 @@ class Records:
             " FROM orders o JOIN users u ON u.id = o.user_id"
             " JOIN cards c ON c.serial = o.card_serial JOIN packs p ON p.seq = c.pack_seq"
             " JOIN derivation_elements d ON d.idx = o.derivation_index"
-            f" WHERE o.state = ? AND o.id > ?{extra} ORDER BY o.id LIMIT ?",
+            f" WHERE o.state = ? AND o.failure_reason IS NULL AND o.id > ?{extra}"
+            f" ORDER BY o.id LIMIT ?{claim}",
             [OrderState.CARD_ASSIGNED.value, after_order_id, *params, limit],
         )
         return [
@@ -1282,7 +1449,8 @@ class Records:
     def count_pending(
         self, *, pack_serial: str | None = None, order_ids: Sequence[int] | None = None
     ) -> tuple[int, int, int]:
-        """(orders reserved but not sealed, orders requested, verified cards available)."""
+        """(orders reserved but not sealed and not held, orders requested, verified cards
+        available)."""
         with self.db.transaction() as tx:
             of, op = "", []
             if order_ids is not None:
@@ -1293,7 +1461,8 @@ class Records:
             assigned = int(
                 tx.scalar(
                     "SELECT COUNT(*) FROM orders o JOIN cards c ON c.serial = o.card_serial"  # noqa: S608
-                    f" JOIN packs p ON p.seq = c.pack_seq WHERE o.state = ?{pf}{of}",
+                    " JOIN packs p ON p.seq = c.pack_seq"
+                    f" WHERE o.state = ? AND o.failure_reason IS NULL{pf}{of}",
                     [OrderState.CARD_ASSIGNED.value, *pp, *op],
                 )
             )
@@ -1352,6 +1521,12 @@ class Records:
             for state, count in tx.all("SELECT state, COUNT(*) FROM orders GROUP BY state"):
                 by_state[str(state)] = int(count)
             audit = int(tx.scalar("SELECT COUNT(*) FROM audit_log"))
+            held = int(
+                tx.scalar(
+                    "SELECT COUNT(*) FROM orders WHERE state = ? AND failure_reason IS NOT NULL",
+                    (OrderState.CARD_ASSIGNED.value,),
+                )
+            )
         return Status(
-            redact_url(self.db.url), version, base, next_index, users, by_state, packs, audit
+            redact_url(self.db.url), version, base, next_index, users, by_state, packs, audit, held
         )

@@ -183,10 +183,11 @@ def add_party(
     home_dir: Path | None,
     certificate_file: Path,
     role: Role,
-    register_letter_key: Callable[[str, rsa.RSAPublicKey], Any] | None = None,
+    register_letter_key: Callable[[str, rsa.RSAPublicKey], list[str]] | None = None,
 ) -> tuple[PartyBundle, bool]:
     """Register another party's certificate file; a mailer's letter key also goes to the
-    issuer HSM (under the mailer's name, which orders give as --mailer)."""
+    issuer HSM (under the mailer's name, which orders give as --mailer), and the records note
+    that mailer as `issuer hsm mailer add` does, so orders may name it."""
     home = load_home(home_dir)
     try:
         bundle = PartyBundle.parse(certificate_file.read_bytes())
@@ -198,17 +199,22 @@ def add_party(
         raise PartyError(f"the certificate is {a(bundle.role)}'s, not {a(role)}'s")
     if role is Role.ISSUER:
         raise PartyError("the issuer does not register itself")
-    if role is Role.MAILER:
-        if register_letter_key is None:
-            raise ConfigurationError("a mailer's letter key goes to the issuer HSM: start it")
-        letter = bundle.extra
-        assert letter is not None  # PartyBundle.parse checked it
-        key = letter.public_key()
-        assert isinstance(key, rsa.RSAPublicKey)
-        register_letter_key(bundle.name, key)
     records = Records.open(home.database_url, home.default_actor())
     try:
-        added = xr.add_party(records, role.value, bundle.name, bundle.fingerprint, bundle.pem())
+        fields = (role.value, bundle.name, bundle.fingerprint, bundle.pem())
+        # checked before the HSM hears of it: a second certificate under a registered
+        # mailer's name must not replace the letter key the HSM encrypts PIN letters to
+        xr.check_new_party(records, *fields)
+        mailers: list[str] = []
+        if role is Role.MAILER:
+            if register_letter_key is None:
+                raise ConfigurationError("a mailer's letter key goes to the issuer HSM: start it")
+            letter = bundle.extra
+            assert letter is not None  # PartyBundle.parse checked it
+            key = letter.public_key()
+            assert isinstance(key, rsa.RSAPublicKey)
+            mailers = register_letter_key(bundle.name, key)
+        added = xr.add_party(records, *fields, mailers=mailers)
     finally:
         records.close()
     return bundle, added

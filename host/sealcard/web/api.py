@@ -119,6 +119,8 @@ class OrderOut(BaseModel):
     replaces_order_id: int | None
     created_at: str
     updated_at: str
+    held: bool = False  # the issuer HSM refused to seal it; an operator retries or cancels it
+    failure_reason: str | None = None  # why it is held, or was cancelled
 
 
 def order_out(order: Order) -> OrderOut:
@@ -134,6 +136,8 @@ def order_out(order: Order) -> OrderOut:
         replaces_order_id=order.replaces_order_id,
         created_at=order.created_at,
         updated_at=order.updated_at,
+        held=order.held,
+        failure_reason=order.failure_reason,
     )
 
 

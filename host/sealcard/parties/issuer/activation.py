@@ -47,6 +47,7 @@ from sealcard.issuer.errors import (
 )
 from sealcard.issuer.handover import CardIntakeError, card_init_from_public_data
 from sealcard.issuer.lifecycle import OrderState
+from sealcard.issuer.records import Order
 from sealcard.parties.issuer.access import require
 from sealcard.parties.issuer.context import (
     ConflictError,
@@ -58,12 +59,15 @@ from sealcard.parties.issuer.context import (
 )
 
 CHALLENGE_BYTES = 32
+#: On SQLite one sealer at a time: an activation waits this long for another's (or a batch's)
+SEALER_WAIT_S = 20.0
 PURPOSES = ("activation", "card-command")
 
 
 class ActivationRefusedError(RefusedError):
     """The card or the upload is refused; `code` names the reason for scripts:
-    replayed, other_provider, altered, other_issuer, already_used, no_order."""
+    replayed, other_provider, altered, other_issuer, already_used, no_order, on_hold (the
+    issuer HSM refused to seal for this card: the order is held for an operator)."""
 
 
 @dataclass(frozen=True)
@@ -153,6 +157,17 @@ def _same_issuer(ctx: IssuerContext, card: CardPublicData) -> None:
         raise ActivationRefusedError("the card holds another issuer's public key", "other_issuer")
 
 
+def _refuse_if_held(order: Order) -> None:
+    """An order the issuer HSM refused to seal (held, `sealcard.issuer.batch`) waits for the
+    bank: asking again cannot help until an operator retries or cancels it."""
+    if order.held:
+        raise ActivationRefusedError(
+            f"the issuer HSM could not seal a blob for this card ({order.failure_reason});"
+            f" your bank has to look at order {order.id}",
+            "on_hold",
+        )
+
+
 def activate(
     ctx: IssuerContext,
     account: Account,
@@ -198,19 +213,24 @@ def activate(
             raise ActivationRefusedError(str(exc), "altered") from None
         except (ConcurrentUpdateError, IssuerError) as exc:
             raise ConflictError(str(exc)) from None
+    _refuse_if_held(ctx.records.get_order(order.id))
     if ctx.records.get_order(order.id).state is OrderState.CARD_ASSIGNED:
         try:
-            seal_orders(
+            sealing = seal_orders(
                 ctx.records,
                 ctx.auth_keys,
                 ctx.hsm,
                 order_ids=[order.id],
                 issuer_public_key=ctx.issuer_public_key,
+                wait_for_sealer_s=SEALER_WAIT_S,
             )
         except ConcurrentUpdateError:
             pass  # another sealer (a bureau batch resuming it) sealed it first
         except SealcardError as exc:
             raise ServiceUnavailableError(f"sealing failed, try again: {exc}") from None
+        else:
+            if sealing.held:
+                _refuse_if_held(ctx.records.get_order(order.id))
     output = ctx.records.sealed_output(order.id)
     ctx.records.audit(
         "activation.blob_delivered", order_id=order.id, card_serial=serial,

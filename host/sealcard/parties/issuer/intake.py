@@ -134,7 +134,7 @@ class OrderIntake:
 
 def import_orders(ctx: IssuerContext, rows: Sequence[OrderRow]) -> OrderIntake:
     """Add the orders of an orders file in one transaction (all or none; an unknown
-    customer number refuses the file, naming the line)."""
+    customer number or mailer refuses the file, naming the line)."""
     refs = sorted({r.customer_ref for r in rows})
     user_ids = ctx.records.users_by_ref(refs)
     unknown = [r for r in rows if r.customer_ref not in user_ids]
@@ -143,6 +143,15 @@ def import_orders(ctx: IssuerContext, rows: Sequence[OrderRow]) -> OrderIntake:
         raise NotFoundError(
             f"{len(unknown)} line(s) name an unknown customer, e.g. line {first.line}:"
             f" {first.customer_ref!r}: nothing was added"
+        )
+    mailers = set(ctx.records.mailers())
+    no_mailer = [r for r in rows if r.mailer is not None and r.mailer not in mailers]
+    if no_mailer:
+        first = no_mailer[0]
+        raise NotFoundError(
+            f"{len(no_mailer)} line(s) name a mailer the records do not know, e.g. line"
+            f" {first.line}: {first.mailer!r} (register it: `sealcard issuer hsm mailer add`):"
+            " nothing was added"
         )
     wanted = [
         (user_ids[r.customer_ref], r.pin_source, r.mailer, r.channel)
