@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +36,9 @@ pytestmark = pytest.mark.sim
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PartyWorld]:
-    world = PartyWorld.create(tmp_path_factory.mktemp("world"))
+def world(service_dirs: Callable[[str], Path]) -> Iterator[PartyWorld]:
+    # the issuer HSM service runs as its own user: the issuer home must be where it reaches
+    world = PartyWorld.create(service_dirs("party-world"))
     try:
         yield world
     finally:
