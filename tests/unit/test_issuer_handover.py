@@ -20,6 +20,7 @@ from sealcard.formats.sealed_file import SealedFileReader, receiver_key
 from sealcard.issuer import exchange_records as xr
 from sealcard.issuer.batch import seal_orders
 from sealcard.issuer.db import Database
+from sealcard.issuer.errors import IssuerError
 from sealcard.issuer.fake import FakePack, fabricate_pack
 from sealcard.issuer.lifecycle import OrderState
 from sealcard.issuer.migrations import apply_migrations
@@ -133,6 +134,20 @@ def test_interrupted_export_writes_the_started_batch_again(world: World) -> None
     assert (report.batches[0].batch, report.batches[0].orders) == ("B-CRASHED", 3)
     assert sum(b.orders for b in report.batches) == ORDERS
     assert set(world.states().values()) == {OrderState.SENT_TO_BUREAU}
+
+
+def test_an_order_in_an_unfinished_export_batch_is_not_cancelled(world: World) -> None:
+    # its blob is in the batch's personalization file, written again by the next export
+    xr.reserve_batch(world.records, "B-CRASHED", "print-house", 2)
+    in_batch = [r.order_id for r in xr.batch_rows(world.records, "B-CRASHED")]
+    outside = next(o.id for o in world.records.list_orders() if o.id not in in_batch)
+    with pytest.raises(IssuerError, match="in export batch B-CRASHED"):
+        world.records.cancel_order(in_batch[0])
+    assert world.records.get_order(in_batch[0]).state is OrderState.SEALED
+    assert world.records.cancel_order(outside).state is OrderState.CANCELLED
+    report = export_batches(world.issuer, None, world.out, batch_size=10)
+    assert sum(b.orders for b in report.batches) == ORDERS - 1
+    assert world.records.get_order(in_batch[0]).state is OrderState.SENT_TO_BUREAU
 
 
 def results_file(

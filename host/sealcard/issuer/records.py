@@ -913,6 +913,19 @@ class Records:
                     " card is reported lost, or terminated)"
                 )
                 raise IssuerError(f"order {order_id} is {order.state.value}: {hint}")
+            if order.state is OrderState.SEALED:
+                # an interrupted `issuer export` took it into a batch whose files it writes
+                # again: cancelled now, the bureau could still get its blob and the batch
+                # could never move on to sent_to_bureau
+                batch = tx.scalar(
+                    "SELECT batch_id FROM batch_orders WHERE order_id = ?", (order_id,)
+                )
+                if batch is not None:
+                    raise IssuerError(
+                        f"order {order_id} is in export batch {batch}, whose files an interrupted"
+                        " `sealcard issuer export` did not finish: run it again (the card then"
+                        " goes to the bureau; report it lost or terminate it afterwards)"
+                    )
             reason = "cancelled" + (f": {note}" if note else "")
             if order.held:
                 reason += f" (was on hold: {order.failure_reason})"
