@@ -187,11 +187,25 @@ def test_provider_and_bureau_killed_then_resumed(world: PartyWorld, sim_cards: l
     assert all(_state(r) == State.PERSONALIZED for r in readers)
 
     files = again.payload["files"]
+    # The shipper ships before the issuer took the batch's results in: its confirmation is
+    # refused, saying which file goes first, and nothing of it is taken in.
+    shipped = world.run("shipper", "manifest", "--file", files["shipping"]).ok()
+    confirmation = shipped.payload["confirmation"]
+    early = world.run("issuer", "receive", "--file", confirmation, as_json=False).refused(1)
+    assert f"take in results-{batch['batch']}.p7m first" in early.err, early.err
+    early_json = world.run("issuer", "receive", "--file", confirmation).refused(1)
+    assert early_json.payload["error"] == "FileRefusedError", early_json.payload
+    # Given together, in any order, the results go in first and then the rest.
     applied = world.run(
-        "issuer", "receive", "--file", files["results"], "--file", files["shipping"]
+        *("issuer", "receive", "--file", confirmation),
+        *("--file", files["shipping"], "--file", files["results"]),
     ).ok()
-    counts = applied.payload["applied"][0]["counts"]
-    assert counts == {"personalized": 4}, counts
+    counts = {a["kind"]: a["counts"] for a in applied.payload["applied"]}
+    assert counts == {
+        "results": {"personalized": 4},
+        "shipping": {"handed_to_shipper": 4},
+        "ship-confirmation": {"shipped": 4},
+    }, counts
 
     # The letters the bureau stored before touching each card hold that card's PIN.
     letters = world.run("mailer", "letters", "--file", files[f"pin_letters_{NAMES['mailer']}"]).ok()

@@ -292,6 +292,50 @@ def test_every_refusal_takes_in_nothing(world: World) -> None:
     assert_refused(world, good, "already imported")
 
 
+def test_shipping_before_the_batchs_results_is_refused_saying_what_first(world: World) -> None:
+    # The bureau's shipping data and the shipper's confirmation may only follow that batch's
+    # results: a card the issuer still thinks is at the bureau was not shipped by its records.
+    export_batches(world.issuer, None, world.out)
+    a = world.pack.cards[0].serial
+    (batch,) = {
+        b.batch_id
+        for b in xr.batches(world.records)
+        if any(r.serial == a for r in xr.batch_rows(world.records, b.batch_id))
+    }
+    shipping = world.out / "ship-data.p7m"
+    write_party_file(
+        shipping,
+        world.identity(world.bureau),
+        [peer(world.issuer_key), peer(world.shipper)],
+        FileKind.SHIPPING,
+        batch,
+        1,
+        [["1", a.hex().upper(), "Zoë", "addr"]],
+    )
+    shipped = world.out / "shipped-early.p7m"
+    write_party_file(
+        shipped,
+        world.identity(world.shipper),
+        [peer(world.issuer_key)],
+        FileKind.SHIP_CONFIRMATION,
+        batch,
+        1,
+        [[a.hex().upper(), "TRACK-1", "t"]],
+    )
+    first = (
+        rf"the bureau's results for batch {batch} were not taken in yet: take in results-{batch}"
+    )
+    assert_refused(world, shipping, first)
+    assert_refused(world, shipped, first)
+    # once the results are in, the very same files go in
+    receive_file(
+        world.issuer, results_file(world, world.out / "r.p7m", [row(world, a, "personalized")])
+    )
+    assert receive_file(world.issuer, shipping).counts == {"handed_to_shipper": 1}
+    assert receive_file(world.issuer, shipped).counts == {"shipped": 1}
+    assert world.states()[a] is OrderState.SHIPPED
+
+
 def test_shipping_and_confirmations_in_either_order(world: World) -> None:
     export_batches(world.issuer, None, world.out)
     a, b = world.pack.cards[0].serial, world.pack.cards[1].serial
