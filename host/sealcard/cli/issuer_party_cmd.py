@@ -275,18 +275,28 @@ def _receive(
 ) -> None:
     """Apply each file whole or not at all; the others still go in when one is refused."""
     from sealcard.errors import SealcardError
-    from sealcard.parties.issuer_exchange import open_issuer, receive_file
+    from sealcard.parties.issuer_exchange import open_issuer, receive_file, waits_for_results
 
     applied: list[dict[str, Any]] = []
     refused: list[tuple[Path, SealcardError]] = []
+    pending = list(dict.fromkeys(files))
     with open_issuer(home) as issuer:
-        for path in dict.fromkeys(files):
-            try:
-                report = receive_file(issuer, path, kinds)
-            except SealcardError as exc:
-                refused.append((path, exc))
-                continue
-            applied.append({"file": str(path), **report.__dict__})
+        # a shipping step given before its batch's results goes in once they did: the order
+        # of the --file options does not matter
+        while pending:
+            waiting: list[tuple[Path, SealcardError]] = []
+            taken_before = len(applied)
+            for path in pending:
+                try:
+                    report = receive_file(issuer, path, kinds)
+                except SealcardError as exc:
+                    (waiting if waits_for_results(exc) else refused).append((path, exc))
+                    continue
+                applied.append({"file": str(path), **report.__dict__})
+            if len(applied) == taken_before:  # nothing went in: nothing will change
+                refused += waiting
+                break
+            pending = [path for path, _ in waiting]
     text = "\n".join(
         f"{a['file']}: {a['kind']} {a['batch']} from {a['sender']}: "
         + (", ".join(f"{k} {v}" for k, v in sorted(a["counts"].items())) or "nothing to change")

@@ -370,6 +370,7 @@ class CardState:
     user_public_key: bytes | None
     bureau: str | None
     channel: str
+    batch: str | None = None
 
 
 def orders_by_serial(tx: Tx, serials: Sequence[bytes]) -> dict[bytes, CardState]:
@@ -377,7 +378,8 @@ def orders_by_serial(tx: Tx, serials: Sequence[bytes]) -> dict[bytes, CardState]
     if not serials:
         return {}
     rows = tx.all(
-        "SELECT o.card_serial, o.id, o.state, s.user_public_key, e.bureau, o.channel"  # noqa: S608
+        "SELECT o.card_serial, o.id, o.state, s.user_public_key, e.bureau, o.channel,"  # noqa: S608
+        " b.batch_id"
         " FROM orders o"
         " LEFT JOIN sealed_blobs s ON s.order_id = o.id"
         " LEFT JOIN batch_orders b ON b.order_id = o.id"
@@ -392,6 +394,7 @@ def orders_by_serial(tx: Tx, serials: Sequence[bytes]) -> dict[bytes, CardState]
             None if r[3] is None else bytes(r[3]),
             None if r[4] is None else str(r[4]),
             str(r[5]),
+            None if r[6] is None else str(r[6]),
         )
         for r in rows
     }

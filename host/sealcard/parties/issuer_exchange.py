@@ -569,6 +569,26 @@ def _apply_results(
         xr.move(records, tx, moves)
 
 
+class ResultsFirstError(PartyFileContentError):
+    """A shipping step (the bureau's shipping data, the shipper's confirmation) for a card
+    whose batch's results the issuer has not taken in: the records say it is at the bureau."""
+
+
+def _results_first(card: xr.CardState, serial: bytes, what: str) -> ResultsFirstError:
+    batch = card.batch or "?"
+    return ResultsFirstError(
+        f"the bureau's results for batch {batch} were not taken in yet: take in"
+        f" results-{batch}.p7m first (`sealcard issuer receive --file results-{batch}.p7m`),"
+        f" then this file again (card {serial_hex(serial)} is {what} but its order is"
+        " sent_to_bureau)"
+    )
+
+
+def waits_for_results(error: BaseException) -> bool:
+    """Whether a refused file only came before its batch's results (taken in, it goes in)."""
+    return isinstance(error, ResultsFirstError) or isinstance(error.__cause__, ResultsFirstError)
+
+
 def _apply_shipping(
     records: Records,
     tx: Tx,
@@ -587,6 +607,8 @@ def _apply_shipping(
             if card is None or card.bureau != sender.name:
                 report.count("unknown")
                 continue
+            if card.state is OrderState.SENT_TO_BUREAU:
+                raise _results_first(card, serial, "in the shipping data")
             if card.state not in _PAST_PERSONALIZED:
                 raise PartyFileContentError(
                     f"card {serial_hex(serial)} is in the shipping data but not personalized"
@@ -628,6 +650,8 @@ def _apply_shipped(
                     report.count("pin_mailed")
             elif card.state in (OrderState.SHIPPED, OrderState.PIN_MAILED):
                 report.count("already")
+            elif card.state is OrderState.SENT_TO_BUREAU:
+                raise _results_first(card, serial, "shipped")
             else:
                 raise PartyFileContentError(
                     f"card {serial_hex(serial)} is shipped but its order is {card.state.value}"
