@@ -202,8 +202,8 @@ def test_provider_and_bureau_killed_then_resumed(world: PartyWorld, sim_cards: l
     ).ok()
     counts = {a["kind"]: a["counts"] for a in applied.payload["applied"]}
     assert counts == {
-        "results": {"personalized": 4},
-        "shipping": {"handed_to_shipper": 4},
+        "personalization-results": {"personalized": 4},
+        "shipping-data": {"handed_to_shipper": 4},
         "ship-confirmation": {"shipped": 4},
     }, counts
 
