@@ -810,7 +810,10 @@ CASES: tuple[Case, ...] = (
         "provider init-pack",
         (
             *("provider", "init-pack", "--home", "{provider_home}", "--pack", "PACK-1"),
-            *("--ca-dir", "{ca_dir}"),
+            # its own file per run: the two runs go at once, and a default outbox the one
+            # made (and removed on failure) was gone under the other's check ('its folder
+            # does not exist' once in a full suite)
+            *("--ca-dir", "{ca_dir}", "--out", "{tmp}/device-init-{run}.p7m"),
         ),
         USAGE,
         "no issuer is registered: `sealcard provider party add --role issuer",
@@ -941,7 +944,10 @@ CASES: tuple[Case, ...] = (
     ),
     Case(
         "mailer letters",
-        ("mailer", "letters", "--home", "{mailer_home}", "--file", "{file}"),
+        (
+            *("mailer", "letters", "--home", "{mailer_home}", "--file", "{file}"),
+            *("--out-dir", "{tmp}/letters-{run}"),  # its own folder per run, as init-pack's
+        ),
         USAGE,
         "no issuer is registered: `sealcard mailer party add --role issuer",
         "PartyError",
@@ -986,7 +992,10 @@ CASES: tuple[Case, ...] = (
     ),
     Case(
         "shipper manifest",
-        ("shipper", "manifest", "--home", "{shipper_home}", "--file", "{file}"),
+        (
+            *("shipper", "manifest", "--home", "{shipper_home}", "--file", "{file}"),
+            *("--out-dir", "{tmp}/manifest-{run}"),  # its own folder per run, as init-pack's
+        ),
         USAGE,
         "no issuer is registered: `sealcard shipper party add --role issuer",
         "PartyError",
