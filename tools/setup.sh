@@ -12,6 +12,7 @@ DEBIAN_PACKAGES=(
   postgresql                                # the issuer's records on PostgreSQL (tests)
   openssl iproute2 util-linux procps
   poppler-utils                             # pdftotext/pdftoppm: tests read the PDFs a person would
+  libengine-pkcs11-openssl                  # openssl cms with a party key in its token (docs/files.md)
   systemd                                   # systemd-analyze: tests check the service units offline
   chromium                                  # the operator console's browser tests (headless)
 )

@@ -71,8 +71,9 @@ def check_new_file(path: Path, *, what: str, fix: str, overwrite: bool = True) -
         raise ConfigurationError(f"{what} {path} exists already; {fix}")
     parent = path.parent
     if not parent.is_dir():
+        problem = "is not a folder" if parent.exists() else "does not exist"
         raise ConfigurationError(
-            f"cannot write {what} {path}: its folder {parent} does not exist; {fix}"
+            f"cannot write {what} {path}: its folder {parent} {problem}; {fix}"
         )
     check_writable_dir(parent, what=f"the folder of {what}", fix=fix)
 

@@ -20,8 +20,19 @@ class SharedOption:
 
     name: str
     short: str | None
-    envvar: str | None
+    envvars: tuple[str, ...]
+    """The environment column: one variable, or one per command group (`--home`: the
+    issuer's home, or the provider's, bureau's, mailer's, shipper's own)."""
     takes: str
+
+    def envvar_for(self, command_path: str) -> str | None:
+        """The variable a command falls back to: the one naming its group when the row has
+        several (SEALCARD_BUREAU_HOME for `bureau ...`), else the first."""
+        group = command_path.split(" ", 1)[0].upper()
+        own = [e for e in self.envvars if f"_{group}_" in e]
+        if own:
+            return own[0]
+        return self.envvars[0] if self.envvars else None
 
 
 def _section(heading: str) -> list[str]:
@@ -56,7 +67,7 @@ def shared_options() -> dict[str, SharedOption]:
         name = _code(row[0])[0]
         short = _code(row[1])
         env = _code(row[2])
-        out[name] = SharedOption(name, short[0] if short else None, env[0] if env else None, row[3])
+        out[name] = SharedOption(name, short[0] if short else None, tuple(env), row[3])
     return out
 
 

@@ -84,7 +84,8 @@ def test_option_follows_the_table(where: tuple[str, str], option: click.Option) 
         return
     row = table[name]
     assert shorts == ([row.short] if row.short else []), f"{path}: {name} short name"
-    assert option.envvar == row.envvar, f"{path}: {name} falls back to ${row.envvar}"
+    envvar = row.envvar_for(path)
+    assert option.envvar == envvar, f"{path}: {name} falls back to ${envvar}"
     takes = _takes(option)
     if row.takes in ("flag", "FILE", "DIR", "FD"):
         assert takes == row.takes, f"{path}: {name} takes {takes}, docs/cli.md says {row.takes}"

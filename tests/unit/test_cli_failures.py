@@ -66,6 +66,22 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     home = tmp / "home"
     made = run_sealcard(["issuer", "init", "--home", str(home)], child_env())
     assert made.code == 0, made.stderr
+    parties = {}
+    for role, name in (
+        ("provider", "acme"),
+        ("bureau", "print-house"),
+        ("mailer", "post"),
+        ("shipper", "parcel-co"),
+    ):
+        party_home, cert = tmp / f"{role}-home", tmp / f"{role}.pem"
+        args = [role, "keys", "init", "--home", str(party_home), "--name", name]
+        if role != "provider":  # its certificate file carries its root CA: `keys export`
+            args += ["--out", str(cert)]
+        made = run_sealcard(args, child_env())
+        assert made.code == 0, made.stderr
+        parties[f"{role}_home"] = str(party_home)
+        if role != "provider":
+            parties[f"{role}_cert"] = str(cert)
     values = {
         "tmp": str(tmp),
         "file": str(tmp / "a-file"),
@@ -82,6 +98,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
         "not_utf8": str(tmp / "latin1.csv"),
         "dead_url": f"https://127.0.0.1:{dead_port}",
         "hash": "ab" * 32,
+        **parties,
     }
     assert set(values) | {"fd", "fd2", "run"} == set(NONE_PLACEHOLDERS)
     with dead:
@@ -142,6 +159,20 @@ def test_nothing_half_done(world: dict[str, str], none_runs: dict[tuple[int, boo
     assert not (tmp / "shares-json").exists()
     assert not (tmp / "first-logins.csv").exists()  # an import refused wrote no credentials
     assert not (tmp / "tls-home").exists()  # issuer init refused before making the home
+    for run in ("plain", "json"):  # refused before anything was made
+        assert not (tmp / f"export-{run}").exists()
+        assert not (tmp / f"provider-{run}").exists()
+        assert not (tmp / f"mailer-{run}").exists()
+        assert not (tmp / f"shipper-{run}").exists()
+    assert not (tmp / "provider.pem").exists()
+    for party in ("provider", "bureau"):  # no reader, no issuer: no output folder left
+        assert not (Path(world[f"{party}_home"]) / "outbox").exists()
+    assert sorted(p.name for p in Path(world["bureau_home"]).iterdir()) == [
+        "config.toml",
+        "hsm",
+        "party",
+        "secrets",
+    ]  # no peer was registered by a refused `party add`
 
 
 def test_every_command_has_a_failure_row() -> None:

@@ -210,29 +210,3 @@ def test_migration_from_schema_1_keeps_every_row(tmp_path: Path, pack: FakePack)
     report = seal_orders(records, SoftwareDeviceAuthKeys(), SoftwareIssuerHsm(SEED))
     assert report.resumed == 3  # the orders reserved before the migration are sealed after it
     db.close()
-
-
-def test_export_leaves_activation_blobs_and_sends_their_letters(
-    records: Records, pack: FakePack, tmp_path: Path
-) -> None:
-    from sealcard.issuer.handover import export_for_bureau
-
-    records.import_pack(pack.pack_serial, pack.cards)
-    user = records.add_user("Ada", "1 Main St")
-    (bureau,) = records.request_orders(user.id, mailer_id="post")
-    (activation,) = records.request_orders(user.id, mailer_id="post", channel="activation")
-    seal_orders(records, SoftwareDeviceAuthKeys(), SoftwareIssuerHsm(SEED))
-    with records.db.transaction() as tx:
-        records.bind_activation_card(tx, activation.id, fabricate_pack(1, rsa_pool=1).cards[0])
-    seal_orders(
-        records, SoftwareDeviceAuthKeys(), SoftwareIssuerHsm(SEED), order_ids=[activation.id]
-    )
-    report = export_for_bureau(records, tmp_path / "blobs", tmp_path / "letters")
-    assert report.orders == [bureau.id]  # the activation blob is not the bureau's
-    assert records.get_order(activation.id).state is OrderState.SEALED
-    assert len(report.letters) == 1
-    records.advance_order(activation.id, OrderState.PERSONALIZED)  # the user system reported
-    report = export_for_bureau(records, tmp_path / "blobs", tmp_path / "letters")
-    serial = records.get_order(activation.id).card_serial
-    assert serial is not None and report.orders == []
-    assert [p.name for p in report.letters] == [f"{serial.hex().upper()}.p7m"]

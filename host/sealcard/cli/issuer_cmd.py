@@ -1,8 +1,10 @@
 """`sealcard issuer`: the issuer system (records, batch sealing) and its HSMs.
 
 This module holds the `issuer` group and init, user, order, status and seal; the
-subgroups live in issuer_hsm_cmd (hsm), issuer_stock_cmd (pack, export, results)
-and issuer_card_cmd (card) and are registered on the group at the bottom.
+subgroups live in issuer_hsm_cmd (hsm), issuer_stock_cmd (pack), issuer_party_cmd (keys,
+party, pack import, export, receive, results: the sealed files), issuer_card_cmd (card),
+issuer_people_cmd (operator, user import), issuer_serve_cmd (serve) and issuer_audit_cmd
+(audit), and are registered on the group at the bottom.
 """
 
 from __future__ import annotations
@@ -19,9 +21,17 @@ from sealcard.cli.issuer_audit_cmd import audit_group
 from sealcard.cli.issuer_card_cmd import card_group
 from sealcard.cli.issuer_common import home_option, issuer_emit, issuer_json_option, open_records
 from sealcard.cli.issuer_hsm_cmd import hsm_group
+from sealcard.cli.issuer_party_cmd import (
+    export_cmd,
+    keys_group,
+    pack_import,
+    party_group,
+    receive_cmd,
+    results_cmd,
+)
 from sealcard.cli.issuer_people_cmd import operator_group, user_import
 from sealcard.cli.issuer_serve_cmd import serve_cmd
-from sealcard.cli.issuer_stock_cmd import export_cmd, pack_group, results_cmd
+from sealcard.cli.issuer_stock_cmd import pack_group
 from sealcard.cli.outcome import CliFail
 from sealcard.issuer.config import init_home
 from sealcard.issuer.lifecycle import OrderState
@@ -48,6 +58,14 @@ def issuer() -> None:
       sealcard issuer pack import-fake --cards 10     # dev only: cards that exist nowhere
       sealcard issuer seal
       sealcard issuer status
+
+    \b
+    With the other parties (sealed files, docs/files.md):
+      sealcard issuer keys init --name bank --out issuer.pem   # hand it to every party
+      sealcard issuer party add --role bureau --cert bureau.pem
+      sealcard issuer pack import --file device-init-PACK-1.p7m
+      sealcard issuer export --bureau print-house
+      sealcard issuer receive --file results-B1.p7m --file shipping-B1.p7m
 
     Every command takes --home (default $SEALCARD_ISSUER_HOME, else ./issuer-home) and --json.
     """
@@ -574,9 +592,13 @@ _HELD_SHOWN = 3
 
 # -- subgroups and commands from the sibling modules ---------------------------------------------
 
+pack_group.add_command(pack_import)
 issuer.add_command(pack_group)
 issuer.add_command(hsm_group)
+issuer.add_command(keys_group)
+issuer.add_command(party_group)
 issuer.add_command(export_cmd)
+issuer.add_command(receive_cmd)
 issuer.add_command(results_cmd)
 issuer.add_command(card_group)
 user_group.add_command(user_import)

@@ -1,8 +1,8 @@
 """Options and helpers that the `sealcard issuer` command modules share.
 
-`issuer_cmd` (the group, init, user, order, status, seal), `issuer_hsm_cmd` (hsm),
-`issuer_stock_cmd` (pack, export, results) and `issuer_card_cmd` (card) all take
-`--home` and `--json` and print sorted-key JSON through the same helpers.
+`issuer_cmd` (the group, init, user, order, status, seal) and its sibling modules (hsm,
+pack, the sealed files, card, ...) all take `--home` and `--json` and print sorted-key JSON
+through the same helpers.
 """
 
 from __future__ import annotations

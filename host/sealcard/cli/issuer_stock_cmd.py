@@ -1,11 +1,10 @@
-"""`sealcard issuer pack`, `export` and `results`: card stock and the hand-over to the bureau.
+"""`sealcard issuer pack`: the card stock (the sealed files are in issuer_party_cmd).
 
 Registered on the `issuer` group by issuer_cmd.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 
@@ -47,7 +46,7 @@ def pack_import_fake(
 
     The cards exist nowhere: their keys are made here and thrown away, so blobs sealed for
     them can never be opened. The pack is recorded with source "fake" in the audit log. Real
-    packs come from the card provider (pack file import: a later issue).
+    packs come from the card provider (`issuer pack import FILE`).
     """
     from sealcard.issuer.fake import import_fake_pack
 
@@ -92,8 +91,8 @@ def pack_import_cards(
     Each card's attestation is checked against the provider root (both
     root-signed keys, the signed device key), and it must be closed and hold
     this issuer's public key. One card that fails stops the import and adds
-    nothing. Until the provider's pack file exists (a later issue), this is
-    how real or simulated cards enter the stock.
+    nothing. For a lab without a provider: a provider sends its packs as sealed
+    files (`issuer pack import FILE`).
     """
     import datetime as dt
 
@@ -118,86 +117,3 @@ def pack_import_cards(
         count = import_pack(records, serial, cards)
     payload = {"pack": serial, "cards": count, "serials": [c.serial.hex().upper() for c in cards]}
     issuer_emit(as_json, payload, f"pack {serial}: {count} genuine cards added to the stock")
-
-
-# -- hand-over to the bureau and the mailer -------------------------------------------------------
-
-
-@click.command(name="export")
-@home_option
-@click.option(
-    "--blob-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    help="Folder for the bureau: one <SERIAL>.blob per sealed card.",
-)
-@click.option(
-    "--letter-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Folder for the mailer: one <SERIAL>.p7m PIN letter per card that has one.",
-)
-@issuer_json_option
-def export_cmd(home: Path | None, blob_dir: Path, letter_dir: Path | None, as_json: bool) -> None:
-    """Hand every sealed order to the bureau (blobs) and the mailer (PIN letters).
-
-    Each blob is encrypted to its card and signed by the issuer HSM; each
-    letter is encrypted to the mailer and signed. The orders move to
-    sent_to_bureau; an interrupted export is simply run again.
-    """
-    from sealcard.issuer.handover import export_for_bureau
-
-    _, records = open_records(home)
-    with records.db:
-        report = export_for_bureau(records, blob_dir, letter_dir)
-    payload = {
-        "orders": report.orders,
-        "blobs": [str(p) for p in report.blobs],
-        "letters": [str(p) for p in report.letters],
-    }
-    text = f"{len(report.blobs)} blobs to {blob_dir}" + (
-        f", {len(report.letters)} PIN letters to {letter_dir}" if letter_dir else ""
-    )
-    issuer_emit(as_json, payload, text)
-
-
-@click.command(name="results")
-@home_option
-@click.option(
-    "--results",
-    "results_file",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The bureau's result data (`sealcard bureau personalize --results FILE`).",
-)
-@issuer_json_option
-def results_cmd(home: Path | None, results_file: Path, as_json: bool) -> None:
-    """Apply the bureau's result data (from `sealcard bureau personalize --results`).
-
-    Each card serial's order moves to personalized or failed. Serials the
-    issuer did not send, or already settled, change nothing.
-    """
-    from sealcard.issuer.handover import BureauResult, apply_bureau_results
-
-    try:
-        document = json.loads(results_file.read_text())
-        results = [
-            BureauResult(bytes.fromhex(card["serial"]), bool(card["personalized"]), card["reason"])
-            for card in document["cards"]
-            if card.get("serial")
-        ]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise click.BadParameter(
-            f"{results_file} is not a bureau result file ({type(exc).__name__}: {exc}); give "
-            "the file `sealcard bureau personalize --results` wrote",
-            param_hint="--results",
-        ) from None
-    _, records = open_records(home)
-    with records.db:
-        counts = apply_bureau_results(records, results)
-    issuer_emit(
-        as_json,
-        counts,
-        f"{counts['personalized']} personalized, {counts['failed']} failed, "
-        f"{counts['unknown']} unknown serials",
-    )

@@ -43,6 +43,10 @@ GROUPS: Final = {
         "sealcard.cli.issuer_cmd:issuer",
         "Issuer system and issuer HSMs: users, orders, card stock, sealing.",
     ),
+    "mailer": LazyCommand(
+        "sealcard.cli.mailer_cmd:mailer",
+        "Mailing system: open the PIN letters, print them, confirm to the issuer.",
+    ),
     "provider": LazyCommand(
         "sealcard.cli.provider_cmd:provider",
         "Card provider: root CA and card initialization (step A).",
@@ -50,6 +54,10 @@ GROUPS: Final = {
     "readers": LazyCommand(
         "sealcard.cli.readers_cmd:readers",
         "List every reader, card present or not, with the card's serial and state.",
+    ),
+    "shipper": LazyCommand(
+        "sealcard.cli.shipper_cmd:shipper",
+        "Shipping system: the bureau's shipping data in, a manifest and a confirmation out.",
     ),
     "sim": LazyCommand(
         "sealcard.cli.sim_cmd:sim",

@@ -10,18 +10,23 @@ import click
 
 from sealcard.cli.card_cmd import cert_json, key_json, status_json
 from sealcard.cli.common import (
+    Decorator,
     emit,
     extended_option,
     fd_option,
     json_option,
     open_session,
     pick_reader,
+    pick_readers,
     read_fd,
     reader_option,
+    readers_option,
     require_terminal,
 )
 from sealcard.cli.outcome import CliFail
+from sealcard.cli.party_cmd import batch_id_option, home_option_for, output_folder, to_issuer_option
 from sealcard.files import remove_if_empty
+from sealcard.formats.party_csv import Role
 from sealcard.parties.provider_names import PASSPHRASE_ENV, ROOT_CERT_FILE, ROOT_KEY_FILE
 
 if TYPE_CHECKING:
@@ -380,3 +385,144 @@ def platform_text(name: str, report: PlatformReport) -> str:
                None: "not decided: see the checks marked ?"}[report.can_host]
     lines.append(f"verdict: {verdict}")
     return "\n".join(lines)
+
+
+# -- sealed files: keys, parties, a whole pack ------------------------------------------------
+
+
+def _provider_keys_export(home_option: Decorator) -> click.Command:
+    @click.command(name="export")
+    @home_option
+    @ca_dir_option
+    @click.option(
+        "--out",
+        type=click.Path(dir_okay=False, path_type=Path),
+        required=True,
+        help="The certificate file to write (party certificate and root CA certificate).",
+    )
+    @json_option()
+    def keys_export(home: Path | None, ca_dir: Path, out: Path, as_json: bool) -> None:
+        """Write the provider's certificate file for the issuer: the party certificate and the
+        root CA certificate that every card's attestation chains to."""
+        from sealcard.cli.party_cmd import bundle_json, certificate_out
+        from sealcard.parties.party_home import export_bundle, load_home
+        from sealcard.parties.provider import ProviderCA, load_root_certificate
+
+        certificate_out(out)
+        party_home = load_home(Role.PROVIDER, home)
+        ProviderCA.check_directory(ca_dir)
+        bundle = export_bundle(party_home, load_root_certificate(ca_dir / ROOT_CERT_FILE))
+        out.write_bytes(bundle.pem())
+        emit(as_json, {"out": str(out), **bundle_json(bundle)}, f"certificate file {out}")
+
+    return keys_export
+
+
+def _register_party_groups() -> None:
+    from sealcard.cli.party_cmd import make_keys_group, make_party_group
+
+    provider.add_command(
+        make_keys_group(Role.PROVIDER, (Role.ISSUER,), extra_export=_provider_keys_export)
+    )
+    provider.add_command(make_party_group(Role.PROVIDER, (Role.ISSUER,)))
+
+
+_register_party_groups()
+
+
+@provider.command(name="init-pack")
+@home_option_for(Role.PROVIDER)
+@batch_id_option("--pack", "pack", "Pack id, e.g. PACK-2026-0001 (letters, digits, . _ -).")
+@readers_option(
+    "A reader to use: its name, a unique part of it, or its number (repeat). Default: every "
+    "reader holding a card, all at once."
+)
+@to_issuer_option("The registered issuer the pack goes to (default: the only one).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The pack file (default: HOME/outbox/device-init-PACK.p7m).",
+)
+@ca_dir_option
+@extended_option()
+@passphrase_fd_option
+@json_option()
+def init_pack(
+    home: Path | None,
+    pack: str,
+    readers: tuple[str, ...],
+    issuer_name: str | None,
+    out: Path | None,
+    ca_dir: Path,
+    extended: bool,
+    passphrase_fd: int | None,
+    as_json: bool,
+) -> None:
+    """Initialize every blank card present, all readers at once, and write the pack file.
+
+    Step A on each blank card (keys made on the card, serial, the issuer's key from its
+    certificate file, root-signed certificates, closed), then the device initialization
+    data file for the issuer: CSV in CMS, signed by the provider, encrypted to the issuer.
+    Run it again with the same --pack to add the cards of another round (or after an
+    interruption): cards already in the pack are kept, and the file is written anew with
+    all of them. Exit code 1 when a reader failed (its card is not in the pack).
+
+    \b
+    Example:
+      sealcard provider init-pack --pack PACK-1 --out device-init-PACK-1.p7m
+    """
+    from sealcard.files import check_new_file
+    from sealcard.parties.party_home import load_home, open_party
+    from sealcard.parties.provider import ProviderCA
+    from sealcard.parties.provider_pack import ReaderOutcome
+    from sealcard.parties.provider_pack import init_pack as run_init_pack
+
+    target = out or load_home(Role.PROVIDER, home).root / "outbox" / f"device-init-{pack}.p7m"
+    ProviderCA.check_directory(ca_dir)  # before anyone is asked for its passphrase
+    with (
+        output_folder(target.parent, what="the folder of the pack file", option="--out"),
+        open_party(Role.PROVIDER, home) as party,
+    ):
+        check_new_file(target, what="the pack file", fix="give another --out")
+        issuer = party.peer(Role.ISSUER, issuer_name)
+        names = pick_readers(readers)
+        ca = ProviderCA.load(ca_dir, read_passphrase(passphrase_fd, confirm=False))
+
+        def show(outcome: ReaderOutcome) -> None:
+            if not as_json:
+                serial = outcome.serial.hex().upper() if outcome.serial else "?"
+                click.echo(
+                    f"{outcome.outcome:20} {serial:18} {outcome.reader}: {outcome.reason}", err=True
+                )
+
+        report = run_init_pack(
+            party, ca, pack, names, issuer, target, extended=extended, on_card=show
+        )
+    failed = [o for o in report.outcomes if o.outcome == "failed"]
+    payload = {
+        "pack": report.pack,
+        "file": str(report.path),
+        "file_id": report.file_id,
+        "cards": report.cards,
+        "issuer": issuer.name,
+        "readers": [
+            {
+                "reader": o.reader,
+                "serial": o.serial.hex().upper() if o.serial else None,
+                "outcome": o.outcome,
+                "reason": o.reason,
+                "seconds": round(o.seconds, 3),
+            }
+            for o in report.outcomes
+        ],
+    }
+    summary = f"pack {report.pack}: {report.cards} cards in {report.path} (for {issuer.name})"
+    if failed:
+        raise CliFail(
+            f"{summary}; {len(failed)} reader(s) failed (each reason is above): their cards are"
+            " not in the pack; run again with the same --pack to add them",
+            kind="CardsFailed",
+            payload=payload,
+        )
+    emit(as_json, payload, summary)

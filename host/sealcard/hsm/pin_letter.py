@@ -371,6 +371,13 @@ def _set_of(attrs_der: bytes) -> bytes:
 
 def open_envelope(enveloped: bytes, mailer_private_key: rsa.RSAPrivateKey) -> bytes:
     """Decrypt a ContentInfo(EnvelopedData) made by :func:`envelope`."""
+    return open_envelope_with(enveloped, lambda key: mailer_private_key.decrypt(key, _oaep()))
+
+
+def open_envelope_with(enveloped: bytes, unwrap: Callable[[bytes], bytes]) -> bytes:
+    """Decrypt a ContentInfo(EnvelopedData) made by :func:`envelope`; `unwrap` is the RSA-OAEP
+    (SHA-256) decryption of the content key by the mailer's key, wherever that key lives
+    (raising ValueError or SealcardError when it cannot)."""
     try:
         info = cms.ContentInfo.load(enveloped)
         data = info["content"]
@@ -382,12 +389,14 @@ def open_envelope(enveloped: bytes, mailer_private_key: rsa.RSAPrivateKey) -> by
     except (ValueError, KeyError, TypeError, IndexError):
         raise PinLetterError("malformed EnvelopedData") from None
     try:
-        content_key = mailer_private_key.decrypt(encrypted_key, _oaep())
+        content_key = unwrap(encrypted_key)
+        if len(content_key) != AES_KEY_BYTES:
+            raise ValueError("content key length")
         decryptor = Cipher(algorithms.AES(content_key), modes.CBC(iv)).decryptor()
         padded = decryptor.update(ciphertext) + decryptor.finalize()
         unpadder = padding.PKCS7(AES_BLOCK_BYTES * 8).unpadder()
         return unpadder.update(padded) + unpadder.finalize()
-    except ValueError:
+    except (ValueError, SealcardError):
         raise PinLetterError("the PIN letter cannot be decrypted with this key") from None
 
 

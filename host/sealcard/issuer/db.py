@@ -268,6 +268,12 @@ class Database:
         except psycopg.Error as exc:
             raise DatabaseUnavailableError(f"cannot connect to {redact_url(url)}: {exc}") from exc
 
+    def set_cache_size(self, mib: int) -> None:
+        """SQLite's page cache for this connection (a job that streams through many rows once
+        gains nothing from a large one, and its memory would grow up to that size)."""
+        if self.dialect is Dialect.SQLITE:
+            self._conn.execute(f"PRAGMA cache_size=-{int(mib) * 1024}")
+
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
         """One transaction: committed when the block ends, rolled back if it raises.

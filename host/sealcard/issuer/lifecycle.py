@@ -1,20 +1,22 @@
 """The life cycle of an order: the one place that says which state may follow which.
 
     requested -> card_assigned -> sealed -> sent_to_bureau -> personalized -> shipped -> pin_mailed
-        |                           |                     \\-> failed
+        |                           |                     \\-> failed (-> personalized)
         |                           |-> personalized (activation: the user system injected it)
         \\-> cancelled <--------------/
     card_assigned -> cancelled (only while on hold: the issuer HSM refused it)
     personalized, shipped, pin_mailed -> lost -> terminated
     sealed, sent_to_bureau, personalized, shipped, pin_mailed -> terminated
 
-`failed` and `cancelled` are final: the card of such an order is never used again. A lost
-card's order waits for the card to turn up (then the issuer-authenticated terminate is sent
-through the user's computer and it becomes `terminated`, final). A lost or terminated card is
-replaced by a new order for the same user with the same derivation element (same user key).
-`terminated` follows every state in which the card may hold its blob: the card accepted the
-issuer-signed terminate, which proves it was personalized. Every state change in the issuer
-system goes through `check_transition`.
+`cancelled` is final, and so is `failed` but for one way out: `personalized`, when a later
+bureau result says the card holds its key after all (an earlier run lost the success), so that
+the records never deny a card that works. The card of a failed or cancelled order is never used
+for another order; the user gets a new order. A lost card's order waits for the card to turn up
+(then the issuer-authenticated terminate is sent through the user's computer and it becomes
+`terminated`, final). A lost or terminated card is replaced by a new order for the same user
+with the same derivation element (same user key). `terminated` follows every state in which the
+card may hold its blob: the card accepted the issuer-signed terminate, which proves it was
+personalized. Every state change in the issuer system goes through `check_transition`.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
     _S.SEALED: frozenset({_S.SENT_TO_BUREAU, _S.PERSONALIZED, _S.CANCELLED, _S.TERMINATED}),
     _S.SENT_TO_BUREAU: frozenset({_S.PERSONALIZED, _S.FAILED, _S.TERMINATED}),
     _S.PERSONALIZED: frozenset({_S.SHIPPED, _S.PIN_MAILED, _S.LOST, _S.TERMINATED}),
-    _S.FAILED: frozenset(),
+    _S.FAILED: frozenset({_S.PERSONALIZED}),  # repaired by a later bureau result
     _S.SHIPPED: frozenset({_S.PIN_MAILED, _S.LOST, _S.TERMINATED}),
     _S.PIN_MAILED: frozenset({_S.LOST, _S.TERMINATED}),
     _S.LOST: frozenset({_S.TERMINATED}),

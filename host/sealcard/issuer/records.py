@@ -386,6 +386,16 @@ class Records:
         """Append one entry to the audit log inside the caller's transaction."""
         self._audit(tx, action, order_id=order_id, card_serial=card_serial, detail=detail)
 
+    def audit_rows_in(
+        self,
+        tx: Tx,
+        action: str,
+        rows: Sequence[tuple[int | None, bytes | None, dict[str, Any] | str | None]],
+    ) -> None:
+        """One entry per (order, card, detail) row inside the caller's transaction (the party
+        files' hand-over audits a chunk of cards at once)."""
+        self._audit_many(tx, action, rows)
+
     def audit(
         self,
         action: str,
@@ -886,6 +896,19 @@ class Records:
                     " card is reported lost, or terminated)"
                 )
                 raise IssuerError(f"order {order_id} is {order.state.value}: {hint}")
+            if order.state is OrderState.SEALED:
+                # an interrupted `issuer export` took it into a batch whose files it writes
+                # again: cancelled now, the bureau could still get its blob and the batch
+                # could never move on to sent_to_bureau
+                batch = tx.scalar(
+                    "SELECT batch_id FROM batch_orders WHERE order_id = ?", (order_id,)
+                )
+                if batch is not None:
+                    raise IssuerError(
+                        f"order {order_id} is in export batch {batch}, whose files an interrupted"
+                        " `sealcard issuer export` did not finish: run it again (the card then"
+                        " goes to the bureau; report it lost or terminate it afterwards)"
+                    )
             reason = "cancelled" + (f": {note}" if note else "")
             if order.held:
                 reason += f" (was on hold: {order.failure_reason})"
@@ -1155,6 +1178,13 @@ class Records:
                 f"{n - tx.rowcount} of {n} orders were no longer"
                 f" {current.value!r}: another process moved them"
             )
+
+    def move_orders(
+        self, tx: Tx, order_ids: Sequence[int], current: OrderState, wanted: OrderState
+    ) -> None:
+        """Move orders from one state to the next inside the caller's transaction (for the
+        hand-over of party files, sealcard.issuer.exchange_records)."""
+        self._move(tx, order_ids, current, wanted)
 
     # -- packs and cards --------------------------------------------------------------------
 

@@ -1,9 +1,9 @@
 """The personalization bureau: step Q, injecting a sealed blob (and maybe its own PIN/PUK).
 
-The bureau matches each card by serial, optionally stages a PIN and PUK it
-made itself (FIG. 2 variant: PUT PIN PUK), then sends the blob. The card
-checks the issuer's signature, then decrypts; the bureau never sees the
-user key. A PIN/PUK inside the blob (FIG. 5) wins over the bureau's.
+One card: optionally stage a PIN and PUK the bureau made itself (FIG. 2 variant: PUT PIN
+PUK), then send the blob. The card checks the issuer's signature, then decrypts; the bureau
+never sees the user key. A PIN/PUK inside the blob (FIG. 5) wins over the bureau's. A whole
+batch file over many readers is parties/bureau_batch.py.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from sealcard.crypto import sealed_blob
 from sealcard.crypto.pin import DEFAULT_PIN_DIGITS, DEFAULT_PUK_DIGITS, generate_pin, generate_puk
 from sealcard.errors import SealcardError
 from sealcard.transport.connection import TrafficCount
-from sealcard.transport.pcsc import PcscConnection
 
 
 class BureauError(SealcardError):
@@ -120,50 +119,3 @@ def personalize_card(
         seconds=seconds,
         traffic=traffic,
     )
-
-
-@dataclass(frozen=True)
-class CardOutcome:
-    """One card of a bureau run: its reader, serial and whether step Q succeeded (and why not)."""
-
-    reader: str
-    serial: bytes | None
-    personalized: bool
-    reason: str
-    result: PersonalizationResult | None = None
-
-
-def personalize_readers(
-    readers: list[str],
-    blobs: dict[bytes, bytes],
-    *,
-    extended: bool = False,
-    on_card: Callable[[CardOutcome], None] | None = None,
-) -> list[CardOutcome]:
-    """Step Q for every card in `readers`, each matched to its blob by serial.
-
-    `blobs` maps a card serial to the sealed blob made for it. A card that is
-    not INITIALIZED, has no blob, or refuses its blob is reported as failed
-    with the reason, and the run goes on: the result list is the bureau's
-    result data (per serial: success or failure) for the issuer.
-    """
-    outcomes: list[CardOutcome] = []
-    for reader in readers:
-        serial: bytes | None = None
-        try:
-            with PcscConnection.open(reader, exclusive=True) as connection:
-                session = SealcardSession(connection, extended=extended)
-                status = session.refresh_status()
-                serial = status.serial
-                blob = blobs.get(serial) if serial is not None else None
-                if blob is None:
-                    outcome = CardOutcome(reader, serial, False, "no sealed blob for this serial")
-                else:
-                    result = personalize_card(session, blob)
-                    outcome = CardOutcome(reader, serial, True, "personalized", result)
-        except SealcardError as exc:
-            outcome = CardOutcome(reader, serial, False, str(exc))
-        outcomes.append(outcome)
-        if on_card is not None:
-            on_card(outcome)
-    return outcomes

@@ -8,6 +8,7 @@ to it. pyscard's result codes become the typed errors of
 
 from __future__ import annotations
 
+import time
 from types import TracebackType
 from typing import Final
 
@@ -48,6 +49,7 @@ _NO_CARD: Final = frozenset(
 )
 _REMOVED: Final = frozenset(_code(c) for c in (scard.SCARD_W_REMOVED_CARD,))
 _RESET: Final = frozenset(_code(c) for c in (scard.SCARD_W_RESET_CARD,))
+_BUSY_RETRY_S: Final = 0.2
 _BUSY: Final = frozenset(_code(c) for c in (scard.SCARD_E_SHARING_VIOLATION,))
 _NO_READERS: Final = _code(scard.SCARD_E_NO_READERS_AVAILABLE)
 
@@ -154,8 +156,24 @@ class PcscConnection:
         self.reader = reader
 
     @classmethod
-    def open(cls, reader_name: str, *, exclusive: bool = False) -> PcscConnection:
-        """Connect to the card in `reader_name` (T=0 or T=1, whichever the card offers)."""
+    def open(
+        cls, reader_name: str, *, exclusive: bool = False, busy_wait: float = 0.0
+    ) -> PcscConnection:
+        """Connect to the card in `reader_name` (T=0 or T=1, whichever the card offers).
+
+        `busy_wait`: seconds to keep trying while another connection holds the card (pcscd
+        frees the connections of a process that died only once it notices)."""
+        deadline = time.monotonic() + busy_wait
+        while True:
+            try:
+                return cls._open(reader_name, exclusive)
+            except ReaderBusyError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(_BUSY_RETRY_S)
+
+    @classmethod
+    def _open(cls, reader_name: str, exclusive: bool) -> PcscConnection:
         context = _Context()
         try:
             if reader_name not in _list(context):
