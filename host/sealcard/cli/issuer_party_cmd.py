@@ -17,9 +17,10 @@ from sealcard.cli.party_cmd import (
     party_file_option,
     party_name_option,
 )
-from sealcard.formats.party_csv import FileKind, Role
+from sealcard.formats.roles import Role
 
 if TYPE_CHECKING:
+    from sealcard.formats.party_csv import FileKind
     from sealcard.parties.issuer_exchange import BatchFiles
 
 PEER_ROLES = (Role.PROVIDER, Role.BUREAU, Role.MAILER, Role.SHIPPER)
@@ -373,4 +374,6 @@ def results_cmd(home: Path | None, files: tuple[Path, ...], as_json: bool) -> No
 
     Example: sealcard issuer results --results inbox/results-B1.p7m
     """
+    from sealcard.formats.party_csv import FileKind
+
     _receive(home, files, (FileKind.RESULTS, FileKind.SHIPPING), as_json)

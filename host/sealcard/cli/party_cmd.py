@@ -10,19 +10,20 @@ import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from sealcard.cli.common import Decorator, emit, json_option
-from sealcard.formats.party_cert import PartyBundle
-from sealcard.formats.party_csv import Role
+from sealcard.formats.roles import Role
+from sealcard.parties.party_names import home_env
+
+if TYPE_CHECKING:
+    from sealcard.formats.party_cert import PartyBundle
 
 
 def home_option_for(role: Role) -> Decorator:
     """`--home DIR`: this party's home folder (parameter `home`), default $SEALCARD_<ROLE>_HOME."""
-    from sealcard.parties.party_home import home_env
-
     return click.option(
         "--home",
         type=click.Path(file_okay=False, path_type=Path),
@@ -84,6 +85,18 @@ def certificate_out(out: Path | None) -> None:
         check_new_file(out, what="the certificate file", fix="give another --out")
 
 
+def _party_name(value: str) -> str:
+    from sealcard.formats.party_csv import check_party_name  # when parsed, not at --help
+
+    return check_party_name(value)
+
+
+def _batch_id(value: str) -> str:
+    from sealcard.formats.party_csv import check_batch_id  # when parsed, not at --help
+
+    return check_batch_id(value)
+
+
 def _checked(check: Callable[[str], str]) -> Callable[[click.Context, click.Parameter, str], str]:
     def callback(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
         if value is None:
@@ -98,19 +111,15 @@ def _checked(check: Callable[[str], str]) -> Callable[[click.Context, click.Para
 
 def party_name_option(help_text: str) -> Decorator:
     """`--name`: a party name as files and certificates carry it (checked: usage error)."""
-    from sealcard.formats.party_csv import check_party_name
-
     return click.option(
-        "--name", required=True, callback=_checked(check_party_name), help=help_text
+        "--name", required=True, callback=_checked(_party_name), help=help_text
     )
 
 
 def batch_id_option(name: str, dest: str, help_text: str) -> Decorator:
     """A pack or batch id option (checked: usage error)."""
-    from sealcard.formats.party_csv import check_batch_id
-
     return click.option(
-        name, dest, required=True, callback=_checked(check_batch_id), help=help_text
+        name, dest, required=True, callback=_checked(_batch_id), help=help_text
     )
 
 

@@ -26,7 +26,7 @@ from sealcard.cli.common import (
 from sealcard.cli.outcome import CliFail
 from sealcard.cli.party_cmd import batch_id_option, home_option_for, output_folder, to_issuer_option
 from sealcard.files import remove_if_empty
-from sealcard.formats.party_csv import Role
+from sealcard.formats.roles import Role
 from sealcard.parties.provider_names import PASSPHRASE_ENV, ROOT_CERT_FILE, ROOT_KEY_FILE
 
 if TYPE_CHECKING:

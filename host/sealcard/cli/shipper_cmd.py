@@ -16,7 +16,7 @@ from sealcard.cli.party_cmd import (
     party_out_dir_option,
     to_issuer_option,
 )
-from sealcard.formats.party_csv import Role
+from sealcard.formats.roles import Role
 
 
 @click.group(name="shipper")

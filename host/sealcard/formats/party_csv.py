@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from sealcard.errors import SealcardError
+from sealcard.formats.roles import Role as Role  # re-exported: the format names the roles
 
 FORMAT_NAME: Final = "sealcard-party-file"
 FORMAT_VERSION: Final = 1
@@ -56,16 +57,6 @@ class PartyNameError(ValueError, SealcardError):
 
 class UnknownVersionError(PartyFileContentError):
     """A format version this code does not read."""
-
-
-class Role(enum.StrEnum):
-    """The parties that exchange files."""
-
-    PROVIDER = "provider"
-    ISSUER = "issuer"
-    BUREAU = "bureau"
-    MAILER = "mailer"
-    SHIPPER = "shipper"
 
 
 class FileKind(enum.StrEnum):

@@ -42,15 +42,12 @@ from sealcard.hsm.softhsm import init_softhsm
 from sealcard.hsm.token import Token
 from sealcard.issuer.config import render_section
 from sealcard.parties.exchange import Identity, Peer
+from sealcard.parties.party_names import home_env
 
 CONFIG_NAME: Final = "config.toml"
 IDENTITY_FILE: Final = "identity.pem"
 JOURNAL_FILE: Final = "received.log"
 _DIR_MODE: Final = 0o700
-
-
-def home_env(role: Role) -> str:
-    return f"SEALCARD_{role.value.upper()}_HOME"
 
 
 def default_home(role: Role) -> Path:
