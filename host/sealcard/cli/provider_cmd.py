@@ -473,32 +473,33 @@ def init_pack(
       sealcard provider init-pack --pack PACK-1 --out device-init-PACK-1.p7m
     """
     from sealcard.files import check_new_file
-    from sealcard.parties.party_home import load_home, open_party
+    from sealcard.parties.party_home import find_peer, load_home, open_party
     from sealcard.parties.provider import ProviderCA
     from sealcard.parties.provider_pack import ReaderOutcome
     from sealcard.parties.provider_pack import init_pack as run_init_pack
 
-    target = out or load_home(Role.PROVIDER, home).root / "outbox" / f"device-init-{pack}.p7m"
+    provider_home = load_home(Role.PROVIDER, home)
+    target = out or provider_home.root / "outbox" / f"device-init-{pack}.p7m"
     ProviderCA.check_directory(ca_dir)  # before anyone is asked for its passphrase
-    with (
-        output_folder(target.parent, what="the folder of the pack file", option="--out"),
-        open_party(Role.PROVIDER, home) as party,
-    ):
+    with output_folder(target.parent, what="the folder of the pack file", option="--out"):
         check_new_file(target, what="the pack file", fix="give another --out")
-        issuer = party.peer(Role.ISSUER, issuer_name)
-        names = pick_readers(readers)
-        ca = ProviderCA.load(ca_dir, read_passphrase(passphrase_fd, confirm=False))
+        find_peer(provider_home, Role.ISSUER, issuer_name)  # before the token is opened
+        with open_party(Role.PROVIDER, home) as party:
+            issuer = party.peer(Role.ISSUER, issuer_name)
+            names = pick_readers(readers)
+            ca = ProviderCA.load(ca_dir, read_passphrase(passphrase_fd, confirm=False))
 
-        def show(outcome: ReaderOutcome) -> None:
-            if not as_json:
-                serial = outcome.serial.hex().upper() if outcome.serial else "?"
-                click.echo(
-                    f"{outcome.outcome:20} {serial:18} {outcome.reader}: {outcome.reason}", err=True
-                )
+            def show(outcome: ReaderOutcome) -> None:
+                if not as_json:
+                    serial = outcome.serial.hex().upper() if outcome.serial else "?"
+                    click.echo(
+                        f"{outcome.outcome:20} {serial:18} {outcome.reader}: {outcome.reason}",
+                        err=True,
+                    )
 
-        report = run_init_pack(
-            party, ca, pack, names, issuer, target, extended=extended, on_card=show
-        )
+            report = run_init_pack(
+                party, ca, pack, names, issuer, target, extended=extended, on_card=show
+            )
     failed = [o for o in report.outcomes if o.outcome == "failed"]
     payload = {
         "pack": report.pack,

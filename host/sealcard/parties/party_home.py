@@ -325,22 +325,31 @@ class OpenParty:
 
     def peer(self, role: Role, name: str | None) -> Peer:
         """The registered party of `role` named `name`, or the only one of that role."""
-        candidates = self.peers.of_role(role)
-        if name is not None:
-            found = self.peers.find(PartyName(role, name))
-            if found is None:
-                known = ", ".join(p.name for p in candidates) or "none"
-                raise PartyError(f"no {role.value} named {name!r} is registered (known: {known})")
-            return found
-        if len(candidates) == 1:
-            return candidates[0]
-        if not candidates:
-            raise PartyError(
-                f"no {role.value} is registered: `sealcard {self.home.role.value} party add"
-                f" --role {role.value} --cert FILE`"
-            )
-        names = ", ".join(p.name for p in candidates)
-        raise PartyError(f"several {role.value}s are registered ({names}): name one")
+        return find_peer(self.home, role, name)
+
+
+def find_peer(home: PartyHome, role: Role, name: str | None) -> Peer:
+    """The registered party of `role` named `name`, or the only one of that role.
+
+    Reads the home's folder only (no token), so a command can check it before opening one.
+    """
+    peers = home.peers
+    candidates = peers.of_role(role)
+    if name is not None:
+        found = peers.find(PartyName(role, name))
+        if found is None:
+            known = ", ".join(p.name for p in candidates) or "none"
+            raise PartyError(f"no {role.value} named {name!r} is registered (known: {known})")
+        return found
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        raise PartyError(
+            f"no {role.value} is registered: `sealcard {home.role.value} party add"
+            f" --role {role.value} --cert FILE`"
+        )
+    names = ", ".join(p.name for p in candidates)
+    raise PartyError(f"several {role.value}s are registered ({names}): name one")
 
 
 @contextmanager
