@@ -151,7 +151,8 @@ def kill_loop(
 ) -> None:
     """Start `issuer seal` again and again and SIGKILL it (or the service) at random: after 0
     to 2 of its commit points B (0: while it starts or in its first chunk), then a random
-    0..`jitter` s more, which lands anywhere in the next chunk."""
+    0..`jitter` s more (at most the time one chunk was seen to take), which lands anywhere in
+    the next chunk."""
     argv = [
         sys.executable,
         "-m",
@@ -166,6 +167,7 @@ def kill_loop(
     ]
     sealed_sql = "SELECT COUNT(*) FROM orders WHERE state = 'sealed'"
     pid_file = home / "run" / "issuer-hsm.pid"
+    chunk_seconds = jitter
     while counts.kills < kills:
         sealed_before = _count(url, sealed_sql)
         if sealed_before == counts.cards:
@@ -175,9 +177,19 @@ def kill_loop(
         target = sealed_before + rng.randint(0, 2) * counts.chunk
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # noqa: S603 - our own interpreter and module
         counts.runs += 1
-        while proc.poll() is None and _count(url, sealed_sql) < target:
-            time.sleep(0.02)
-        time.sleep(rng.uniform(0.0, jitter))
+        # the kill lands within one chunk after the target: the random delay is capped by the
+        # time a chunk was last seen to take (in this run or an earlier one), so a fast machine
+        # does not seal the rest of the orders during the delay
+        last_seen, last_change = sealed_before, time.monotonic()
+        while proc.poll() is None and last_seen < target:
+            time.sleep(0.005)
+            seen = _count(url, sealed_sql)
+            if seen != last_seen:
+                now = time.monotonic()
+                if last_seen != sealed_before:  # a whole chunk between two commits
+                    chunk_seconds = min(jitter, now - last_change)
+                last_seen, last_change = seen, now
+        time.sleep(rng.uniform(0.0, chunk_seconds))
         hit_service = service_kill_every > 0 and (counts.kills + 1) % service_kill_every == 0
         if proc.poll() is None:
             if hit_service:
