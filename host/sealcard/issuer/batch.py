@@ -102,6 +102,9 @@ class SealTimings:
     hsm_wait: float = 0.0  # main thread waiting for the issuer HSM (not hidden by the pipeline)
     hsm_calls: float = 0.0  # total time inside seal_batch (in the worker thread)
     store: float = 0.0  # commit point B
+    # CPU seconds of the sealer's main thread in the database (reads, commit points A and B):
+    # the database's own share of a card, apart from the threads' waits (bench/seal_batch.py)
+    database_cpu: float = 0.0
 
 
 @dataclass
@@ -372,7 +375,7 @@ def seal_orders(
         nonlocal budget
         after = 0
         while budget > 0:  # 1. resume what an interrupted run reserved
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             claim = claims.open() if claims is not None else None
             work = fetch(
                 claim,
@@ -382,6 +385,7 @@ def seal_orders(
                 order_ids=ids,
             )
             timings.fetch += time.perf_counter() - t0
+            timings.database_cpu += time.thread_time() - c0
             if not work:
                 if claims is not None and claim is not None:
                     claims.close(claim)
@@ -390,7 +394,7 @@ def seal_orders(
             budget -= len(work)
             yield work, True, claim
         while budget > 0 or limit is None:  # 2. reserve new pairs (commit point A)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             with records.db.transaction() as tx:
                 reserved = records.reserve(
                     tx,
@@ -408,6 +412,7 @@ def seal_orders(
             claim = claims.open() if claims is not None else None
             work = fetch(claim, len(reserved), order_ids=reserved)
             timings.fetch += time.perf_counter() - t1
+            timings.database_cpu += time.thread_time() - c0
             budget -= len(work)
             if not work and claims is not None and claim is not None:
                 claims.close(claim)
@@ -438,6 +443,7 @@ def seal_orders(
         items, held = _check_results(
             chunk.work, keys, results, issuer_public_key, verify_every_blob
         )
+        c0 = time.thread_time()
         if chunk.claim is not None:  # commit point B in the claim's transaction
             records.store_sealed(chunk.claim.tx, items)
             records.hold_orders(chunk.claim.tx, held)
@@ -447,6 +453,7 @@ def seal_orders(
             with records.db.transaction() as tx:  # commit point B
                 records.store_sealed(tx, items)
                 records.hold_orders(tx, held)
+        timings.database_cpu += time.thread_time() - c0
         timings.store += time.perf_counter() - t1
         report.sealed += len(items)
         report.held.extend(held)
