@@ -96,9 +96,7 @@ def blob_for(init: InitResult, issuer: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
-def bureau_round(
-    readers: list[str], ca: ProviderCA, issuer: ec.EllipticCurvePrivateKey
-) -> float:
+def bureau_round(readers: list[str], ca: ProviderCA, issuer: ec.EllipticCurvePrivateKey) -> float:
     """Initialize every card and seal its blob (not timed), then personalize all (timed)."""
     blobs: dict[str, bytes] = {}
     lock = threading.Lock()

@@ -90,10 +90,14 @@ def main(argv: list[str]) -> int:
     assert isinstance(components, dict)
     for name, size in components.items():
         print(f"  {name:<13} {size:>6} B")
-    print(f"  load file data block       {result['load_file_bytes']:>6} B "
-          f"({result['load_file_bytes_without_descriptor']} B without Descriptor)")
-    print(f"  kept after linking, about  {result['kept_after_linking_bytes']:>6} B "
-          f"(Applet, Class, Method, StaticField, Export, ConstantPool)")
+    print(
+        f"  load file data block       {result['load_file_bytes']:>6} B "
+        f"({result['load_file_bytes_without_descriptor']} B without Descriptor)"
+    )
+    print(
+        f"  kept after linking, about  {result['kept_after_linking_bytes']:>6} B "
+        f"(Applet, Class, Method, StaticField, Export, ConstantPool)"
+    )
     print(f"  static field image         {result['static_field_image_bytes']:>6} B")
     return 0
 

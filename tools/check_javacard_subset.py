@@ -318,7 +318,11 @@ def check_api_use(reports: list[ClassReport], api: ApiSurface) -> None:
 
 
 def _resolves(
-    own: dict[str, ClassReport], api: ApiSurface, tag: int, owner: str, name: str,
+    own: dict[str, ClassReport],
+    api: ApiSurface,
+    tag: int,
+    owner: str,
+    name: str,
     descriptor: str,
 ) -> bool:
     """Whether a reference finds its member in the checked classes or in the API."""

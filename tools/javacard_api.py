@@ -206,8 +206,10 @@ def dump(surface: ApiSurface) -> str:
     for name in sorted(surface.classes):
         api_class = surface.classes[name]
         head = ["interface" if api_class.interface else "class", name, *_ordered(api_class.flags)]
-        extends = api_class.interfaces if api_class.interface else (
-            (api_class.superclass,) if api_class.superclass else ()
+        extends = (
+            api_class.interfaces
+            if api_class.interface
+            else ((api_class.superclass,) if api_class.superclass else ())
         )
         if extends:
             head += ["extends", *extends]
@@ -505,8 +507,10 @@ def main(argv: list[str]) -> int:
             return 1
         print(f"{argv[2]}: the same API as {argv[3]}")
         return 0
-    print("usage: javacard_api.py stubs DATA OUTDIR | derive API_JAR | compare DATA API_JAR",
-          file=sys.stderr)
+    print(
+        "usage: javacard_api.py stubs DATA OUTDIR | derive API_JAR | compare DATA API_JAR",
+        file=sys.stderr,
+    )
     return 2
 
 

@@ -16,7 +16,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== ruff"; ruff check host tests bench tools
+echo "== ruff"; ruff check host tests bench tools; ruff format --check host tests bench tools
 echo "== mypy"; mypy
 
 echo "== services"

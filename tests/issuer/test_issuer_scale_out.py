@@ -194,10 +194,13 @@ def test_replacements_keep_their_customers_element_under_several_sealers(
             )
             assert len(keys) == 1  # the new card holds the same user key: same addresses
         # an element is one customer's, for good: never sealed for anybody else
-        assert tx.all(
-            "SELECT s.derivation_index FROM sealed_blobs s JOIN orders o ON o.id = s.order_id"
-            " GROUP BY s.derivation_index HAVING COUNT(DISTINCT o.user_id) > 1"
-        ) == []
+        assert (
+            tx.all(
+                "SELECT s.derivation_index FROM sealed_blobs s JOIN orders o ON o.id = s.order_id"
+                " GROUP BY s.derivation_index HAVING COUNT(DISTINCT o.user_id) > 1"
+            )
+            == []
+        )
         assert tx.scalar("SELECT COUNT(*) FROM derivation_elements") == REPLACED + FRESH
         assert tx.scalar("SELECT COUNT(*) FROM sealed_blobs") == 2 * REPLACED + FRESH
         assert tx.scalar("SELECT COUNT(DISTINCT order_id) FROM sealed_blobs") == (

@@ -81,4 +81,3 @@ def test_service_seals_and_answers_without_write_execute_memory(
         assert service[0]["status"] == "ok"
     finally:
         run_json("issuer", "hsm", "stop", "--home", home)
-

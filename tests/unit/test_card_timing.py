@@ -22,9 +22,19 @@ pytestmark = pytest.mark.skipif(shutil.which("javac") is None, reason="needs a J
 def classes(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("timing")
     compiled = subprocess.run(
-        ["javac", "--release", "17", "-d", str(out),
-         str(SOURCES / "CardTiming.java"), str(SOURCES / "Hex.java")],
-        capture_output=True, text=True, check=False, timeout=120,
+        [
+            "javac",
+            "--release",
+            "17",
+            "-d",
+            str(out),
+            str(SOURCES / "CardTiming.java"),
+            str(SOURCES / "Hex.java"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
     )
     assert compiled.returncode == 0, compiled.stderr
     return out
@@ -33,7 +43,10 @@ def classes(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def modelled_ms(classes: Path, model: str, command: str, response: str) -> float:
     run = subprocess.run(
         ["java", "-cp", str(classes), "sealcard.simulator.CardTiming", model, command, response],
-        capture_output=True, text=True, check=False, timeout=60,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
     assert run.returncode == 0, run.stderr
     return float(run.stdout)
@@ -81,7 +94,10 @@ def test_a_wrong_pin_costs_a_pin_check_and_a_length_error_does_not(classes: Path
 def test_an_unknown_model_is_refused(classes: Path) -> None:
     run = subprocess.run(
         ["java", "-cp", str(classes), "sealcard.simulator.CardTiming", "fast", "00A40400", "9000"],
-        capture_output=True, text=True, check=False, timeout=60,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
     assert run.returncode != 0
     assert "unknown timing fast" in run.stderr

@@ -151,7 +151,7 @@ def _imported(args: tuple[str, ...]) -> tuple[subprocess.CompletedProcess[str], 
 
 
 def _within(module: str, prefix: str) -> bool:
-    """"a.b" names a.b and below it; "a.b." only what is below a.b."""
+    """ "a.b" names a.b and below it; "a.b." only what is below a.b."""
     if prefix.endswith("."):
         return module.startswith(prefix)
     return module == prefix or module.startswith(prefix + ".")

@@ -33,8 +33,20 @@ def _run(*args: str | Path) -> subprocess.CompletedProcess[str]:
 def _javac(bootclasspath: Path, out: Path, sources: list[Path]) -> subprocess.CompletedProcess[str]:
     out.mkdir(parents=True, exist_ok=True)
     return _run(
-        "javac", "-source", "7", "-target", "7", "-g", "-Xlint:-options", "-encoding", "UTF-8",
-        "-bootclasspath", bootclasspath, "-d", out, *sources,
+        "javac",
+        "-source",
+        "7",
+        "-target",
+        "7",
+        "-g",
+        "-Xlint:-options",
+        "-encoding",
+        "UTF-8",
+        "-bootclasspath",
+        bootclasspath,
+        "-d",
+        out,
+        *sources,
     )
 
 
@@ -110,12 +122,16 @@ def _api_with_305_next_bytes(tmp_path: Path) -> Path:
 def test_a_class_using_a_305_method_is_refused_by_the_class_check(tmp_path: Path) -> None:
     api_305 = tmp_path / "api-305"
     generated = _run(
-        sys.executable, TOOLS / "javacard_api.py", "stubs", _api_with_305_next_bytes(tmp_path),
+        sys.executable,
+        TOOLS / "javacard_api.py",
+        "stubs",
+        _api_with_305_next_bytes(tmp_path),
         api_305 / "src",
     )
     assert generated.returncode == 0, generated.stderr
-    compiled_api = _javac(api_305 / "classes", api_305 / "classes",
-                          sorted((api_305 / "src").rglob("*.java")))
+    compiled_api = _javac(
+        api_305 / "classes", api_305 / "classes", sorted((api_305 / "src").rglob("*.java"))
+    )
     assert compiled_api.returncode == 0, compiled_api.stderr
     source = _write(
         tmp_path / "src",
@@ -137,8 +153,11 @@ def test_a_class_using_a_305_method_is_refused_by_the_class_check(tmp_path: Path
     )
     # The same class against the 3.0.5-ish list passes: the refusal is the API, nothing else.
     accepted = _run(
-        sys.executable, TOOLS / "check_javacard_subset.py", classes,
-        "--api", tmp_path / "3.0.5-ish.txt",
+        sys.executable,
+        TOOLS / "check_javacard_subset.py",
+        classes,
+        "--api",
+        tmp_path / "3.0.5-ish.txt",
     )
     assert accepted.returncode == 0, accepted.stderr
 
@@ -162,7 +181,15 @@ def test_the_class_check_refuses_a_305_method_compiled_against_jcardsim(tmp_path
     )
     classes = tmp_path / "classes"
     compiled = _run(
-        "javac", "--release", "8", "-g", "-cp", jcardsim, "-d", classes, source,
+        "javac",
+        "--release",
+        "8",
+        "-g",
+        "-cp",
+        jcardsim,
+        "-d",
+        classes,
+        source,
     )
     assert compiled.returncode == 0, compiled.stderr
     refused = _run(sys.executable, TOOLS / "check_javacard_subset.py", classes)
@@ -191,9 +218,11 @@ def test_a_member_inherited_by_an_applet_class_is_resolved_through_the_api(
     missing_register = tmp_path / "no-register.txt"
     missing_register.write_text(
         "\n".join(
-            line for line in API_DATA.read_text(encoding="utf-8").splitlines()
+            line
+            for line in API_DATA.read_text(encoding="utf-8").splitlines()
             if not line.startswith("  method register ()V ")
-        ) + "\n",
+        )
+        + "\n",
         encoding="utf-8",
     )
     refused = _run(
@@ -209,6 +238,5 @@ def test_compare_reports_a_difference_between_data_and_an_api_jar(tmp_path: Path
     assert javacard_api.differences(surface, surface) == []
     altered = javacard_api.load(_api_with_305_next_bytes(tmp_path))
     assert javacard_api.differences(surface, altered) == [
-        "only in the API jar: method javacard/security/RandomData nextBytes ([BSS)S "
-        "public abstract"
+        "only in the API jar: method javacard/security/RandomData nextBytes ([BSS)S public abstract"
     ]

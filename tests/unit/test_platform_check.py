@@ -26,20 +26,23 @@ NOT_FOUND = 0x6A82
 
 # Card Recognition Data as GlobalPlatform 2.2 cards send it: GP 2.2.1, SCP03 i=10.
 CARD_DATA = bytes.fromhex(
-    "6631" "732F"
+    "6631"
+    "732F"
     "06072A864886FC6B01"
     "600C060A2A864886FC6B02020201"
     "630906072A864886FC6B03"
     "640B06092A864886FC6B040310"
 )
-CPLC = bytes.fromhex("9F7F2A") + bytes.fromhex("4790" "5167" "4700" "6351" "0100") + bytes(32)
+CPLC = bytes.fromhex("9F7F2A") + bytes.fromhex("47905167470063510100") + bytes(32)
 
 
 def resources(free_persistent: int, free_transient: int) -> bytes:
     body = (
         bytes.fromhex("810103")
-        + b"\x82\x04" + free_persistent.to_bytes(4, "big")
-        + b"\x83\x02" + free_transient.to_bytes(2, "big")
+        + b"\x82\x04"
+        + free_persistent.to_bytes(4, "big")
+        + b"\x83\x02"
+        + free_transient.to_bytes(2, "big")
     )
     return bytes.fromhex("FF21") + bytes([len(body)]) + body
 
@@ -47,8 +50,11 @@ def resources(free_persistent: int, free_transient: int) -> bytes:
 class ScriptedCard:
     """Answers by command header (CLA INS P1 P2); SELECT by AID."""
 
-    def __init__(self, answers: dict[bytes, tuple[bytes, int]],
-                 applet: Callable[[bytes], tuple[bytes, int]] | None = None) -> None:
+    def __init__(
+        self,
+        answers: dict[bytes, tuple[bytes, int]],
+        applet: Callable[[bytes], tuple[bytes, int]] | None = None,
+    ) -> None:
         self.answers = answers
         self.applet = applet
         self.sent: list[bytes] = []
@@ -68,8 +74,8 @@ class ScriptedCard:
 
 
 def applet_with(capabilities: int) -> Callable[[bytes], tuple[bytes, int]]:
-    status = bytes.fromhex("80020100" "810101" "8202") + capabilities.to_bytes(2, "big")
-    platform = bytes.fromhex("0300" "7FFF" "0E00" "0E00")
+    status = bytes.fromhex("800201008101018202") + capabilities.to_bytes(2, "big")
+    platform = bytes.fromhex("03007FFF0E000E00")
 
     def answer(apdu: bytes) -> tuple[bytes, int]:
         if apdu[1] == 0xA4:

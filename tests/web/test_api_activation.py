@@ -103,9 +103,10 @@ def test_activation_seals_for_the_presented_card(api: ApiWorld, pin_source: str)
     # the metrics: two blobs sent (the second a repeat), one refusal, one report
     assert activations(api, "sealed_blob_sent") == 2 and activations(api, "already_used") == 1
     registry = metrics(api).registry
-    assert registry.get_sample_value(
-        "sealcard_api_activation_reports_total", {"personalized": "true"}
-    ) == 1
+    assert (
+        registry.get_sample_value("sealcard_api_activation_reports_total", {"personalized": "true"})
+        == 1
+    )
     route = {"method": "POST", "route": "/v1/activation", "status": "422"}
     assert registry.get_sample_value("sealcard_api_requests_total", route) == 1
 

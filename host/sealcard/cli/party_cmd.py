@@ -111,16 +111,12 @@ def _checked(check: Callable[[str], str]) -> Callable[[click.Context, click.Para
 
 def party_name_option(help_text: str) -> Decorator:
     """`--name`: a party name as files and certificates carry it (checked: usage error)."""
-    return click.option(
-        "--name", required=True, callback=_checked(_party_name), help=help_text
-    )
+    return click.option("--name", required=True, callback=_checked(_party_name), help=help_text)
 
 
 def batch_id_option(name: str, dest: str, help_text: str) -> Decorator:
     """A pack or batch id option (checked: usage error)."""
-    return click.option(
-        name, dest, required=True, callback=_checked(_batch_id), help=help_text
-    )
+    return click.option(name, dest, required=True, callback=_checked(_batch_id), help=help_text)
 
 
 def bundle_json(bundle: PartyBundle) -> dict[str, Any]:

@@ -307,7 +307,9 @@ def platform_json(report: PlatformReport) -> dict[str, Any]:
             "aid": None if manager.isd_aid is None else manager.isd_aid.hex().upper(),
             "globalplatform_version": manager.gp_version,
             "secure_channels": list(manager.secure_channels),
-            "cplc": None if cplc is None else {
+            "cplc": None
+            if cplc is None
+            else {
                 "ic_fabricator": cplc.ic_fabricator,
                 "ic_type": cplc.ic_type,
                 "os_id": cplc.os_id,
@@ -319,18 +321,21 @@ def platform_json(report: PlatformReport) -> dict[str, Any]:
             "free_transient_bytes": manager.free_transient,
             "unanswered": manager.unanswered,
         },
-        "applet": None if report.applet_status is None else {
+        "applet": None
+        if report.applet_status is None
+        else {
             **status_json(report.applet_status),
             "javacard_version": None if platform is None else platform.javacard_version,
             "free_persistent_bytes": None if platform is None else platform.free_persistent,
-            "free_transient_reset_bytes": None if platform is None
+            "free_transient_reset_bytes": None
+            if platform is None
             else platform.free_transient_reset,
-            "free_transient_deselect_bytes": None if platform is None
+            "free_transient_deselect_bytes": None
+            if platform is None
             else platform.free_transient_deselect,
         },
         "checks": [
-            {"name": c.name, "verdict": c.verdict.value, "required": c.required,
-             "detail": c.detail}
+            {"name": c.name, "verdict": c.verdict.value, "required": c.required, "detail": c.detail}
             for c in report.checks
         ],
     }
@@ -351,38 +356,50 @@ def platform_text(name: str, report: PlatformReport) -> str:
     if manager["aid"] is None:
         lines.append(f"  {'card manager':<28} not answering SELECT (no GlobalPlatform ISD)")
     else:
-        lines.append(f"  {'card manager':<28} {manager['aid']}, GlobalPlatform "
-                     f"{manager['globalplatform_version'] or '?'}"
-                     + (f", {', '.join(manager['secure_channels'])}"
-                        if manager["secure_channels"] else ""))
+        lines.append(
+            f"  {'card manager':<28} {manager['aid']}, GlobalPlatform "
+            f"{manager['globalplatform_version'] or '?'}"
+            + (f", {', '.join(manager['secure_channels'])}" if manager["secure_channels"] else "")
+        )
         cplc = manager["cplc"]
         if cplc:
-            lines.append(f"  {'chip (CPLC)':<28} fabricator {cplc['ic_fabricator']}, IC type "
-                         f"{cplc['ic_type']}, OS {cplc['os_id']} release "
-                         f"{cplc['os_release_date']} level {cplc['os_release_level']}")
-        for key, label in (("free_persistent_bytes", "free persistent (FF21)"),
-                           ("free_transient_bytes", "free transient (FF21)")):
+            lines.append(
+                f"  {'chip (CPLC)':<28} fabricator {cplc['ic_fabricator']}, IC type "
+                f"{cplc['ic_type']}, OS {cplc['os_id']} release "
+                f"{cplc['os_release_date']} level {cplc['os_release_level']}"
+            )
+        for key, label in (
+            ("free_persistent_bytes", "free persistent (FF21)"),
+            ("free_transient_bytes", "free transient (FF21)"),
+        ):
             value = manager[key]
             lines.append(f"  {label:<28} {'not reported' if value is None else f'{value} B'}")
     if applet is None:
         lines.append(f"  {'sealcard applet':<28} not installed")
     else:
-        lines.append(f"  {'sealcard applet':<28} version {applet['version']}, state "
-                     f"{applet['state']}")
+        lines.append(
+            f"  {'sealcard applet':<28} version {applet['version']}, state {applet['state']}"
+        )
         lines.append(f"  {'JavaCard (getVersion)':<28} {applet['javacard_version'] or '?'}")
         if applet["free_persistent_bytes"] is not None:
-            lines.append(f"  {'free, as the applet sees it':<28} persistent "
-                         f"{applet['free_persistent_bytes']} B, RAM (reset) "
-                         f"{applet['free_transient_reset_bytes']} B, RAM (deselect) "
-                         f"{applet['free_transient_deselect_bytes']} B (32767 = or more)")
+            lines.append(
+                f"  {'free, as the applet sees it':<28} persistent "
+                f"{applet['free_persistent_bytes']} B, RAM (reset) "
+                f"{applet['free_transient_reset_bytes']} B, RAM (deselect) "
+                f"{applet['free_transient_deselect_bytes']} B (32767 = or more)"
+            )
         lines.append(f"  {'capabilities':<28} {', '.join(applet['capabilities']) or 'none'}")
     lines.append("checks:")
     for check in report.checks:
         need = "required" if check.required else "optional"
-        lines.append(f"  [{_VERDICT_MARK[check.verdict.value]:>4}] {check.name:<26} ({need}) "
-                     f"{check.detail}")
-    verdict = {True: "can host the sealcard applet", False: "can NOT host the sealcard applet",
-               None: "not decided: see the checks marked ?"}[report.can_host]
+        lines.append(
+            f"  [{_VERDICT_MARK[check.verdict.value]:>4}] {check.name:<26} ({need}) {check.detail}"
+        )
+    verdict = {
+        True: "can host the sealcard applet",
+        False: "can NOT host the sealcard applet",
+        None: "not decided: see the checks marked ?",
+    }[report.can_host]
     lines.append(f"verdict: {verdict}")
     return "\n".join(lines)
 

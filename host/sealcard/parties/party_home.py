@@ -259,9 +259,7 @@ def init_keys(
             raise PartyError(f"{root} already has its keys ({home.identity_path})")
         created = False
     else:
-        prepare_dir(
-            root, what=f"the {role.value} home", fix="give another --home", mode=_DIR_MODE
-        )
+        prepare_dir(root, what=f"the {role.value} home", fix="give another --home", mode=_DIR_MODE)
         configs = init_softhsm(root, [token_label(role)], module_path)
         cfg = configs[token_label(role)]
         text = (

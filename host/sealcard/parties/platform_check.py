@@ -112,14 +112,24 @@ def _memory_checks(manager: CardManagerInfo, *, installed: bool) -> list[Check]:
         ("free transient memory", manager.free_transient, NEEDED_TRANSIENT_BYTES),
     ):
         if free is None:
-            checks.append(Check(name, Verdict.UNKNOWN, "the card manager did not say (GET DATA "
-                                "FF21)", required=True))
+            checks.append(
+                Check(
+                    name,
+                    Verdict.UNKNOWN,
+                    "the card manager did not say (GET DATA FF21)",
+                    required=True,
+                )
+            )
         elif free >= needed:
-            checks.append(Check(name, Verdict.OK, f"{free} bytes free, about {needed} "
-                                "needed", required=True))
+            checks.append(
+                Check(name, Verdict.OK, f"{free} bytes free, about {needed} needed", required=True)
+            )
         else:
-            checks.append(Check(name, Verdict.FAIL, f"{free} bytes free, about {needed} "
-                                "needed", required=True))
+            checks.append(
+                Check(
+                    name, Verdict.FAIL, f"{free} bytes free, about {needed} needed", required=True
+                )
+            )
     return checks
 
 
@@ -129,14 +139,25 @@ def _applet_checks(status: CardStatus | None, platform: AppletPlatform | None) -
         return [Check("algorithms", Verdict.UNKNOWN, detail, required=True)]
     checks = []
     if platform is None:
-        checks.append(Check("JavaCard version", Verdict.UNKNOWN,
-                            "the applet is older than DO_PLATFORM", required=False))
+        checks.append(
+            Check(
+                "JavaCard version",
+                Verdict.UNKNOWN,
+                "the applet is older than DO_PLATFORM",
+                required=False,
+            )
+        )
     else:
         version = (platform.javacard_major, platform.javacard_minor)
         verdict = Verdict.OK if version >= MIN_JAVACARD else Verdict.FAIL
-        checks.append(Check("JavaCard version", verdict,
-                            f"JCSystem.getVersion() = {platform.javacard_version}, 3.0 or later "
-                            "needed", required=True))
+        checks.append(
+            Check(
+                "JavaCard version",
+                verdict,
+                f"JCSystem.getVersion() = {platform.javacard_version}, 3.0 or later needed",
+                required=True,
+            )
+        )
     for group, missing, required in (
         (REQUIRED_CAPABILITIES, Verdict.FAIL, True),
         (RECOMMENDED_CAPABILITIES, Verdict.WARN, False),
@@ -144,10 +165,12 @@ def _applet_checks(status: CardStatus | None, platform: AppletPlatform | None) -
     ):
         for capability, meaning in group:
             present = capability in status.capabilities
-            checks.append(Check(
-                f"CAP_{capability.name}",
-                Verdict.OK if present else missing,
-                ("yes: " if present else "no: ") + meaning,
-                required=required,
-            ))
+            checks.append(
+                Check(
+                    f"CAP_{capability.name}",
+                    Verdict.OK if present else missing,
+                    ("yes: " if present else "no: ") + meaning,
+                    required=required,
+                )
+            )
     return checks

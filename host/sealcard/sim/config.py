@@ -105,8 +105,7 @@ class SimulatorConfig:
         """Raise ConfigurationError when a value cannot work."""
         if not 1 <= self.cards <= MAX_CARDS:
             raise ConfigurationError(
-                f"cards must be 1..{MAX_CARDS} (pcscd serves at most 16 readers), "
-                f"got {self.cards}"
+                f"cards must be 1..{MAX_CARDS} (pcscd serves at most 16 readers), got {self.cards}"
             )
         if self.timing not in TIMINGS:
             raise ConfigurationError(

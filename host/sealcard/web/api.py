@@ -156,9 +156,7 @@ def _bearer(authorization: str | None) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def signed_in(
-    request: Request, authorization: Annotated[str | None, Header()] = None
-) -> Account:
+def signed_in(request: Request, authorization: Annotated[str | None, Header()] = None) -> Account:
     """The account of the bearer token (or NotSignedInError)."""
     services: AppServices = request.app.state.services
     return access.session_account(services.context(), _bearer(authorization))

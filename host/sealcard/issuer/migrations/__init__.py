@@ -56,7 +56,6 @@ class Migration:
         return [str(s) for s in result]
 
 
-
 def known_migrations() -> list[Migration]:
     """Every migration shipped with this code, in version order."""
     found: list[Migration] = []
