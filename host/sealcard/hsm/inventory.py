@@ -13,6 +13,7 @@ import pkcs11
 from pkcs11 import TokenFlag
 
 from sealcard.hsm.errors import HsmError
+from sealcard.hsm.store_lock import softhsm_store_lock
 from sealcard.hsm.token import load_library
 
 
@@ -58,6 +59,11 @@ def module_inventory(module_path: str, softhsm_conf: Path | None = None) -> Modu
     """Load the module (once per process, like every token user here) and list its tokens."""
     if not Path(module_path).is_file():
         raise HsmError(f"no PKCS#11 module at {module_path}")
+    with softhsm_store_lock(softhsm_conf):
+        return _inventory(module_path, softhsm_conf)
+
+
+def _inventory(module_path: str, softhsm_conf: Path | None) -> ModuleInfo:
     library = load_library(module_path, softhsm_conf)
     tokens: list[TokenInfo] = []
     try:

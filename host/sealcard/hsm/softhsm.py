@@ -22,6 +22,7 @@ from pathlib import Path
 
 from sealcard.hsm.config import HsmConfig, default_softhsm_module
 from sealcard.hsm.errors import HsmError
+from sealcard.hsm.store_lock import create_store_lock
 
 CONF_NAME = "softhsm2.conf"
 PIN_BYTES = 16  # 32 hex characters
@@ -52,6 +53,7 @@ def write_softhsm_conf(home: Path) -> Path:
         fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+    create_store_lock(conf.parent)
     return conf
 
 

@@ -27,6 +27,7 @@ from pkcs11.util.ec import encode_named_curve_parameters
 from sealcard.hsm import _cryptoki
 from sealcard.hsm.config import HsmConfig
 from sealcard.hsm.errors import HsmError, KeyNotFoundError, TokenNotFoundError
+from sealcard.hsm.store_lock import softhsm_store_lock
 
 CURVES = {"P-256": ("secp256r1", ec.SECP256R1()), "secp256k1": ("secp256k1", ec.SECP256K1())}
 P256_POINT_LENGTH = 65
@@ -192,6 +193,11 @@ class Token:
     @classmethod
     def open(cls, cfg: HsmConfig, pool_size: int = DEFAULT_POOL_SIZE) -> Token:
         """Find the token by label, log in with its PIN, open ``pool_size`` sessions."""
+        with softhsm_store_lock(cfg.softhsm_conf):
+            return cls._open(cfg, pool_size)
+
+    @classmethod
+    def _open(cls, cfg: HsmConfig, pool_size: int) -> Token:
         library = load_library(cfg.module_path, cfg.softhsm_conf)
         try:
             token = library.get_token(token_label=cfg.token_label)
