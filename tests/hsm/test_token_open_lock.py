@@ -85,6 +85,7 @@ def test_the_home_has_its_lock_file(token_config: HsmConfig) -> None:
     assert token_config.softhsm_conf is not None
     lock = token_config.softhsm_conf.parent / STORE_LOCK_NAME
     assert lock.is_file() and lock.stat().st_size == 0
+    assert lock.stat().st_mode & 0o777 == 0o644  # the service's own user may take it
 
 
 def test_processes_opening_one_token_at_once_all_succeed(token_config: HsmConfig) -> None:

@@ -31,7 +31,11 @@ _POLL_S = 0.005
 def create_store_lock(conf_dir: Path) -> None:
     """Make the lock file when the home is made (0644: whoever may reach the folder, such as
     the issuer HSM service's own user, may take it; it holds nothing)."""
-    os.close(os.open(conf_dir / STORE_LOCK_NAME, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+    fd = os.open(conf_dir / STORE_LOCK_NAME, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        os.fchmod(fd, 0o644)  # whatever the umask
+    finally:
+        os.close(fd)
 
 
 @contextmanager
