@@ -60,7 +60,10 @@ def open_records(home: Path) -> Records:
 def test_a_registered_mailer_is_one_orders_may_name(home: Path, tmp_path: Path) -> None:
     records = open_records(home)
     user = records.add_user("Ada", "1 Main St")
-    with pytest.raises(RecordNotFoundError, match="no mailer 'post'"):
+    with pytest.raises(
+        RecordNotFoundError,
+        match=r"no mailer 'post': register it with `sealcard issuer party add --role mailer",
+    ):
         records.request_orders(user.id, mailer_id="post")
 
     hsm = RecordingHsm()

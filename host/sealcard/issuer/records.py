@@ -789,9 +789,10 @@ class Records:
     def _require_mailer(tx: Tx, mailer_id: str) -> None:
         if tx.scalar("SELECT id FROM mailers WHERE id = ?", (mailer_id,)) is None:
             raise RecordNotFoundError(
-                f"no mailer {mailer_id!r}: register its key with `sealcard issuer hsm mailer add"
-                f" --id {mailer_id} --key KEY` (mailers registered before schema 5: run"
-                " `sealcard issuer hsm mailer list` once to record them)"
+                f"no mailer {mailer_id!r}: register it with `sealcard issuer party add --role"
+                " mailer --cert FILE` (its certificate file), or its bare key with `sealcard"
+                f" issuer hsm mailer add --id {mailer_id} --key KEY` (mailers registered before"
+                " schema 5: run `sealcard issuer hsm mailer list` once to record them)"
             )
 
     def get_order(self, order_id: int) -> Order:
