@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -500,20 +500,53 @@ class ApplyReport:
         self.counts[what] = self.counts.get(what, 0) + n
 
 
+@dataclass(frozen=True)
+class _ReturnFile:
+    """A returning file being applied inside its one transaction: what every applier uses."""
+
+    records: Records
+    tx: Tx
+    header: FileHeader
+    sender: Peer
+    report: ApplyReport
+
+    @property
+    def file_id(self) -> str:
+        return self.header.file_id
+
+    def count(self, what: str) -> None:
+        """One more card under `what` in the file's report."""
+        self.report.count(what)
+
+    def move(
+        self, moves: Sequence[tuple[int, bytes, OrderState, OrderState, dict[str, Any]]]
+    ) -> None:
+        xr.move(self.records, self.tx, moves)
+
+    def audit(self, action: str, rows: Sequence[tuple[int, bytes, dict[str, Any]]]) -> None:
+        self.records.audit_rows_in(self.tx, action, rows)
+
+    def add_events(self, kind: str, order_ids: Sequence[int]) -> None:
+        """Note `kind` happened to these orders, by this file."""
+        xr.add_events(self.tx, kind, self.file_id, order_ids)
+
+    def chunks(
+        self, rows: Iterator[list[str]], serial_column: int
+    ) -> Iterator[tuple[list[list[str]], list[bytes], dict[bytes, xr.CardState]]]:
+        """The rows a chunk at a time, with each row's card serial and the orders of these
+        serials (one query a chunk, not one a card)."""
+        for chunk in xr.chunked(rows):
+            serials = [parse_serial(row[serial_column]) for row in chunk]
+            yield chunk, serials, xr.orders_by_serial(self.tx, serials)
+
+
 _OUTCOMES: Final = ("personalized", "already_personalized", "refused", "not_reached")
 _PAST_PERSONALIZED: Final = frozenset(
     {OrderState.PERSONALIZED, OrderState.SHIPPED, OrderState.PIN_MAILED}
 )
 
 
-def _apply_results(
-    records: Records,
-    tx: Tx,
-    header: FileHeader,
-    sender: Peer,
-    rows: Iterator[list[str]],
-    report: ApplyReport,
-) -> None:
+def _apply_results(file: _ReturnFile, rows: Iterator[list[str]]) -> None:
     """Bureau results: personalized (or already personalized) moves sent_to_bureau or failed
     to personalized (a later success repairs a failure); refused moves sent_to_bureau to
     failed; an order already personalized never moves back; not reached changes nothing."""
@@ -526,14 +559,14 @@ def _apply_results(
                 raise PartyFileContentError(f"card {row[0]}: unknown outcome {outcome!r}")
             user_key = bytes.fromhex(row[3]) if row[3] else None
             parsed.append((serial, outcome, row[2][:200], user_key))
-        known = xr.orders_by_serial(tx, [p[0] for p in parsed])
+        known = xr.orders_by_serial(file.tx, [p[0] for p in parsed])
         moves = []
         for serial, outcome, reason, user_key in parsed:
             card = known.get(serial)
-            if card is None or card.bureau != sender.name:
-                report.count("unknown")
+            if card is None or card.bureau != file.sender.name:
+                file.count("unknown")
                 continue
-            detail: dict[str, Any] = {"file_id": header.file_id, "outcome": outcome}
+            detail: dict[str, Any] = {"file_id": file.file_id, "outcome": outcome}
             if outcome in ("personalized", "already_personalized"):
                 # PERSONALIZE answered 9000: the card is personalized even when the read of
                 # its user key failed afterwards (empty); another key than ours is refused.
@@ -547,9 +580,9 @@ def _apply_results(
                     moves.append(
                         (card.order_id, serial, card.state, OrderState.PERSONALIZED, detail)
                     )
-                    report.count("repaired" if card.state is OrderState.FAILED else "personalized")
+                    file.count("repaired" if card.state is OrderState.FAILED else "personalized")
                 else:
-                    report.count("already")
+                    file.count("already")
             elif outcome == "refused":
                 if card.state is OrderState.SENT_TO_BUREAU:
                     moves.append(
@@ -561,12 +594,12 @@ def _apply_results(
                             {**detail, "note": reason},
                         )
                     )
-                    report.count("failed")
+                    file.count("failed")
                 else:
-                    report.count("kept" if card.state in _PAST_PERSONALIZED else "already")
+                    file.count("kept" if card.state in _PAST_PERSONALIZED else "already")
             else:
-                report.count("not_reached")
-        xr.move(records, tx, moves)
+                file.count("not_reached")
+        file.move(moves)
 
 
 class ResultsFirstError(PartyFileContentError):
@@ -589,23 +622,14 @@ def waits_for_results(error: BaseException) -> bool:
     return isinstance(error, ResultsFirstError) or isinstance(error.__cause__, ResultsFirstError)
 
 
-def _apply_shipping(
-    records: Records,
-    tx: Tx,
-    header: FileHeader,
-    sender: Peer,
-    rows: Iterator[list[str]],
-    report: ApplyReport,
-) -> None:
-    for chunk in xr.chunked(rows):
-        serials = [parse_serial(row[1]) for row in chunk]
-        known = xr.orders_by_serial(tx, serials)
+def _apply_shipping(file: _ReturnFile, rows: Iterator[list[str]]) -> None:
+    for _chunk, serials, known in file.chunks(rows, serial_column=1):
         ids = []
         audit = []
         for serial in serials:
             card = known.get(serial)
-            if card is None or card.bureau != sender.name:
-                report.count("unknown")
+            if card is None or card.bureau != file.sender.name:
+                file.count("unknown")
                 continue
             if card.state is OrderState.SENT_TO_BUREAU:
                 raise _results_first(card, serial, "in the shipping data")
@@ -614,93 +638,70 @@ def _apply_shipping(
                     f"card {serial_hex(serial)} is in the shipping data but not personalized"
                 )
             ids.append(card.order_id)
-            audit.append((card.order_id, serial, {"file_id": header.file_id}))
-            report.count("handed_to_shipper")
-        xr.add_events(tx, "handed_to_shipper", header.file_id, ids)
-        records.audit_rows_in(tx, "order.handed_to_shipper", audit)
+            audit.append((card.order_id, serial, {"file_id": file.file_id}))
+            file.count("handed_to_shipper")
+        file.add_events("handed_to_shipper", ids)
+        file.audit("order.handed_to_shipper", audit)
 
 
-def _apply_shipped(
-    records: Records,
-    tx: Tx,
-    header: FileHeader,
-    sender: Peer,
-    rows: Iterator[list[str]],
-    report: ApplyReport,
-) -> None:
-    for chunk in xr.chunked(rows):
-        serials = [parse_serial(row[0]) for row in chunk]
-        known = xr.orders_by_serial(tx, serials)
-        mailed_early = xr.has_event(tx, "pin_mailed", [c.order_id for c in known.values()])
+def _apply_shipped(file: _ReturnFile, rows: Iterator[list[str]]) -> None:
+    for chunk, serials, known in file.chunks(rows, serial_column=0):
+        mailed_early = xr.has_event(file.tx, "pin_mailed", [c.order_id for c in known.values()])
         shipped = []
         then_mailed = []
         for serial, row in zip(serials, chunk, strict=True):
             card = known.get(serial)
             if card is None:
-                report.count("unknown")
+                file.count("unknown")
                 continue
-            detail = {"file_id": header.file_id, "tracking": row[1][:64]}
+            detail = {"file_id": file.file_id, "tracking": row[1][:64]}
             if card.state is OrderState.PERSONALIZED:
                 shipped.append((card.order_id, serial, card.state, OrderState.SHIPPED, detail))
-                report.count("shipped")
+                file.count("shipped")
                 if card.order_id in mailed_early:
                     then_mailed.append(
                         (card.order_id, serial, OrderState.SHIPPED, OrderState.PIN_MAILED, detail)
                     )
-                    report.count("pin_mailed")
+                    file.count("pin_mailed")
             elif card.state in (OrderState.SHIPPED, OrderState.PIN_MAILED):
-                report.count("already")
+                file.count("already")
             elif card.state is OrderState.SENT_TO_BUREAU:
                 raise _results_first(card, serial, "shipped")
             else:
                 raise PartyFileContentError(
                     f"card {serial_hex(serial)} is shipped but its order is {card.state.value}"
                 )
-        xr.move(records, tx, shipped)
-        xr.move(records, tx, then_mailed)
+        file.move(shipped)
+        file.move(then_mailed)
 
 
-def _apply_mailed(
-    records: Records,
-    tx: Tx,
-    header: FileHeader,
-    sender: Peer,
-    rows: Iterator[list[str]],
-    report: ApplyReport,
-) -> None:
-    for chunk in xr.chunked(rows):
-        serials = [parse_serial(row[0]) for row in chunk]
-        known = xr.orders_by_serial(tx, serials)
+def _apply_mailed(file: _ReturnFile, rows: Iterator[list[str]]) -> None:
+    for chunk, serials, known in file.chunks(rows, serial_column=0):
         moves = []
         early = []
         for serial, row in zip(serials, chunk, strict=True):
             card = known.get(serial)
             if card is None:
-                report.count("unknown")
+                file.count("unknown")
                 continue
             if row[1] != "mailed":
-                report.count("not_mailed")
-                records.audit_rows_in(
-                    tx,
-                    "order.pin_not_mailed",
-                    [(card.order_id, serial, {"file_id": header.file_id, "reason": row[2][:200]})],
-                )
+                file.count("not_mailed")
+                why = {"file_id": file.file_id, "reason": row[2][:200]}
+                file.audit("order.pin_not_mailed", [(card.order_id, serial, why)])
                 continue
-            detail = {"file_id": header.file_id}
+            detail = {"file_id": file.file_id}
             activated = card.channel == "activation" and card.state is OrderState.PERSONALIZED
             if card.state is OrderState.SHIPPED or activated:  # activation: nothing is shipped
                 moves.append((card.order_id, serial, card.state, OrderState.PIN_MAILED, detail))
-                report.count("pin_mailed")
+                file.count("pin_mailed")
             elif card.state is OrderState.PIN_MAILED:
-                report.count("already")
+                file.count("already")
             else:  # mailed before the card was shipped: recorded, applied when it ships
                 early.append(card.order_id)
-                records.audit_rows_in(
-                    tx, "order.pin_mailed_before_shipping", [(card.order_id, serial, detail)]
-                )
-                report.count("pin_mailed_before_shipping")
-        xr.move(records, tx, moves)
-        xr.add_events(tx, "pin_mailed", header.file_id, early)
+                file.audit("order.pin_mailed_before_shipping", [(card.order_id, serial, detail)])
+                file.count("pin_mailed_before_shipping")
+        file.move(moves)
+        file.add_events("pin_mailed", early)
 
 
 _APPLY: Final = {
@@ -724,7 +725,7 @@ def receive_file(
             report = ApplyReport(
                 header.kind.value, header.batch, str(header.sender), header.file_id, header.count
             )
-            _APPLY[header.kind](records, tx, header, sender, rows, report)
+            _APPLY[header.kind](_ReturnFile(records, tx, header, sender, report), rows)
             return report
 
         received, report = read_party_file(
