@@ -12,10 +12,13 @@ from sealcard.cli.issuer_common import home_option, hsm_client, issuer_emit, iss
 from sealcard.cli.outcome import CliFail, exit_code_for, kind_for
 from sealcard.cli.party_cmd import (
     bundle_json,
+    certificate_file_out_option,
     certificate_out,
     output_folder,
     party_file_option,
     party_name_option,
+    peer_certificate_option,
+    peer_role_option,
 )
 from sealcard.formats.roles import Role
 
@@ -71,12 +74,7 @@ def keys_init(home: Path | None, name: str, out: Path | None, as_json: bool) -> 
 
 @keys_group.command(name="export")
 @home_option
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    help="The certificate file to write.",
-)
+@certificate_file_out_option()
 @issuer_json_option
 def keys_export(home: Path | None, out: Path, as_json: bool) -> None:
     """Write the issuer's certificate file (for the other parties' `party add`)."""
@@ -96,20 +94,8 @@ def party_group() -> None:
 
 @party_group.command(name="add")
 @home_option
-@click.option(
-    "--role",
-    "role",
-    type=click.Choice([r.value for r in PEER_ROLES]),
-    required=True,
-    help="The other party's role (must match its certificate).",
-)
-@click.option(
-    "--cert",
-    "cert_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    required=True,
-    help="The certificate file the party handed over (from its `keys init`).",
-)
+@peer_role_option(PEER_ROLES, "role")
+@peer_certificate_option("The certificate file the party handed over (from its `keys init`).")
 @issuer_json_option
 def party_add(home: Path | None, role: str, cert_file: Path, as_json: bool) -> None:
     """Register a party's certificate (exchanged once, out of band; compare fingerprints).

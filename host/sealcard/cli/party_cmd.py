@@ -7,7 +7,7 @@ it works with, and registers theirs (`party add`). The issuer has its own (issue
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +44,40 @@ def party_file_option(help_text: str) -> Decorator:
     return click.option(
         "--file",
         "party_file",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        required=True,
+        help=help_text,
+    )
+
+
+def certificate_file_out_option(help_text: str = "The certificate file to write.") -> Decorator:
+    """`--out FILE` of `keys export`: where this party's certificate file goes (parameter
+    `out`)."""
+    return click.option(
+        "--out",
+        type=click.Path(dir_okay=False, path_type=Path),
+        required=True,
+        help=help_text,
+    )
+
+
+def peer_role_option(roles: Sequence[Role], dest: str) -> Decorator:
+    """`--role` of `party add`: the role of the party being registered (parameter `dest`)."""
+    return click.option(
+        "--role",
+        dest,
+        type=click.Choice([r.value for r in roles]),
+        required=True,
+        help="The other party's role (must match its certificate).",
+    )
+
+
+def peer_certificate_option(help_text: str) -> Decorator:
+    """`--cert FILE` of `party add`: the certificate file another party handed over
+    (parameter `cert_file`)."""
+    return click.option(
+        "--cert",
+        "cert_file",
         type=click.Path(exists=True, dir_okay=False, path_type=Path),
         required=True,
         help=help_text,
@@ -207,12 +241,7 @@ def make_keys_group(
 
         @keys.command(name="export")
         @home_option
-        @click.option(
-            "--out",
-            type=click.Path(dir_okay=False, path_type=Path),
-            required=True,
-            help="The certificate file to write.",
-        )
+        @certificate_file_out_option()
         @json_option()
         def keys_export(home: Path | None, out: Path, as_json: bool) -> None:
             """Write this party's certificate file (for `party add` on the other side)."""
@@ -237,19 +266,9 @@ def make_party_group(role: Role, peers: tuple[Role, ...]) -> click.Group:
 
     @party.command(name="add")
     @home_option
-    @click.option(
-        "--role",
-        "peer_role",
-        type=click.Choice([p.value for p in peers]),
-        required=True,
-        help="The other party's role (must match its certificate).",
-    )
-    @click.option(
-        "--cert",
-        "cert_file",
-        type=click.Path(exists=True, dir_okay=False, path_type=Path),
-        required=True,
-        help="The certificate file the other party handed over (from its `keys init`).",
+    @peer_role_option(peers, "peer_role")
+    @peer_certificate_option(
+        "The certificate file the other party handed over (from its `keys init`)."
     )
     @json_option()
     def party_add(home: Path | None, peer_role: str, cert_file: Path, as_json: bool) -> None:

@@ -24,7 +24,13 @@ from sealcard.cli.common import (
     require_terminal,
 )
 from sealcard.cli.outcome import CliFail
-from sealcard.cli.party_cmd import batch_id_option, home_option_for, output_folder, to_issuer_option
+from sealcard.cli.party_cmd import (
+    batch_id_option,
+    certificate_file_out_option,
+    home_option_for,
+    output_folder,
+    to_issuer_option,
+)
 from sealcard.files import remove_if_empty
 from sealcard.formats.roles import Role
 from sealcard.parties.provider_names import PASSPHRASE_ENV, ROOT_CERT_FILE, ROOT_KEY_FILE
@@ -411,11 +417,8 @@ def _provider_keys_export(home_option: Decorator) -> click.Command:
     @click.command(name="export")
     @home_option
     @ca_dir_option
-    @click.option(
-        "--out",
-        type=click.Path(dir_okay=False, path_type=Path),
-        required=True,
-        help="The certificate file to write (party certificate and root CA certificate).",
+    @certificate_file_out_option(
+        "The certificate file to write (party certificate and root CA certificate)."
     )
     @json_option()
     def keys_export(home: Path | None, ca_dir: Path, out: Path, as_json: bool) -> None:
