@@ -40,7 +40,6 @@ from sealcard.hsm.pin_letter import (
 from sealcard.parties.exchange import (
     Peer,
     StagedFile,
-    read_party_file,
     write_party_file,
 )
 from sealcard.parties.party_home import OpenParty
@@ -128,14 +127,7 @@ def mail_letters(
 
             return pin_letters(pdf.handle, str(party.home.party), pages())
 
-        received, printed = read_party_file(
-            path,
-            party.identity,
-            party.peers,
-            [FileKind.PIN_LETTERS],
-            consume,
-            seen=party.journal.seen,
-        )
+        received, printed = party.read_file(path, FileKind.PIN_LETTERS, consume)
         header = received.header
         pdf_path = out_dir / f"pin-letters-{header.batch}-{header.sender.role.value}.pdf"
         pdf.commit(pdf_path)

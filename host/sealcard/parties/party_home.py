@@ -16,11 +16,11 @@ from __future__ import annotations
 import json
 import os
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -35,14 +35,24 @@ from sealcard.formats.party_cert import (
     make_letter_certificate,
     make_party_certificate,
 )
-from sealcard.formats.party_csv import FileHeader, PartyName, Role, a, check_party_name, utc_now
+from sealcard.formats.party_csv import (
+    FileHeader,
+    FileKind,
+    PartyName,
+    Role,
+    a,
+    check_party_name,
+    utc_now,
+)
 from sealcard.hsm.config import HsmConfig, default_softhsm_module
 from sealcard.hsm.party_keys import TokenLetterKey, TokenPartyKey
 from sealcard.hsm.softhsm import init_softhsm
 from sealcard.hsm.token import Token
 from sealcard.issuer.config import render_section
-from sealcard.parties.exchange import Identity, Peer
+from sealcard.parties.exchange import Identity, Peer, Received, read_party_file
 from sealcard.parties.party_names import home_env
+
+T = TypeVar("T")
 
 CONFIG_NAME: Final = "config.toml"
 IDENTITY_FILE: Final = "identity.pem"
@@ -324,6 +334,18 @@ class OpenParty:
     def peer(self, role: Role, name: str | None) -> Peer:
         """The registered party of `role` named `name`, or the only one of that role."""
         return find_peer(self.home, role, name)
+
+    def read_file(
+        self,
+        path: Path,
+        kind: FileKind,
+        consume: Callable[[FileHeader, Iterator[list[str]]], T],
+    ) -> tuple[Received, T]:
+        """A sealed file of `kind` for this party from one it registered, refused when its
+        journal shows the file was taken in before (read_party_file)."""
+        return read_party_file(
+            path, self.identity, self.peers, [kind], consume, seen=self.journal.seen
+        )
 
 
 def find_peer(home: PartyHome, role: Role, name: str | None) -> Peer:

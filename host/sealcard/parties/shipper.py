@@ -27,7 +27,6 @@ from sealcard.formats.party_csv import (
 from sealcard.formats.pdf_sheets import ParcelLine, shipping_manifest
 from sealcard.parties.exchange import (
     StagedFile,
-    read_party_file,
     write_party_file,
 )
 from sealcard.parties.party_home import OpenParty
@@ -70,14 +69,7 @@ def ship_batch(
 
             return shipping_manifest(pdf.handle, header.batch, str(header.sender), parcels())
 
-        received, count = read_party_file(
-            path,
-            party.identity,
-            party.peers,
-            [FileKind.SHIPPING],
-            consume,
-            seen=party.journal.seen,
-        )
+        received, count = party.read_file(path, FileKind.SHIPPING, consume)
         header = received.header
         manifest = out_dir / f"shipping-manifest-{header.batch}.pdf"
         pdf.commit(manifest)
