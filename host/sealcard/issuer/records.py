@@ -744,13 +744,7 @@ class Records:
         _check_order_terms(pin_source, mailer_id, channel)
         at = now()
         with self.db.transaction() as tx:
-            row = tx.one(
-                f"SELECT {_ORDER_COLS} FROM orders WHERE id = ?{tx.for_update}",  # noqa: S608
-                (old_order_id,),
-            )
-            if row is None:
-                raise RecordNotFoundError(f"no order {old_order_id}")
-            old = _order(row)
+            old = self._locked_order(tx, old_order_id)
             if old.state not in REPLACEABLE_STATES:
                 raise IssuerError(
                     f"order {old.id} is {old.state.value}: only a lost or terminated card is"
@@ -950,13 +944,7 @@ class Records:
         if wanted is OrderState.CANCELLED:
             return self.cancel_order(order_id, note=note)
         with self.db.transaction() as tx:
-            row = tx.one(
-                f"SELECT {_ORDER_COLS} FROM orders WHERE id = ?{tx.for_update}",  # noqa: S608
-                (order_id,),
-            )
-            if row is None:
-                raise RecordNotFoundError(f"no order {order_id}")
-            order = _order(row)
+            order = self._locked_order(tx, order_id)
             if wanted is OrderState.FAILED and order.state in (
                 OrderState.REQUESTED,
                 OrderState.CARD_ASSIGNED,
@@ -1042,13 +1030,7 @@ class Records:
         order its derivation element (a fresh one, or the replaced card's), move it to
         `card_assigned`. Refused (nothing written) if the card is known with other keys or
         already used."""
-        row = tx.one(
-            f"SELECT {_ORDER_COLS} FROM orders WHERE id = ?{tx.for_update}",  # noqa: S608
-            (order_id,),
-        )
-        if row is None:
-            raise RecordNotFoundError(f"no order {order_id}")
-        order = _order(row)
+        order = self._locked_order(tx, order_id)
         if order.channel != "activation" or order.state is not OrderState.REQUESTED:
             raise IssuerError(f"order {order_id} is not an activation order waiting for a card")
         serial = card.serial.hex()
