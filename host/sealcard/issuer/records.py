@@ -337,19 +337,7 @@ class Records:
         detail: dict[str, Any] | None = None,
     ) -> None:
         """Append one chained entry; the last write of `tx` (it locks the chain head)."""
-        audit_chain.append(
-            tx,
-            [
-                (
-                    now(),
-                    self.actor,
-                    action,
-                    order_id,
-                    None if card_serial is None else card_serial.hex(),
-                    None if detail is None else json.dumps(detail, sort_keys=True),
-                )
-            ],
-        )
+        self._audit_many(tx, action, [(order_id, card_serial, detail)])
 
     def _audit_many(
         self,
