@@ -42,6 +42,11 @@ def _fn(*args: Any) -> Any:
     return ctypes.CFUNCTYPE(_RV, *args)
 
 
+def _untyped(*names: str) -> list[tuple[str, Any]]:
+    """Function-list slots this module never calls: their place counts, not their type."""
+    return [(name, _fn(_PTR)) for name in names]
+
+
 # CK_FUNCTION_LIST, in the order PKCS#11 v2.40 defines (typed where this module calls).
 _HANDLE_P = ctypes.POINTER(_ULONG)
 _FUNCTION_LIST_FIELDS: list[tuple[str, Any]] = [
@@ -76,55 +81,46 @@ _FUNCTION_LIST_FIELDS: list[tuple[str, Any]] = [
     ("C_FindObjects", _fn(_ULONG, _HANDLE_P, _ULONG, _HANDLE_P)),
     ("C_FindObjectsFinal", _fn(_ULONG)),
 ]
-_FUNCTION_LIST_FIELDS += [
-    (name, _fn(_PTR))
-    for name in (
-        "C_EncryptInit",
-        "C_Encrypt",
-        "C_EncryptUpdate",
-        "C_EncryptFinal",
-    )
-]
+_FUNCTION_LIST_FIELDS += _untyped(
+    "C_EncryptInit",
+    "C_Encrypt",
+    "C_EncryptUpdate",
+    "C_EncryptFinal",
+)
 _FUNCTION_LIST_FIELDS += [
     ("C_DecryptInit", _fn(_ULONG, _PTR, _ULONG)),
     ("C_Decrypt", _fn(_ULONG, _PTR, _ULONG, _PTR, _HANDLE_P)),
 ]
-_FUNCTION_LIST_FIELDS += [
-    (name, _fn(_PTR))
-    for name in (
-        "C_DecryptUpdate",
-        "C_DecryptFinal",
-        "C_DigestInit",
-        "C_Digest",
-        "C_DigestUpdate",
-        "C_DigestKey",
-        "C_DigestFinal",
-    )
-]
+_FUNCTION_LIST_FIELDS += _untyped(
+    "C_DecryptUpdate",
+    "C_DecryptFinal",
+    "C_DigestInit",
+    "C_Digest",
+    "C_DigestUpdate",
+    "C_DigestKey",
+    "C_DigestFinal",
+)
 _FUNCTION_LIST_FIELDS += [
     ("C_SignInit", _fn(_ULONG, _PTR, _ULONG)),
     ("C_Sign", _fn(_ULONG, _PTR, _ULONG, _PTR, _HANDLE_P)),
 ]
-_FUNCTION_LIST_FIELDS += [
-    (name, _fn(_PTR))
-    for name in (
-        "C_SignUpdate",
-        "C_SignFinal",
-        "C_SignRecoverInit",
-        "C_SignRecover",
-        "C_VerifyInit",
-        "C_Verify",
-        "C_VerifyUpdate",
-        "C_VerifyFinal",
-        "C_VerifyRecoverInit",
-        "C_VerifyRecover",
-        "C_DigestEncryptUpdate",
-        "C_DecryptDigestUpdate",
-        "C_SignEncryptUpdate",
-        "C_DecryptVerifyUpdate",
-        "C_GenerateKey",
-    )
-]
+_FUNCTION_LIST_FIELDS += _untyped(
+    "C_SignUpdate",
+    "C_SignFinal",
+    "C_SignRecoverInit",
+    "C_SignRecover",
+    "C_VerifyInit",
+    "C_Verify",
+    "C_VerifyUpdate",
+    "C_VerifyFinal",
+    "C_VerifyRecoverInit",
+    "C_VerifyRecover",
+    "C_DigestEncryptUpdate",
+    "C_DecryptDigestUpdate",
+    "C_SignEncryptUpdate",
+    "C_DecryptVerifyUpdate",
+    "C_GenerateKey",
+)
 _FUNCTION_LIST_FIELDS += [
     ("C_GenerateKeyPair", _fn(_ULONG, _PTR, _PTR, _ULONG, _PTR, _ULONG, _HANDLE_P, _HANDLE_P)),
     ("C_WrapKey", _fn(_ULONG, _PTR, _ULONG, _ULONG, _PTR, _HANDLE_P)),
