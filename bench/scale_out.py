@@ -178,6 +178,8 @@ def start_hosts(base: Path, homes: list[Path], db_url: str, workers: int) -> lis
         "2",
         "--shares",
         "2",
+        "--format",
+        "text",
         "--out-dir",
         str(base / "shares"),
     )["files"]
