@@ -13,11 +13,10 @@ from pathlib import Path
 import pytest
 from sealer_runs import (
     ORDERS,
-    SEED,
-    WORKER,
     check_invariants,
     prepare_orders,
     read_count,
+    worker_argv,
     write_issuer_key,
 )
 
@@ -33,16 +32,7 @@ KILLS = 6
 def _run(url: str, key_pem: Path, kill: tuple[int, float] | None) -> tuple[bool, list[str]]:
     """One worker run. With `kill` = (n, jitter): SIGKILL it `jitter` seconds after its n-th
     commit point B (n = 0: `jitter` seconds after start). Returns (killed, output lines)."""
-    argv = [
-        sys.executable,
-        str(WORKER),
-        url,
-        SEED.hex(),
-        str(key_pem),
-        str(CHUNK),
-        str(HSM_DELAY_S),
-    ]
-    return _run_worker(argv, kill)
+    return _run_worker(worker_argv(url, key_pem, CHUNK, HSM_DELAY_S), kill)
 
 
 def _run_worker(argv: list[str], kill: tuple[int, float] | None) -> tuple[bool, list[str]]:
@@ -130,7 +120,7 @@ def test_a_second_sealer_on_sqlite_is_refused_and_the_first_finishes(
     prepare_orders(url, pack)
     key_pem = tmp_path / "issuer-key.pem"
     issuer_key = write_issuer_key(key_pem)
-    args = [sys.executable, str(WORKER), url, SEED.hex(), str(key_pem), str(CHUNK), "0.2"]
+    args = worker_argv(url, key_pem, CHUNK, 0.2)
     first = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert first.stdout is not None
     assert first.stdout.readline().startswith("sealed")  # it holds the database now

@@ -13,19 +13,17 @@ import itertools
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from sealer_runs import (
     ORDERS,
-    SEED,
-    WORKER,
     check_audit_chain,
     check_invariants,
     prepare_orders,
     read_count,
+    worker_argv,
     write_issuer_key,
 )
 
@@ -51,17 +49,7 @@ def pack() -> FakePack:
 
 def _start(url: str, key_pem: Path, name: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [
-            sys.executable,
-            str(WORKER),
-            url,
-            SEED.hex(),
-            str(key_pem),
-            str(CHUNK),
-            str(HSM_DELAY_S),
-            "2",
-            name,
-        ],
+        worker_argv(url, key_pem, CHUNK, HSM_DELAY_S, "2", name),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -9,6 +9,7 @@ stand-ins holding `SEED`.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,20 @@ from sealcard.parties import issuer_audit
 WORKER = Path(__file__).resolve().parents[1] / "issuer" / "seal_worker.py"
 ORDERS = 160  # prepare_orders requests this many; check_invariants expects them all sealed
 SEED = bytes(range(64))
+
+
+def worker_argv(url: str, key_pem: Path, chunk: int, delay_s: float, *more: str) -> list[str]:
+    """The command line of one sealing run (seal_worker.py's usage; `more`: IN_FLIGHT, ACTOR)."""
+    return [
+        sys.executable,
+        str(WORKER),
+        url,
+        SEED.hex(),
+        str(key_pem),
+        str(chunk),
+        str(delay_s),
+        *more,
+    ]
 
 
 def prepare_orders(url: str, pack: FakePack) -> None:
