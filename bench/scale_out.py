@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 
 from issuer_stack import (
     fresh_schema,
+    issuer_argv,
     run_issuer,
     start_postgres,
     stop_issuer_hsm,
@@ -86,18 +87,7 @@ def seal_all(homes: list[Path], in_flight: int) -> tuple[int, float, float]:
     t0 = time.perf_counter()
     sealers = [
         subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "sealcard.cli.main",
-                "issuer",
-                "seal",
-                "--home",
-                str(home),
-                "--in-flight",
-                str(in_flight),
-                "--json",
-            ],
+            issuer_argv(home, "seal", "--in-flight", str(in_flight), "--json"),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -52,6 +52,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from issuer_stack import (
     fresh_schema,
+    issuer_argv,
     run_issuer,
     start_postgres,
     stop_issuer_hsm,
@@ -149,18 +150,7 @@ def kill_loop(
     to 2 of its commit points B (0: while it starts or in its first chunk), then a random
     0..`jitter` s more (at most the time one chunk was seen to take), which lands anywhere in
     the next chunk."""
-    argv = [
-        sys.executable,
-        "-m",
-        "sealcard.cli.main",
-        "issuer",
-        "seal",
-        "--home",
-        str(home),
-        "--chunk-size",
-        str(counts.chunk),
-        "--json",
-    ]
+    argv = issuer_argv(home, "seal", "--chunk-size", str(counts.chunk), "--json")
     sealed_sql = "SELECT COUNT(*) FROM orders WHERE state = 'sealed'"
     pid_file = home / "run" / "issuer-hsm.pid"
     chunk_seconds = jitter

@@ -22,12 +22,17 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 PG_TEST_SERVER = Path(__file__).resolve().parent / "pg_test_server.sh"
 
 
+def issuer_argv(home: Path, *args: str) -> list[str]:
+    """`sealcard issuer ARGS --home HOME` in this interpreter (this tree's code)."""
+    return [sys.executable, "-m", "sealcard.cli.main", "issuer", *args, "--home", str(home)]
+
+
 def run_issuer(
     home: Path, *args: str, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     """`sealcard issuer ARGS --home HOME --json`, output captured; the caller judges the exit."""
     return subprocess.run(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "sealcard.cli.main", "issuer", *args, "--home", str(home), "--json"],
+        [*issuer_argv(home, *args), "--json"],
         input=stdin,
         capture_output=True,
         text=True,
@@ -38,7 +43,7 @@ def run_issuer(
 def stop_issuer_hsm(home: Path) -> None:
     """`sealcard issuer hsm stop` on the way out: whatever it says, the run is ending."""
     subprocess.run(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "sealcard.cli.main", "issuer", "hsm", "stop", "--home", str(home)],
+        issuer_argv(home, "hsm", "stop"),
         capture_output=True,
         check=False,
     )
