@@ -27,32 +27,37 @@ import argparse
 import json
 import os
 import resource
-import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import parse_qs, quote, urlparse
+from urllib.parse import parse_qs, urlparse
+
+# tools/issuer_stack.py, shared with tools/crash_resume.py
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+
+from issuer_stack import (
+    fresh_schema,
+    issuer_argv,
+    run_issuer,
+    start_postgres,
+    stop_issuer_hsm,
+    stop_postgres,
+    write_mailer_key,
+)
 
 from sealcard.issuer.db import Database
 from sealcard.issuer.fake import import_fake_pack
 from sealcard.issuer.records import Records
 
-ROOT = Path(__file__).resolve().parents[1]
 MAILER = "post"
 USERS = 50
 
 
 def cli(home: Path, *args: str, stdin: str | None = None) -> dict[str, object]:
-    result = subprocess.run(
-        [sys.executable, "-m", "sealcard.cli.main", "issuer", *args, "--home", str(home), "--json"],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = run_issuer(home, *args, stdin=stdin)
     if result.returncode != 0:
         raise SystemExit(f"issuer {' '.join(args)} failed: {result.stdout}{result.stderr}")
     payload: dict[str, object] = json.loads(result.stdout)
@@ -82,18 +87,7 @@ def seal_all(homes: list[Path], in_flight: int) -> tuple[int, float, float]:
     t0 = time.perf_counter()
     sealers = [
         subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "sealcard.cli.main",
-                "issuer",
-                "seal",
-                "--home",
-                str(home),
-                "--in-flight",
-                str(in_flight),
-                "--json",
-            ],
+            issuer_argv(home, "seal", "--in-flight", str(in_flight), "--json"),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -120,11 +114,6 @@ def postmaster_pid(url: str) -> int | None:
         return int(pid_file.read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
-
-
-def with_schema(url: str, schema: str) -> str:
-    option = quote(f"-c search_path={schema}", safe="")
-    return f"{url}{'&' if '?' in url else '?'}options={option}"
 
 
 def issuer_key(home: Path) -> bytes:
@@ -166,6 +155,96 @@ def check(url: str, expected: int) -> None:
         raise SystemExit(f"invariants broken: {counts} (want {expected} each)")
 
 
+def start_hosts(base: Path, homes: list[Path], db_url: str, workers: int) -> list[int]:
+    """Host 1 made, hosts 2..N restored from its seed shares, each with its issuer HSM
+    service started and the mailer added: the services' pids."""
+    cli(homes[0], "init", "--db", db_url)
+    cli(homes[0], "hsm", "init")
+    shares = cli(
+        homes[0],
+        "hsm",
+        "backup-seed",
+        "--threshold",
+        "2",
+        "--shares",
+        "2",
+        "--format",
+        "text",
+        "--out-dir",
+        str(base / "shares"),
+    )["files"]
+    restore = "".join(Path(str(f)).read_text() for f in shares)  # type: ignore[attr-defined]
+    for home in homes[1:]:
+        cli(home, "init", "--db", db_url)
+        cli(home, "hsm", "init", "--restore", stdin=restore)
+    if len({issuer_key(h) for h in homes}) != 1:
+        raise SystemExit("the restored hosts do not share the issuer key")
+    mailer = base / "mailer.pem"
+    write_mailer_key(mailer)
+    services: list[int] = []
+    for home in homes:
+        config = home / "config.toml"
+        text = config.read_text().replace(
+            "[issuer_hsm]\n", f"[issuer_hsm]\nworkers = {workers}\n", 1
+        )
+        config.write_text(text)
+        services.append(int(str(cli(home, "hsm", "start")["pid"])))
+        cli(home, "hsm", "mailer", "add", "--id", MAILER, "--key", str(mailer))
+    return services
+
+
+def measure(
+    homes: list[Path],
+    services: list[int],
+    server: int | None,
+    db_url: str,
+    counts: list[int],
+    *,
+    cards: int,
+    in_flight: int,
+    rsa_pool: int,
+    quiet: bool,
+) -> list[dict[str, object]]:
+    """One run for each sealer count (see the module doc); a line for each unless `quiet`."""
+    results: list[dict[str, object]] = []
+    sealed_so_far = 0
+    for run, k in enumerate(counts):
+        # what `issuer seal` costs with nothing to seal (start-up), to take off below
+        _, _, idle_cpu = seal_all(homes[:k], in_flight)
+        add_orders(db_url, cards, run, rsa_pool)
+        db_cpu0 = proc_cpu(server) if server else 0.0
+        svc_cpu0 = sum(proc_cpu(p) for p in services[:k])
+        sealed, seconds, sealer_cpu = seal_all(homes[:k], in_flight)
+        sealer_cpu -= idle_cpu
+        svc_cpu = sum(proc_cpu(p) for p in services[:k]) - svc_cpu0
+        db_cpu = (proc_cpu(server) - db_cpu0) if server else None
+        sealed_so_far += sealed
+        check(db_url, sealed_so_far)
+        results.append(
+            {
+                "sealers": k,
+                "cards": sealed,
+                "seconds": round(seconds, 2),
+                "cards_per_second": round(sealed / seconds, 1),
+                "cpu_us_per_card": {
+                    "sealers": round(sealer_cpu / sealed * 1e6, 1),
+                    "services": round(svc_cpu / sealed * 1e6, 1),
+                    "postgresql": None if db_cpu is None else round(db_cpu / sealed * 1e6, 1),
+                },
+                "load_average": round(os.getloadavg()[0], 2),
+            }
+        )
+        if not quiet:
+            r = results[-1]
+            print(
+                f"{k} sealer(s): {r['cards']} cards in {r['seconds']} s = "
+                f"{r['cards_per_second']} cards/s; "
+                f"CPU per card (us) {r['cpu_us_per_card']}; load {r['load_average']}",
+                flush=True,
+            )
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--db", default=os.environ.get("SEALCARD_TEST_PG_URL"))
@@ -185,124 +264,33 @@ def main() -> int:
     url = args.db
     if not url:
         pg_dir = base / "pg"
-        url = subprocess.run(
-            ["bash", str(ROOT / "tools" / "pg_test_server.sh"), "start", str(pg_dir)],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        url = start_postgres(pg_dir)
     server = postmaster_pid(url)
-    schema = f"scale_{secrets.token_hex(4)}"
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    db_url = with_schema(url, schema)
     homes = [base / f"host{i + 1}" for i in range(hosts)]
     results: list[dict[str, object]] = []
     try:
-        cli(homes[0], "init", "--db", db_url)
-        cli(homes[0], "hsm", "init")
-        shares = cli(
-            homes[0],
-            "hsm",
-            "backup-seed",
-            "--threshold",
-            "2",
-            "--shares",
-            "2",
-            "--out-dir",
-            str(base / "shares"),
-        )["files"]
-        restore = "".join(Path(str(f)).read_text() for f in shares)  # type: ignore[attr-defined]
-        for home in homes[1:]:
-            cli(home, "init", "--db", db_url)
-            cli(home, "hsm", "init", "--restore", stdin=restore)
-        if len({issuer_key(h) for h in homes}) != 1:
-            raise SystemExit("the restored hosts do not share the issuer key")
-        mailer = base / "mailer.pem"
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric import rsa
-
-        mailer.write_bytes(
-            rsa.generate_private_key(65537, 2048)
-            .public_key()
-            .public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-        )
-        services: list[int] = []
-        for home in homes:
-            config = home / "config.toml"
-            text = config.read_text().replace(
-                "[issuer_hsm]\n", f"[issuer_hsm]\nworkers = {args.workers}\n", 1
-            )
-            config.write_text(text)
-            services.append(int(str(cli(home, "hsm", "start")["pid"])))
-            cli(home, "hsm", "mailer", "add", "--id", MAILER, "--key", str(mailer))
-        sealed_so_far = 0
-        for run, k in enumerate(counts):
-            # what `issuer seal` costs with nothing to seal (start-up), to take off below
-            _, _, idle_cpu = seal_all(homes[:k], args.in_flight)
-            add_orders(db_url, args.cards, run, args.rsa_pool)
-            db_cpu0 = proc_cpu(server) if server else 0.0
-            svc_cpu0 = sum(proc_cpu(p) for p in services[:k])
-            sealed, seconds, sealer_cpu = seal_all(homes[:k], args.in_flight)
-            sealer_cpu -= idle_cpu
-            svc_cpu = sum(proc_cpu(p) for p in services[:k]) - svc_cpu0
-            db_cpu = (proc_cpu(server) - db_cpu0) if server else None
-            sealed_so_far += sealed
-            check(db_url, sealed_so_far)
-            results.append(
-                {
-                    "sealers": k,
-                    "cards": sealed,
-                    "seconds": round(seconds, 2),
-                    "cards_per_second": round(sealed / seconds, 1),
-                    "cpu_us_per_card": {
-                        "sealers": round(sealer_cpu / sealed * 1e6, 1),
-                        "services": round(svc_cpu / sealed * 1e6, 1),
-                        "postgresql": None if db_cpu is None else round(db_cpu / sealed * 1e6, 1),
-                    },
-                    "load_average": round(os.getloadavg()[0], 2),
-                }
-            )
-            if not args.json:
-                r = results[-1]
-                print(
-                    f"{k} sealer(s): {r['cards']} cards in {r['seconds']} s = "
-                    f"{r['cards_per_second']} cards/s; CPU per card (us) {r['cpu_us_per_card']};"
-                    f" load {r['load_average']}",
-                    flush=True,
+        with fresh_schema(url, "scale") as db_url:  # dropped after the services stop
+            try:
+                services = start_hosts(base, homes, db_url, args.workers)
+                results = measure(
+                    homes,
+                    services,
+                    server,
+                    db_url,
+                    counts,
+                    cards=args.cards,
+                    in_flight=args.in_flight,
+                    rsa_pool=args.rsa_pool,
+                    quiet=args.json,
                 )
+            finally:
+                for home in homes:
+                    if (home / "config.toml").exists():
+                        stop_issuer_hsm(home)
     finally:
-        for home in homes:
-            if (home / "config.toml").exists():
-                subprocess.run(
-                    [
-                        sys.executable,
-                        "-m",
-                        "sealcard.cli.main",
-                        "issuer",
-                        "hsm",
-                        "stop",
-                        "--home",
-                        str(home),
-                    ],
-                    capture_output=True,
-                    check=False,
-                )
-        try:
-            with psycopg.connect(url, autocommit=True) as conn:
-                conn.execute(f"DROP SCHEMA {schema} CASCADE")
-        finally:
-            if pg_dir is not None:
-                subprocess.run(
-                    ["bash", str(ROOT / "tools" / "pg_test_server.sh"), "stop", str(pg_dir)],
-                    capture_output=True,
-                    check=False,
-                )
-            shutil.rmtree(base, ignore_errors=True)
+        if pg_dir is not None:
+            stop_postgres(pg_dir)
+        shutil.rmtree(base, ignore_errors=True)
     if args.json:
         print(json.dumps({"cores": os.cpu_count(), "runs": results}, indent=2))
     return 0

@@ -43,14 +43,22 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec
+from issuer_stack import (
+    fresh_schema,
+    issuer_argv,
+    run_issuer,
+    start_postgres,
+    stop_issuer_hsm,
+    stop_postgres,
+    write_mailer_key,
+)
 
 from sealcard.crypto import sealed_blob
 from sealcard.crypto.bip32 import ExtendedPublicKey
@@ -59,7 +67,6 @@ from sealcard.issuer.db import Database, Dialect
 from sealcard.issuer.fake import FakePack, fabricate_pack
 from sealcard.issuer.records import Records
 
-ROOT = Path(__file__).resolve().parents[1]
 UNAVAILABLE = 3  # the exit code of a command whose service does not answer (docs/cli.md)
 MAILER = "post"
 USERS = 97
@@ -94,13 +101,7 @@ class SuiteFailedError(Exception):
 
 
 def _sealcard(home: Path, *args: str, stdin: str | None = None) -> dict[str, Any]:
-    result = subprocess.run(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "sealcard.cli.main", "issuer", *args, "--home", str(home), "--json"],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = run_issuer(home, *args, stdin=stdin)
     if result.returncode != 0:
         raise SuiteFailedError(f"issuer {' '.join(args)}: {result.stdout}{result.stderr}")
     payload: dict[str, Any] = json.loads(result.stdout)
@@ -120,11 +121,7 @@ def prepare(home: Path, db_url: str, cards: int, pack: FakePack) -> None:
     _sealcard(home, "hsm", "init")
     _sealcard(home, "hsm", "start")
     mailer = home.parent / "mailer.pem"
-    mailer.write_bytes(
-        rsa.generate_private_key(65537, 2048)
-        .public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
+    write_mailer_key(mailer)
     _sealcard(home, "hsm", "mailer", "add", "--id", MAILER, "--key", str(mailer))
     records = Records.open(_sealcard_url(home), "crash-suite")
     with records.db:
@@ -153,18 +150,7 @@ def kill_loop(
     to 2 of its commit points B (0: while it starts or in its first chunk), then a random
     0..`jitter` s more (at most the time one chunk was seen to take), which lands anywhere in
     the next chunk."""
-    argv = [
-        sys.executable,
-        "-m",
-        "sealcard.cli.main",
-        "issuer",
-        "seal",
-        "--home",
-        str(home),
-        "--chunk-size",
-        str(counts.chunk),
-        "--json",
-    ]
+    argv = issuer_argv(home, "seal", "--chunk-size", str(counts.chunk), "--json")
     sealed_sql = "SELECT COUNT(*) FROM orders WHERE state = 'sealed'"
     pid_file = home / "run" / "issuer-hsm.pid"
     chunk_seconds = jitter
@@ -404,20 +390,7 @@ def run_suite(
         check_database(url, counts)
         check_audit_chain(home, counts)
     finally:
-        subprocess.run(  # noqa: S603 - our own interpreter and module
-            [
-                sys.executable,
-                "-m",
-                "sealcard.cli.main",
-                "issuer",
-                "hsm",
-                "stop",
-                "--home",
-                str(home),
-            ],
-            capture_output=True,
-            check=False,
-        )
+        stop_issuer_hsm(home)
     counts.seconds = round(time.perf_counter() - started, 1)
     return counts
 
@@ -429,13 +402,7 @@ def _postgres(base: Path, given: str | None) -> tuple[str, Path | None]:
     if env:
         return env, None
     pg_dir = base / "pg"
-    url = subprocess.run(  # noqa: S603 - our own script
-        ["bash", str(ROOT / "tools" / "pg_test_server.sh"), "start", str(pg_dir)],  # noqa: S607
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    return url, pg_dir
+    return start_postgres(pg_dir), pg_dir
 
 
 def main() -> int:
@@ -475,18 +442,13 @@ def main() -> int:
             folder = base / engine
             folder.mkdir()
             folder.chmod(0o711)
+            database: AbstractContextManager[str]
             if engine == "sqlite":
-                url = f"sqlite:///{folder / 'issuer.db'}"
+                database = nullcontext(f"sqlite:///{folder / 'issuer.db'}")
             else:
                 server, pg_dir = _postgres(base, args.pg_url)
-                schema = f"crash_{secrets.token_hex(4)}"
-                import psycopg
-
-                with psycopg.connect(server, autocommit=True) as conn:
-                    conn.execute(f"CREATE SCHEMA {schema}")
-                option = quote(f"-c search_path={schema}", safe="")
-                url = f"{server}{'&' if '?' in server else '?'}options={option}"
-            try:
+                database = fresh_schema(server, "crash")  # dropped after the run
+            with database as url:
                 results.append(
                     run_suite(
                         folder,
@@ -499,19 +461,11 @@ def main() -> int:
                         args.service_kill_every,
                     )
                 )
-            finally:
-                if engine == "postgresql":
-                    with psycopg.connect(server, autocommit=True) as conn:
-                        conn.execute(f"DROP SCHEMA {schema} CASCADE")
     except (SuiteFailedError, SealcardError) as exc:
         failure = str(exc)
     finally:
         if pg_dir is not None:
-            subprocess.run(  # noqa: S603 - our own script
-                ["bash", str(ROOT / "tools" / "pg_test_server.sh"), "stop", str(pg_dir)],  # noqa: S607
-                capture_output=True,
-                check=False,
-            )
+            stop_postgres(pg_dir)
         shutil.rmtree(base, ignore_errors=True)
     if args.json:
         print(

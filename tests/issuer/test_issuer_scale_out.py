@@ -13,14 +13,19 @@ import itertools
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from test_issuer_crash import SEED, WORKER, _check_audit_chain, _check_invariants, _prepare
+from sealer_runs import (
+    ORDERS,
+    check_audit_chain,
+    check_invariants,
+    prepare_orders,
+    read_count,
+    worker_argv,
+    write_issuer_key,
+)
 
 from sealcard.issuer.db import Database
 from sealcard.issuer.fake import FakePack, fabricate_pack
@@ -30,11 +35,11 @@ from sealcard.issuer.records import Records
 
 pytestmark = pytest.mark.issuer
 
-ORDERS = 160  # as test_issuer_crash (its helpers prepare and check this many)
 SEALERS = 4
 CHUNK = 4
 HSM_DELAY_S = 0.05
 KILLS = 8
+SEALED = "SELECT COUNT(*) FROM sealed_blobs"
 
 
 @pytest.fixture(scope="module")
@@ -44,17 +49,7 @@ def pack() -> FakePack:
 
 def _start(url: str, key_pem: Path, name: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [
-            sys.executable,
-            str(WORKER),
-            url,
-            SEED.hex(),
-            str(key_pem),
-            str(CHUNK),
-            str(HSM_DELAY_S),
-            "2",
-            name,
-        ],
+        worker_argv(url, key_pem, CHUNK, HSM_DELAY_S, "2", name),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -64,16 +59,9 @@ def _start(url: str, key_pem: Path, name: str) -> subprocess.Popen[str]:
 def test_four_sealers_under_sigkill_share_the_work_and_lose_nothing(
     pg_url: str, pack: FakePack, tmp_path: Path
 ) -> None:
-    _prepare(pg_url, pack)
-    issuer_key = ec.generate_private_key(ec.SECP256R1())
+    prepare_orders(pg_url, pack)
     key_pem = tmp_path / "issuer-key.pem"
-    key_pem.write_bytes(
-        issuer_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    issuer_key = write_issuer_key(key_pem)
     rng = random.Random(0x5CA1E)
     started = 0
 
@@ -89,7 +77,7 @@ def test_four_sealers_under_sigkill_share_the_work_and_lose_nothing(
     # sealed, however fast this machine seals (timed kills missed the work on a quiet one).
     for mark in (ORDERS * (k + 1) // (KILLS + 2) for k in range(KILLS)):
         deadline = time.monotonic() + 120
-        while _sealed(pg_url) < mark and any(p.poll() is None for p in running):
+        while read_count(pg_url, SEALED) < mark and any(p.poll() is None for p in running):
             assert time.monotonic() < deadline, f"the sealers stalled before {mark} sealed"
             time.sleep(0.01)
         time.sleep(rng.uniform(0.0, HSM_DELAY_S))  # anywhere within a chunk
@@ -116,7 +104,7 @@ def test_four_sealers_under_sigkill_share_the_work_and_lose_nothing(
     last = _start(pg_url, key_pem, "sealer-last")  # whatever a kill left reserved
     out, err = last.communicate(timeout=300)
     assert last.returncode == 0, err
-    _check_invariants(pg_url, pack, issuer_key)
+    check_invariants(pg_url, pack, issuer_key)
     with Database(pg_url) as db, db.transaction() as tx:
         spans = tx.all(
             "SELECT actor, MIN(at), MAX(at) FROM audit_log WHERE action = 'order.sealed'"
@@ -125,11 +113,6 @@ def test_four_sealers_under_sigkill_share_the_work_and_lose_nothing(
     # the work was shared, by sealers that sealed at the same time (not one after another)
     assert len(spans) >= 2, spans
     assert any(a[2] > b[1] for a, b in itertools.pairwise(spans)), spans
-
-
-def _sealed(url: str) -> int:
-    with Database(url) as db, db.read_transaction() as tx:  # waits for no writer
-        return int(tx.scalar("SELECT COUNT(*) FROM sealed_blobs"))
 
 
 REPLACED = 12  # personalized cards reported lost and replaced, among fresh orders
@@ -144,13 +127,7 @@ def test_replacements_keep_their_customers_element_under_several_sealers(
     once no element goes to another customer and no order is sealed twice."""
     pack = fabricate_pack(REPLACED * 2 + FRESH + 8, "REPL-PACK", rsa_pool=4)
     key_pem = tmp_path / "issuer-key.pem"
-    key_pem.write_bytes(
-        ec.generate_private_key(ec.SECP256R1()).private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    write_issuer_key(key_pem)
     with Database(pg_url) as db:
         apply_migrations(db)
         records = Records(db, "setup")
@@ -210,4 +187,4 @@ def test_replacements_keep_their_customers_element_under_several_sealers(
         assert tx.scalar("SELECT COUNT(DISTINCT card_serial) FROM sealed_blobs") == (
             2 * REPLACED + FRESH
         )
-    _check_audit_chain(pg_url)
+    check_audit_chain(pg_url)

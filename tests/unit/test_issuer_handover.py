@@ -166,6 +166,23 @@ def results_file(
     return path
 
 
+def party_file(
+    world: World,
+    name: str,
+    sender: SoftPartyKey,
+    kind: FileKind,
+    batch: str,
+    rows: list[list[str]],
+    *,
+    also_to: SoftPartyKey | None = None,
+) -> Path:
+    """A sealed file of `kind` from `sender` to the issuer (and `also_to`), in world.out."""
+    path = world.out / name
+    receivers = [peer(world.issuer_key)] + ([peer(also_to)] if also_to else [])
+    write_party_file(path, world.identity(sender), receivers, kind, batch, len(rows), rows)
+    return path
+
+
 def user_key(world: World, serial: bytes) -> str:
     order = world.records.order_for_card(serial)
     return world.records.sealed_output(order.id).user_public_key.hex()
@@ -302,24 +319,21 @@ def test_shipping_before_the_batchs_results_is_refused_saying_what_first(world: 
         for b in xr.batches(world.records)
         if any(r.serial == a for r in xr.batch_rows(world.records, b.batch_id))
     }
-    shipping = world.out / "ship-data.p7m"
-    write_party_file(
-        shipping,
-        world.identity(world.bureau),
-        [peer(world.issuer_key), peer(world.shipper)],
+    shipping = party_file(
+        world,
+        "ship-data.p7m",
+        world.bureau,
         FileKind.SHIPPING,
         batch,
-        1,
         [["1", a.hex().upper(), "Zoë", "addr"]],
+        also_to=world.shipper,
     )
-    shipped = world.out / "shipped-early.p7m"
-    write_party_file(
-        shipped,
-        world.identity(world.shipper),
-        [peer(world.issuer_key)],
+    shipped = party_file(
+        world,
+        "shipped-early.p7m",
+        world.shipper,
         FileKind.SHIP_CONFIRMATION,
         batch,
-        1,
         [[a.hex().upper(), "TRACK-1", "t"]],
     )
     first = (
@@ -348,50 +362,37 @@ def test_shipping_and_confirmations_in_either_order(world: World) -> None:
         ),
     )
     shipping = [["1", a.hex().upper(), "Zoë", "addr"], ["2", b.hex().upper(), "Zoë", "addr"]]
-    path = world.out / "ship.p7m"
-    write_party_file(
-        path,
-        world.identity(world.bureau),
-        [peer(world.issuer_key), peer(world.shipper)],
-        FileKind.SHIPPING,
-        "B-1",
-        2,
-        shipping,
+    path = party_file(
+        world, "ship.p7m", world.bureau, FileKind.SHIPPING, "B-1", shipping, also_to=world.shipper
     )
     assert receive_file(world.issuer, path).counts == {"handed_to_shipper": 2}
     # b's PIN letter is mailed before the card ships; a ships first.
-    mailed = world.out / "mailed.p7m"
-    write_party_file(
-        mailed,
-        world.identity(world.mailer),
-        [peer(world.issuer_key)],
+    mailed = party_file(
+        world,
+        "mailed.p7m",
+        world.mailer,
         FileKind.MAIL_CONFIRMATION,
         "B-1",
-        1,
         [[b.hex().upper(), "mailed", "", "t"]],
     )
     assert receive_file(world.issuer, mailed).counts == {"pin_mailed_before_shipping": 1}
-    shipped = world.out / "shipped.p7m"
-    write_party_file(
-        shipped,
-        world.identity(world.shipper),
-        [peer(world.issuer_key)],
+    shipped = party_file(
+        world,
+        "shipped.p7m",
+        world.shipper,
         FileKind.SHIP_CONFIRMATION,
         "B-1",
-        2,
         [[a.hex().upper(), "TRACK-1", "t"], [b.hex().upper(), "TRACK-2", "t"]],
     )
     assert receive_file(world.issuer, shipped).counts == {"shipped": 2, "pin_mailed": 1}
     states = world.states()
     assert (states[a], states[b]) == (OrderState.SHIPPED, OrderState.PIN_MAILED)
-    mailed_a = world.out / "mailed-a.p7m"
-    write_party_file(
-        mailed_a,
-        world.identity(world.mailer),
-        [peer(world.issuer_key)],
+    mailed_a = party_file(
+        world,
+        "mailed-a.p7m",
+        world.mailer,
         FileKind.MAIL_CONFIRMATION,
         "B-1",
-        1,
         [[a.hex().upper(), "mailed", "", "t"]],
     )
     assert receive_file(world.issuer, mailed_a).counts == {"pin_mailed": 1}
@@ -433,14 +434,12 @@ def test_activation_orders_reach_the_mailer_only_after_their_card_took_the_blob(
     assert records.get_order(activation.id).state is OrderState.PERSONALIZED
     assert export_batches(world.issuer, None, world.out).activation_letters == []  # once
 
-    mailed = world.out / "mailed-activation.p7m"
-    write_party_file(
-        mailed,
-        world.identity(world.mailer),
-        [peer(world.issuer_key)],
+    mailed = party_file(
+        world,
+        "mailed-activation.p7m",
+        world.mailer,
         FileKind.MAIL_CONFIRMATION,
         batch.batch,
-        1,
         [[card.serial.hex().upper(), "mailed", "", "t"]],
     )
     assert receive_file(world.issuer, mailed).counts == {"pin_mailed": 1}
