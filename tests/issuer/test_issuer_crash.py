@@ -7,6 +7,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -55,7 +56,17 @@ def _run_worker(argv: list[str], kill: tuple[int, float] | None) -> tuple[bool, 
             if proc.poll() is None and not (lines and lines[-1].startswith("done")):
                 time.sleep(jitter)
                 proc.send_signal(signal.SIGKILL)  # does nothing if it has exited meanwhile
-        out, err = proc.communicate(timeout=120)
+        # The rest through the same buffered reader, not communicate(): that reads the raw
+        # pipe, and lines readline() had already buffered ("done" right after the last
+        # "sealed") were lost. A worker that hangs is killed after two minutes.
+        watchdog = threading.Timer(120, proc.kill)
+        watchdog.start()
+        try:
+            out = proc.stdout.read()
+            err = proc.stderr.read() if proc.stderr is not None else ""
+            proc.wait()
+        finally:
+            watchdog.cancel()
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -70,6 +81,11 @@ def test_a_worker_that_finishes_during_the_jitter_sleep_was_not_killed() -> None
     commit, and the worker prints "done" and exits 0 while the test sleeps."""
     finishing = "import time; print('sealed 8', flush=True); time.sleep(0.05); print('done 8')"
     killed, lines = _run_worker([sys.executable, "-c", finishing], (1, 0.5))
+    assert not killed
+    assert lines == ["sealed 8", "done 8"]
+    # both lines in one write: readline() buffers "done 8" while it returns "sealed 8"
+    at_once = "import sys; sys.stdout.write('sealed 8\\ndone 8\\n')"
+    killed, lines = _run_worker([sys.executable, "-c", at_once], (1, 0.5))
     assert not killed
     assert lines == ["sealed 8", "done 8"]
     sleeping = "import time; print('sealed 8', flush=True); time.sleep(30)"
