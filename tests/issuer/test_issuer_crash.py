@@ -36,6 +36,23 @@ def _run(url: str, key_pem: Path, kill: tuple[int, float] | None) -> tuple[bool,
     return _run_worker(worker_argv(url, key_pem, CHUNK, HSM_DELAY_S), kill)
 
 
+def _rest_of(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    """(stdout, stderr) to the end, after some lines were read with readline(): through the
+    same buffered reader, not communicate(), which reads the raw pipe and loses the lines
+    readline() had already buffered ("done" right after the last "sealed"). A process that
+    hangs is killed after two minutes."""
+    assert proc.stdout is not None and proc.stderr is not None
+    watchdog = threading.Timer(120, proc.kill)
+    watchdog.start()
+    try:
+        out = proc.stdout.read()
+        err = proc.stderr.read()
+        proc.wait()
+    finally:
+        watchdog.cancel()
+    return out, err
+
+
 def _run_worker(argv: list[str], kill: tuple[int, float] | None) -> tuple[bool, list[str]]:
     """Run a sealing process, SIGKILL it as `kill` says; (killed, output lines).
 
@@ -56,17 +73,7 @@ def _run_worker(argv: list[str], kill: tuple[int, float] | None) -> tuple[bool, 
             if proc.poll() is None and not (lines and lines[-1].startswith("done")):
                 time.sleep(jitter)
                 proc.send_signal(signal.SIGKILL)  # does nothing if it has exited meanwhile
-        # The rest through the same buffered reader, not communicate(): that reads the raw
-        # pipe, and lines readline() had already buffered ("done" right after the last
-        # "sealed") were lost. A worker that hangs is killed after two minutes.
-        watchdog = threading.Timer(120, proc.kill)
-        watchdog.start()
-        try:
-            out = proc.stdout.read()
-            err = proc.stderr.read() if proc.stderr is not None else ""
-            proc.wait()
-        finally:
-            watchdog.cancel()
+        out, err = _rest_of(proc)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -143,7 +150,7 @@ def test_a_second_sealer_on_sqlite_is_refused_and_the_first_finishes(
     second = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
     assert second.returncode == 1
     assert "another sealer is sealing" in second.stderr and "PostgreSQL" in second.stderr
-    out, err = first.communicate(timeout=120)
+    out, err = _rest_of(first)
     assert first.returncode == 0, err
     assert out.splitlines()[-1] == f"done {ORDERS}"
     check_invariants(url, pack, issuer_key)
