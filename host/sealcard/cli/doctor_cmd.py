@@ -51,10 +51,12 @@ def doctor(jobs: tuple[str, ...], home: Path | None, as_json: bool) -> None:
     """Check this machine for the job at hand; say what is missing and how to fix it.
 
     \b
-    Reads only: it writes no file, no database row and no token object, tries no PIN
-    (the issuer job opens the issuer-system token, as every issuer command does, to sign
-    one ping to the issuer HSM service). Versions of sealcard, Python, its packages,
-    pcscd, SoftHSM2, Java and OpenSSL are listed at the end.
+    Reads only: it writes no database row and no token object, tries no PIN (the issuer
+    job opens the issuer-system token, as every issuer command does, to sign one ping to
+    the issuer HSM service), and writes no file but the empty hsm/token-open.lock that
+    any token user makes once in a home older than that lock (docs/hsm.md). Versions of
+    sealcard, Python, its packages, pcscd, SoftHSM2, Java and OpenSSL are listed at the
+    end.
 
     Exit code 0 when every check passes (warnings allowed), 1 when one fails.
     """
