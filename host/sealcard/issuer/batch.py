@@ -364,10 +364,12 @@ def seal_orders(
     started = time.perf_counter()
     budget = planned if limit is None else limit
 
-    def fetch(claim: _Claim | None, limit: int, **where: Any) -> list[SealWork]:
-        """Reserved work; with a claim, locked in the claim's transaction (others skip it)."""
+    def fetch(claim: _Claim | None, limit: int, own: bool = False, **where: Any) -> list[SealWork]:
+        """Reserved work; with a claim, locked in the claim's transaction (others skip it).
+        `own`: orders this run has just reserved, waited for if another transaction holds
+        them for a moment (`Records.assigned_work`)."""
         if claim is not None:
-            return records.assigned_work(claim.tx, limit, lock=True, **where)
+            return records.assigned_work(claim.tx, limit, lock=True, wait_for_locked=own, **where)
         with records.db.transaction() as tx:
             return records.assigned_work(tx, limit, **where)
 
@@ -410,7 +412,7 @@ def seal_orders(
                 return
             # Claimed right after A: an order another sealer's resume took in between is its.
             claim = claims.open() if claims is not None else None
-            work = fetch(claim, len(reserved), order_ids=reserved)
+            work = fetch(claim, len(reserved), own=True, order_ids=reserved)
             timings.fetch += time.perf_counter() - t1
             timings.database_cpu += time.thread_time() - c0
             budget -= len(work)

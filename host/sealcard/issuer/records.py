@@ -1317,14 +1317,22 @@ class Records:
         pack_serial: str | None = None,
         order_ids: Sequence[int] | None = None,
         lock: bool = False,
+        wait_for_locked: bool = False,
     ) -> list[SealWork]:
         """Orders in `card_assigned` (reserved, not yet sealed, not held), oldest first, with
         what the issuer HSM needs to seal them. With `lock` (PostgreSQL), the orders are locked
         for the caller's transaction and orders another transaction holds are skipped: the
-        claim of a sealer among several (`sealcard.issuer.batch`)."""
+        claim of a sealer among several (`sealcard.issuer.batch`). With `wait_for_locked` as
+        well, an order another transaction holds is waited for instead, and taken if it is
+        still `card_assigned` when that transaction ends: for the orders a sealer has just
+        reserved itself, which another transaction may hold for a moment without claiming
+        them (another sealer's reserve, whose `FOR UPDATE` waited on them, keeps the row locks
+        after its re-check drops them); skipped, they were left reserved and unsealed."""
         extra = ""
         params: list[Any] = []
-        claim = " FOR UPDATE OF o SKIP LOCKED" if lock and tx.dialect is Dialect.POSTGRES else ""
+        claim = ""
+        if lock and tx.dialect is Dialect.POSTGRES:
+            claim = " FOR UPDATE OF o" if wait_for_locked else " FOR UPDATE OF o SKIP LOCKED"
         if pack_serial is not None:
             extra += " AND p.pack_serial = ?"
             params.append(pack_serial)
