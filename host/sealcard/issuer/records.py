@@ -1326,8 +1326,9 @@ class Records:
         well, an order another transaction holds is waited for instead, and taken if it is
         still `card_assigned` when that transaction ends: for the orders a sealer has just
         reserved itself, which another transaction may hold for a moment without claiming
-        them (another sealer's reserve, whose `FOR UPDATE` waited on them, keeps the row locks
-        after its re-check drops them); skipped, they were left reserved and unsealed."""
+        them (another sealer's reserve that still saw them `requested` locks each, re-checks
+        it, drops it and keeps the lock until it commits); skipped, they were left reserved
+        and unsealed."""
         extra = ""
         params: list[Any] = []
         claim = ""
