@@ -89,3 +89,30 @@ def test_orders_held_a_moment_after_reservation_are_still_sealed_by_their_sealer
     assert records.held.is_set()  # the rows were held between commit point A and the claim
     assert report.sealed == ORDERS and report.stopped == "done"
     assert [records.get_order(i).state for i in ids] == [OrderState.SEALED] * ORDERS
+
+
+def test_an_order_a_sealer_holds_is_waited_for_not_reported_missing(pg_url: str) -> None:
+    """Cancelling (or retrying, advancing, replacing) an order that a sealer's chunk holds
+    waits for the chunk, then sees the order as the sealer left it: before, the skipped row
+    made the command answer "no order N" for an order that exists."""
+    db = Database(pg_url)
+    apply_migrations(db)
+    records = Records(db, "operator")
+    records.initialize(BASE)
+    user = records.add_user("Ada", "1 Main St")
+    (order,) = records.request_orders(user.id, 1, pin_source="none")
+    held = threading.Event()
+
+    def hold() -> None:
+        with Database(pg_url) as other, other.transaction() as tx:
+            tx.all("SELECT id FROM orders WHERE id = ? FOR UPDATE", (order.id,))
+            held.set()
+            time.sleep(HOLD_S)
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    assert held.wait(10)
+    cancelled = records.cancel_order(order.id, note="customer left")  # waits for the holder
+    assert cancelled.state is OrderState.CANCELLED
+    holder.join(10)
+    records.close()

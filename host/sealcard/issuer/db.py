@@ -114,6 +114,13 @@ class Tx:
         transaction holds; SQLite needs nothing (``BEGIN IMMEDIATE`` already excludes writers)."""
         return " FOR UPDATE SKIP LOCKED" if self.dialect is Dialect.POSTGRES else ""
 
+    @property
+    def for_update_wait(self) -> str:
+        """Suffix for a SELECT of rows named by id that this transaction must have: PostgreSQL
+        waits for a transaction that holds them (a sealer's chunk until its commit point B);
+        skipped, an existing order would look like no order at all."""
+        return " FOR UPDATE" if self.dialect is Dialect.POSTGRES else ""
+
     def _sql(self, sql: str) -> str:
         if self.dialect is Dialect.POSTGRES:
             return _pg_sql(sql)

@@ -913,8 +913,10 @@ class Records:
         return self.get_order(order_id)
 
     def _locked_order(self, tx: Tx, order_id: int) -> Order:
+        """The order, locked for `tx` (waiting for a sealer that holds it: then it is seen as
+        that sealer left it); `RecordNotFoundError` if there is none."""
         row = tx.one(
-            f"SELECT {_ORDER_COLS} FROM orders WHERE id = ?{tx.for_update}",  # noqa: S608
+            f"SELECT {_ORDER_COLS} FROM orders WHERE id = ?{tx.for_update_wait}",  # noqa: S608
             (order_id,),
         )
         if row is None:
