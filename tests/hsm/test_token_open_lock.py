@@ -12,7 +12,7 @@ import pytest
 from hsm_helpers import softhsm_available
 
 from sealcard.hsm.config import HsmConfig
-from sealcard.hsm.errors import HsmError
+from sealcard.hsm.errors import TokenBusyError
 from sealcard.hsm.softhsm import init_softhsm
 from sealcard.hsm.store_lock import STORE_LOCK_NAME, softhsm_store_lock
 
@@ -104,7 +104,7 @@ def test_a_lock_held_too_long_is_a_clear_error(token_config: HsmConfig) -> None:
     # flock locks belong to the open file: a second open in this process must wait too
     with (
         softhsm_store_lock(token_config.softhsm_conf),
-        pytest.raises(HsmError, match=r"held .* while opening the token"),
+        pytest.raises(TokenBusyError, match=r"held .* while opening the token"),
         softhsm_store_lock(token_config.softhsm_conf, timeout_s=0.2),
     ):
         pass

@@ -34,6 +34,10 @@ class RequestRefused(HsmError):  # noqa: N818 - the agreed name (ISSUER_API.md)
         self.detail = message  # the message without the reason (what the service sends)
 
 
+class TokenBusyError(HsmError, UnavailableError):
+    """Another process has held the token store's lock for too long (`hsm.store_lock`)."""
+
+
 class ServiceUnavailableError(HsmError, UnavailableError):
     """The issuer HSM service does not answer on its socket."""
 

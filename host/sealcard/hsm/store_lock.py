@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sealcard.hsm.errors import HsmError
+from sealcard.hsm.errors import TokenBusyError
 
 #: beside a home's softhsm2.conf
 STORE_LOCK_NAME = "token-open.lock"
@@ -42,7 +42,8 @@ def create_store_lock(conf_dir: Path) -> None:
 def softhsm_store_lock(
     softhsm_conf: Path | None, timeout_s: float = STORE_LOCK_TIMEOUT_S
 ) -> Iterator[None]:
-    """Hold the store's lock (HsmError after ``timeout_s``); nothing for other modules."""
+    """Hold the store's lock (TokenBusyError, exit code 3, after ``timeout_s``); nothing for
+    other modules."""
     if softhsm_conf is None:
         yield
         return
@@ -60,7 +61,7 @@ def softhsm_store_lock(
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise HsmError(
+                    raise TokenBusyError(
                         f"another process has held {path} for {timeout_s:.0f} s while opening"
                         " the token: find it with `fuser -v` on that file"
                     ) from None
