@@ -17,7 +17,7 @@ from typing import Any, Final
 from sealcard.issuer.db import Tx
 from sealcard.issuer.errors import DuplicateRecordError, IssuerError
 from sealcard.issuer.lifecycle import OrderState
-from sealcard.issuer.records import CardInit, Records, now
+from sealcard.issuer.records import CardInit, Records, insert_stock_cards, now
 
 CHUNK: Final = 1000
 BATCH_WRITING: Final = "writing"
@@ -167,25 +167,7 @@ class PackImport:
             raise DuplicateRecordError(
                 f"card {str(taken[0][0]).upper()} is already in stock (or twice in the pack)"
             )
-        self.tx.executemany(
-            "INSERT INTO cards (serial, pack_seq, position, device_public_key,"
-            " issuer_auth_public_key, device_key_cert, issuer_auth_cert, signed_device_key,"
-            " verified, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'available')",
-            [
-                (
-                    c.serial.hex(),
-                    self.seq,
-                    self.count + i,
-                    c.device_public_key_der,
-                    c.issuer_auth_public_key_der,
-                    c.device_key_cert,
-                    c.issuer_auth_cert,
-                    c.signed_device_key,
-                    int(c.verified),
-                )
-                for i, c in enumerate(cards)
-            ],
-        )
+        insert_stock_cards(self.tx, self.seq, self.count, cards)
         self.count += len(cards)
 
     def finish(self, detail: dict[str, Any]) -> int:

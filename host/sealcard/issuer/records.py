@@ -273,6 +273,32 @@ def _in_list(n: int) -> str:
     return "(" + ", ".join("?" * n) + ")"
 
 
+def insert_stock_cards(
+    tx: Tx, pack_seq: int, first_position: int, cards: Sequence[CardInit]
+) -> None:
+    """Add `cards` to the stock as pack `pack_seq`'s cards from `first_position` on, available
+    (a whole pack here, or a pack file's chunk in `exchange_records.PackImport`)."""
+    tx.executemany(
+        "INSERT INTO cards (serial, pack_seq, position, device_public_key,"
+        " issuer_auth_public_key, device_key_cert, issuer_auth_cert, signed_device_key,"
+        " verified, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'available')",
+        [
+            (
+                c.serial.hex(),
+                pack_seq,
+                first_position + i,
+                c.device_public_key_der,
+                c.issuer_auth_public_key_der,
+                c.device_key_cert,
+                c.issuer_auth_cert,
+                c.signed_device_key,
+                int(c.verified),
+            )
+            for i, c in enumerate(cards)
+        ],
+    )
+
+
 class Records:
     """The issuer's records in one database. `actor` names who acts, for the audit log."""
 
@@ -1191,25 +1217,7 @@ class Records:
                     (pack_serial, at, len(cards), source),
                 )
             )
-            tx.executemany(
-                "INSERT INTO cards (serial, pack_seq, position, device_public_key,"
-                " issuer_auth_public_key, device_key_cert, issuer_auth_cert, signed_device_key,"
-                " verified, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'available')",
-                [
-                    (
-                        c.serial.hex(),
-                        seq,
-                        pos,
-                        c.device_public_key_der,
-                        c.issuer_auth_public_key_der,
-                        c.device_key_cert,
-                        c.issuer_auth_cert,
-                        c.signed_device_key,
-                        int(c.verified),
-                    )
-                    for pos, c in enumerate(cards)
-                ],
-            )
+            insert_stock_cards(tx, seq, 0, cards)
             self._audit(
                 tx,
                 "pack.import",
